@@ -1,0 +1,262 @@
+"""``BaseHandler``: common headers, auth, CORS, limits and error rendering.
+
+Every handler gets its dependencies through ``initialize(ctx=AppContext)``.
+``write_error`` is the one place that renders errors: a
+:class:`tusd_py.errors.TusError` becomes its status, headers and
+``{"error": {"code", "message"}}`` body (no body for HEAD); Tornado's own
+HTTP errors are mapped to the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import tornado.iostream
+import tornado.web
+
+from tusd_py import errors, protocol
+from tusd_py.context import AppContext
+from tusd_py.guard import RequestKind
+from tusd_py.models import Principal
+
+log = logging.getLogger("tusd_py.app")
+
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_TORNADO_CODES = {
+    400: "ERR_BAD_REQUEST",
+    403: "ERR_FORBIDDEN",
+    404: "ERR_NOT_FOUND",
+    405: "ERR_METHOD_NOT_ALLOWED",
+    411: "ERR_LENGTH_REQUIRED",
+    413: "ERR_MAX_SIZE_EXCEEDED",
+    431: "ERR_HEADERS_TOO_LARGE",
+}
+_REASONS = {460: "Checksum Mismatch", 507: "Insufficient Storage", 423: "Locked"}
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """Shared behaviour of every tusd-py route."""
+
+    ctx: AppContext
+    #: Set by handlers for the access log.
+    upload_id: str | None = None
+    principal: Principal | None = None
+    bytes_received: int = 0
+    error_code: str | None = None
+
+    def initialize(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        supplied = self.request.headers.get("X-Request-ID", "")
+        self.request_id = supplied if _REQUEST_ID_RE.fullmatch(supplied) else secrets.token_hex(8)
+        self._extra_headers: dict[str, str] = {}
+        self.set_default_headers()
+
+    # --- headers -------------------------------------------------------------
+
+    def compute_etag(self) -> str | None:
+        """No automatic ETags: downloads set their own."""
+        return None
+
+    def set_default_headers(self) -> None:
+        self.clear_header("Content-Type")
+        self.set_header("Tus-Resumable", protocol.TUS_VERSION)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        ctx: AppContext | None = getattr(self, "ctx", None)
+        if ctx is None:
+            return
+        self.set_header("X-Request-ID", self.request_id)
+        for name, value in getattr(self, "_extra_headers", {}).items():
+            self.set_header(name, value)
+        origin = self.request.headers.get("Origin")
+        if origin and self._origin_allowed(origin):
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Access-Control-Expose-Headers", ", ".join(protocol.CORS_EXPOSE_HEADERS))
+            self.add_header("Vary", "Origin")
+
+    def add_sticky_header(self, name: str, value: str) -> None:
+        """A header that survives ``clear()`` (kept on error responses too)."""
+        self._extra_headers[name] = value
+        self.set_header(name, value)
+
+    def _origin_allowed(self, origin: str) -> bool:
+        allowed = self.ctx.config.server.cors_origins
+        return "*" in allowed or origin in allowed
+
+    def is_preflight(self) -> bool:
+        return (
+            self.request.method == "OPTIONS"
+            and "Origin" in self.request.headers
+            and "Access-Control-Request-Method" in self.request.headers
+        )
+
+    def answer_preflight(self) -> None:
+        """CORS preflight: 204 with allowed methods and headers (if the origin is allowed)."""
+        origin = self.request.headers.get("Origin", "")
+        if self._origin_allowed(origin):
+            self.set_header("Access-Control-Allow-Methods", ", ".join(protocol.CORS_METHODS))
+            self.set_header("Access-Control-Allow-Headers", ", ".join(protocol.CORS_ALLOW_HEADERS))
+            self.set_header("Access-Control-Max-Age", "86400")
+        self.set_status(204)
+        self.finish()
+
+    # --- request facts -----------------------------------------------------------
+
+    def client_ip(self) -> str:
+        """The client's address; proxy headers count only with ``trust_proxy``."""
+        if self.ctx.config.server.trust_proxy:
+            forwarded = self.request.headers.get("X-Forwarded-For", "")
+            if forwarded:
+                return forwarded.split(",")[0].strip()
+            real = self.request.headers.get("X-Real-IP")
+            if real:
+                return real.strip()
+        return str(self.request.remote_ip or "")
+
+    def external_base(self) -> str:
+        """``scheme://host`` of this server as the client sees it."""
+        scheme = self.request.protocol
+        host = self.request.host
+        if self.ctx.config.server.trust_proxy:
+            forwarded = self.request.headers.get("Forwarded")
+            if forwarded:
+                first = forwarded.split(",")[0]
+                for part in first.split(";"):
+                    key, _, value = part.strip().partition("=")
+                    value = value.strip('"')
+                    if key.lower() == "proto" and value in ("http", "https"):
+                        scheme = value
+                    elif key.lower() == "host" and value:
+                        host = value
+            else:
+                proto = self.request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
+                if proto in ("http", "https"):
+                    scheme = proto
+                fwd_host = self.request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+                if fwd_host:
+                    host = fwd_host
+        if (scheme == "http" and host.endswith(":80")) or (scheme == "https" and host.endswith(":443")):
+            host = host.rsplit(":", 1)[0]
+        return f"{scheme}://{host}"
+
+    def upload_url(self, upload_id: str) -> str:
+        """The absolute URL of an upload (the ``Location`` header)."""
+        return f"{self.external_base()}{self.ctx.config.server.base_path}{upload_id}"
+
+    # --- auth and limits ---------------------------------------------------------
+
+    def authenticate(self, *, required: bool = True) -> Principal | None:
+        """The caller; raises 401 when ``required`` and there is none."""
+        principal = self.ctx.authenticator.authenticate(self.request.headers)
+        if principal is None and required:
+            raise errors.Unauthenticated("this request needs an Authorization: Bearer token")
+        self.principal = principal
+        return principal
+
+    async def check_limits(self, kind: RequestKind) -> None:
+        """Count the request against rate limits (before any body is read)."""
+        headers = await self.ctx.guard.check(kind, self.principal, self.client_ip())
+        for name, value in headers.items():
+            self.add_sticky_header(name, value)
+
+    def require_tus_version(self) -> None:
+        """412 unless ``Tus-Resumable`` names a version we speak."""
+        version = self.request.headers.get("Tus-Resumable")
+        if version not in protocol.SUPPORTED_VERSIONS:
+            raise errors.UnsupportedVersion(
+                "Tus-Resumable must be 1.0.0"
+                + (f" (got {version[:20]!r})" if version else " (header missing)"),
+                headers={"Tus-Version": ",".join(protocol.SUPPORTED_VERSIONS)},
+            )
+
+    # --- errors --------------------------------------------------------------------
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        exc = exc_info[1] if exc_info else None
+        if isinstance(exc, errors.TusError):
+            error = exc
+        elif isinstance(exc, tornado.web.HTTPError):
+            error = errors.TusError(exc.log_message or self._reason)
+            error_status = exc.status_code
+            self.set_status(error_status)
+            self._render(
+                error_status,
+                _TORNADO_CODES.get(error_status, "ERR_HTTP"),
+                exc.log_message or self._reason,
+                {},
+            )
+            return
+        else:
+            error = errors.TusError()
+            if status_code != 500:
+                self._render(status_code, _TORNADO_CODES.get(status_code, "ERR_HTTP"), self._reason, {})
+                return
+        self._render(error.status, error.code, error.message, error.headers)
+
+    def _render(self, status: int, code: str, message: str, headers: Mapping[str, str]) -> None:
+        self.error_code = code
+        self.set_status(status, _REASONS.get(status))
+        for name, value in headers.items():
+            self.set_header(name, value)
+        if self.request.method == "HEAD" or status == 304:
+            self.finish()
+            return
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"error": {"code": code, "message": message}}))
+
+    def fail(self, error: errors.TusError) -> None:
+        """Answer ``error`` now (e.g. mid-body); a no-op once finished."""
+        if self._finished:
+            return
+        if self._headers_written:
+            self.close_connection()
+            return
+        self.clear()
+        self._render(error.status, error.code, error.message, error.headers)
+
+    def close_connection(self) -> None:
+        """Drop the client connection (stops reading a request body)."""
+        connection = self.request.connection
+        close = getattr(connection, "close", None)
+        if close is not None:
+            close()
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(value, tornado.iostream.StreamClosedError):
+            return
+        if isinstance(value, errors.TusError) and value.status < 500:
+            return
+        if isinstance(value, errors.TusError) and type(value) is not errors.TusError:
+            log.warning(
+                "%s %s: %s %s",
+                self.request.method,
+                self.request.path,
+                value.code,
+                value.message,
+                extra={"request_id": self.request_id, "upload_id": self.upload_id},
+            )
+            return
+        super().log_exception(typ, value, tb)
+
+    def finish_json(self, status: int, body: Any) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(body))
+
+
+class NotFoundHandler(BaseHandler):
+    """Unknown routes: a JSON 404."""
+
+    def prepare(self) -> None:
+        raise errors.NotFound(f"no route for {self.request.path[:200]}")

@@ -1,0 +1,121 @@
+"""``CollectionHandler`` at ``<base_path>``: OPTIONS discovery and POST creation.
+
+POST implements creation, creation-with-upload (body with
+``Content-Type: application/offset+octet-stream``), creation-defer-length and
+the final upload of concatenation.
+"""
+
+from __future__ import annotations
+
+from handlers.streaming import StreamingHandler
+from handlers.tus_headers import set_discovery_headers, set_expires
+from tusd_py import errors, protocol
+from tusd_py.models import UploadInfo
+from tusd_py.service import AppendRequest
+
+
+class CollectionHandler(StreamingHandler):
+    SUPPORTED_METHODS = ("OPTIONS", "POST")
+
+    created: UploadInfo | None = None
+
+    async def prepare(self) -> None:
+        if self.request.method == "OPTIONS":
+            return
+        self.require_tus_version()
+        self.authenticate()
+        await self.check_limits("create")
+        if self.ctx.lifecycle.draining:
+            raise errors.ServerShutdown(retry_after=5)
+        await self._create()
+
+    def options(self) -> None:
+        if self.is_preflight():
+            self.answer_preflight()
+            return
+        set_discovery_headers(self)
+        self.set_status(204)
+
+    async def _create(self) -> None:
+        headers = self.request.headers
+        service = self.ctx.service
+        principal = self.principal
+        assert principal is not None
+        has_body = self.request_has_body()
+        if has_body:
+            content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if content_type != protocol.OFFSET_CONTENT_TYPE:
+                raise errors.InvalidContentType(
+                    "a creation request with a body needs Content-Type: application/offset+octet-stream"
+                )
+        metadata_raw = headers.get("Upload-Metadata", "").strip()
+        metadata = protocol.parse_metadata(metadata_raw)
+        visibility = _visibility(metadata)
+        length_header = headers.get("Upload-Length")
+        defer_header = headers.get("Upload-Defer-Length")
+        concat_header = headers.get("Upload-Concat")
+        concat = (
+            protocol.parse_concat(concat_header, self.ctx.config.server.base_path)
+            if concat_header is not None
+            else None
+        )
+        if concat is not None and concat.kind == "final":
+            if length_header is not None or defer_header is not None:
+                raise errors.InvalidLength(
+                    "a final upload must not carry Upload-Length: its length is the sum of its partials"
+                )
+            if has_body:
+                raise errors.ModifyFinal("a final upload cannot carry a body")
+            info = await service.create_final(
+                principal,
+                partial_ids=concat.partial_ids,
+                concat_raw=concat_header.strip() if concat_header else "",
+                metadata_raw=metadata_raw,
+                visibility=visibility,
+            )
+            self._created(info)
+            return
+        if length_header is not None and defer_header is not None:
+            raise errors.InvalidLength("send either Upload-Length or Upload-Defer-Length, not both")
+        if length_header is None and defer_header is None:
+            raise errors.InvalidLength("Upload-Length or Upload-Defer-Length: 1 is required")
+        length = protocol.parse_length(length_header) if length_header is not None else None
+        if defer_header is not None:
+            protocol.parse_defer_length(defer_header)
+        body_length = self.content_length()
+        if length is not None and body_length is not None and body_length > length:
+            raise errors.UploadSizeExceeded(f"the body of {body_length} bytes exceeds Upload-Length {length}")
+        info = await service.create(
+            principal,
+            length=length,
+            metadata_raw=metadata_raw,
+            partial=concat is not None,
+            visibility=visibility,
+        )
+        self._created(info)
+        if has_body:
+            await self.start_stream(principal, info.id, AppendRequest(offset=0, content_length=body_length))
+
+    def _created(self, info: UploadInfo) -> None:
+        self.created = info
+        self.upload_id = info.id
+        self.add_sticky_header("Location", self.upload_url(info.id))
+
+    async def post(self) -> None:
+        info = self.created
+        assert info is not None
+        if self.session is not None:
+            info = await self.finish_stream()
+            self.set_header("Upload-Offset", str(info.offset))
+        set_expires(self, info)
+        self.set_status(201)
+
+
+def _visibility(metadata: dict[str, bytes]) -> str | None:
+    raw = metadata.get("visibility")
+    if raw is None:
+        return None
+    value = raw.decode("ascii", "replace").strip().lower()
+    if value not in ("public", "private"):
+        raise errors.InvalidMetadata("metadata visibility must be 'public' or 'private'")
+    return value

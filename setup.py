@@ -1,0 +1,36 @@
+"""Packaging for tusd-py (console script ``tusd-py``)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="tusd-py",
+    version="0.1.0",
+    description="Resumable upload server (tus 1.0.0) on Tornado: local disk, S3 relay, SQLite or Redis",
+    python_requires=">=3.11",
+    packages=find_packages(
+        include=["tusd_py", "tusd_py.*", "handlers", "handlers.*", "storage", "storage.*"]
+    ),
+    package_data={"tusd_py": ["py.typed"], "handlers": ["py.typed"], "storage": ["py.typed"]},
+    install_requires=[
+        "tornado>=6.4",
+        "redis>=5.0",
+        "boto3>=1.34",
+        "pyjwt[crypto]>=2.8",
+        "python-magic>=0.4.27",
+        "sqlite-utils>=3.36",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-tornado>=0.8.1",
+            "hypothesis>=6.100",
+            "moto[server]>=5.0",
+            "tuspy>=1.0",
+            "mypy>=1.10",
+            "ruff>=0.5",
+            "boto3-stubs[s3]",
+            "types-requests",
+        ],
+    },
+    entry_points={"console_scripts": ["tusd-py=tusd_py.cli:main"]},
+)

@@ -1,0 +1,109 @@
+"""The ``Storage`` seam: where upload bytes live.
+
+A backend implements the small core of :class:`Storage` and opts into
+capabilities (tusd's composer idea) by listing them in ``capabilities`` *and*
+implementing the matching protocol; :class:`tusd_py.composer.Composer` checks
+both at startup and derives the advertised ``Tus-Extension`` from them.
+
+Errors: backends raise :mod:`tusd_py.errors` ``BackendError`` subclasses
+(``StorageError``, ``StorageUnavailable``, ``InsufficientStorage``) and
+translate their foreign exceptions (OSError, botocore) at this boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from enum import StrEnum
+from typing import ClassVar, Protocol, runtime_checkable
+
+from tusd_py.models import UploadInfo
+
+
+class Capability(StrEnum):
+    """Optional abilities of a storage backend."""
+
+    TERMINATE = "terminate"
+    CONCATENATE = "concatenate"
+    DECLARE_LENGTH = "declare-length"
+    SERVE_CONTENT = "serve-content"
+
+
+@runtime_checkable
+class ChunkWriter(Protocol):
+    """Appends one request's bytes to an upload, starting at its offset."""
+
+    async def write(self, chunk: bytes) -> None:
+        """Store ``chunk`` after the previous ones. Raises ``BackendError``;
+        after an error, :meth:`close` still reports the bytes stored."""
+
+    async def close(self) -> int:
+        """Make written bytes durable per policy; return how many bytes this
+        writer stored in total (the new offset is ``start + that``).
+        Idempotent."""
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Core byte storage every backend provides."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]]
+
+    async def create(self, info: UploadInfo) -> Mapping[str, str]:
+        """Prepare storage for a new upload; returns its ``storage_meta``."""
+
+    async def open_writer(self, info: UploadInfo) -> ChunkWriter:
+        """A writer appending at ``info.offset``. The caller holds the lock."""
+
+    async def durable_offset(self, info: UploadInfo) -> int:
+        """How many bytes of the upload the storage really holds (truth for
+        reconciliation; may differ from ``info.offset`` after a crash)."""
+
+    async def finish(self, info: UploadInfo) -> Mapping[str, str]:
+        """Called once when offset reaches length; returns new ``storage_meta``."""
+
+    def read(self, info: UploadInfo, start: int, end: int) -> AsyncIterator[bytes]:
+        """Yield bytes ``start..end`` (inclusive) of a complete upload."""
+
+    async def ping(self) -> None:
+        """Raise ``BackendError`` unless the backend is usable."""
+
+    async def close(self) -> None:
+        """Release clients, executors and background tasks; idempotent."""
+
+
+@runtime_checkable
+class Terminatable(Protocol):
+    async def terminate(self, info: UploadInfo) -> None:
+        """Free every byte and object of the upload; unknown data is not an error."""
+
+
+@runtime_checkable
+class Concatenatable(Protocol):
+    async def concatenate(self, final: UploadInfo, partials: Sequence[UploadInfo]) -> Mapping[str, str]:
+        """Fill ``final`` with the bytes of ``partials`` in order (all complete);
+        returns the final's ``storage_meta``."""
+
+
+@runtime_checkable
+class LengthDeferrable(Protocol):
+    async def declare_length(self, info: UploadInfo, length: int) -> Mapping[str, str]:
+        """The deferred length became known; returns new ``storage_meta``."""
+
+
+@runtime_checkable
+class ContentServer(Protocol):
+    async def download_url(self, info: UploadInfo, filename: str | None) -> str | None:
+        """A URL the client can GET the bytes from directly (e.g. presigned),
+        or None to stream them through the server."""
+
+
+CAPABILITY_PROTOCOLS: Mapping[Capability, type] = {
+    Capability.TERMINATE: Terminatable,
+    Capability.CONCATENATE: Concatenatable,
+    Capability.DECLARE_LENGTH: LengthDeferrable,
+}
+
+
+#: Chooses a storage name for a new upload from its length (None = deferred).
+StoragePolicy = Callable[[int | None], str]

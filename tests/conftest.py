@@ -1,0 +1,111 @@
+"""Shared fixtures.
+
+* ``redis_url`` / ``s3_endpoint`` (session): real services, see ``tests/services.py``.
+* ``tus_config``: a :class:`Config` on a temporary data dir (auth off, fast
+  progress publishing); tweak with the ``config_overrides`` fixture.
+* ``ctx`` / ``app`` / ``http_server`` / ``base_url``: the application on a
+  loopback port with the production HTTP server settings (pytest-tornado's
+  ``http_client`` and ``gen_test`` work on top).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import tornado.httpserver
+import tornado.ioloop
+import tornado.testing
+import tornado.web
+
+from tests import services
+from tusd_py.app import make_app
+from tusd_py.config import Config, load_config
+from tusd_py.context import AppContext
+from tusd_py.server import build_context, http_server as make_http_server
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    given = services.env_or_none("TUSD_PY_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    with services.redis_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    given = services.env_or_none("TUSD_PY_TEST_S3_ENDPOINT")
+    if given:
+        yield given
+        return
+    with services.moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def config_overrides() -> dict[str, Any]:
+    """Override in a test module to change ``tus_config``."""
+    return {}
+
+
+@pytest.fixture
+def data_dir(tmp_path: Any) -> Any:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def tus_config(data_dir: Any, config_overrides: dict[str, Any]) -> Config:
+    overrides: dict[str, Any] = {
+        "server.data_dir": str(data_dir),
+        "auth.enabled": False,
+        "server.progress_interval": 0.05,
+        "server.read_size": 64 * 1024,
+    }
+    overrides.update(config_overrides)
+    return load_config(environ={}, overrides=overrides)
+
+
+@pytest.fixture
+def ctx(io_loop: tornado.ioloop.IOLoop, tus_config: Config) -> Iterator[AppContext]:
+    context = io_loop.run_sync(lambda: build_context(tus_config))
+    yield context
+    io_loop.run_sync(lambda: context.lifecycle.join_tasks(10.0))
+    io_loop.run_sync(context.aclose)
+
+
+@pytest.fixture
+def app(ctx: AppContext) -> tornado.web.Application:
+    return make_app(ctx)
+
+
+@pytest.fixture
+def _unused_port() -> Any:
+    return tornado.testing.bind_unused_port("127.0.0.1")
+
+
+@pytest.fixture
+def http_server(
+    request: pytest.FixtureRequest,
+    io_loop: tornado.ioloop.IOLoop,
+    _unused_port: Any,
+    app: tornado.web.Application,
+    tus_config: Config,
+) -> Iterator[tornado.httpserver.HTTPServer]:
+    server = make_http_server(app, tus_config)
+    server.add_socket(_unused_port[0])
+    yield server
+    server.stop()
+    with contextlib.suppress(Exception):
+        io_loop.run_sync(server.close_all_connections, timeout=10)
+
+
+@pytest.fixture
+def base_url(http_server: tornado.httpserver.HTTPServer, http_port: int) -> str:
+    return f"http://127.0.0.1:{http_port}"

@@ -1,0 +1,360 @@
+"""Configuration: one frozen :class:`Config`, built once by :func:`load_config`.
+
+Precedence (lowest first): dataclass defaults < TOML file (``[section] key``)
+< environment (``TUSD_PY_<SECTION>_<KEY>``) < command-line flags
+(``--<section>-<key>``; keys of ``[server]`` also as ``--<key>``). Secrets
+(``secret``-like keys) come from TOML, env or a ``*_file`` path, never argv.
+
+Sizes accept plain integers or ``"100MiB"``/``"8M"``/``"1G"``; durations are
+seconds (float). Lists are TOML arrays or comma-separated strings.
+:func:`load_config` is the only reader of files, env and argv; nothing mutates
+a ``Config`` afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "TUSD_PY_"
+MIB = 1 << 20
+GIB = 1 << 30
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; ``key`` is ``section.key``."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(f"{key}: {message}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """``[server]``: listening, protocol and timing settings."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_path: str = "/files/"
+    data_dir: str = "./data"
+    workers: int = 1
+    #: Honour X-Forwarded-Host/-Proto and Forwarded when building Location.
+    trust_proxy: bool = False
+    #: Origins allowed by CORS; "*" allows any origin (bearer tokens, no cookies).
+    cors_origins: tuple[str, ...] = ("*",)
+    #: Tus-Max-Size in bytes; 0 means no server-wide limit.
+    max_size: int = 0
+    #: Body read size of the HTTP server (bytes per data_received call at most).
+    read_size: int = 1 * MIB
+    #: A PATCH body idle this long (seconds) is cut; its bytes are kept.
+    network_timeout: float = 60.0
+    #: How long a request waits for another request's lock on an upload.
+    lock_timeout: float = 20.0
+    #: On SIGTERM, in-flight uploads get this long to finish.
+    drain_timeout: float = 25.0
+    #: Incomplete uploads expire this long after their last PATCH (sliding).
+    expiration: float = 24 * 3600.0
+    #: Interval of the expiry sweeper.
+    sweep_interval: float = 60.0
+    #: Expired tombstones (answering 410) are forgotten after this long.
+    tombstone_ttl: float = 7 * 24 * 3600.0
+    #: Offsets of streaming uploads are published at least this often.
+    progress_interval: float = 0.5
+    max_header_size: int = 64 * 1024
+    #: Server-wide cap on request bodies streaming at once (0 = unlimited).
+    max_streams: int = 0
+    #: Whether GET /files/{id} serves complete uploads.
+    downloads: bool = True
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """``[local]``: the local-disk backend."""
+
+    #: fsync policy: "never", "on_complete" or "every_patch".
+    fsync: str = "on_complete"
+
+
+@dataclass(frozen=True)
+class S3Config:
+    """``[s3]``: the S3 relay backend (enabled when ``bucket`` is set)."""
+
+    bucket: str = ""
+    prefix: str = ""
+    region: str = ""
+    endpoint_url: str = ""
+    path_style: bool = False
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    secret_access_key_file: str = ""
+    #: Uploads whose length exceeds this go to S3.
+    threshold: int = 100 * MIB
+    part_size: int = 8 * MIB
+    min_part_size: int = 5 * MIB
+    max_parts: int = 10_000
+    concurrency: int = 4
+    #: Parts spooled on disk per upload before the client is slowed down.
+    spool_parts: int = 4
+    #: GET of an S3 object: "redirect" (presigned URL) or "proxy".
+    download: str = "redirect"
+    presign_ttl: float = 600.0
+    max_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """``[redis]``: shared state, locks and limits for many instances."""
+
+    url: str = ""
+    prefix: str = "tusd-py:"
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    """``[state]``: where upload records live when Redis is not configured."""
+
+    sqlite_path: str = ""
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """``[auth]``: bearer-token authentication."""
+
+    enabled: bool = True
+    algorithm: str = "HS256"
+    secret: str = ""
+    secret_file: str = ""
+    public_key_file: str = ""
+    jwks_file: str = ""
+    audience: str = ""
+    issuer: str = ""
+    leeway: float = 30.0
+    tier_claim: str = "tier"
+    link_ttl: float = 600.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole effective configuration."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    local: LocalConfig = field(default_factory=LocalConfig)
+    s3: S3Config = field(default_factory=S3Config)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.server.data_dir)
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.state.sqlite_path) if self.state.sqlite_path else self.data_dir / "state.db"
+
+
+SECRET_KEYS = frozenset({"secret", "secret_access_key"})
+#: Config keys holding sizes (accept "8MiB"-style strings).
+SIZE_KEYS = frozenset({"max_size", "read_size", "threshold", "part_size", "min_part_size", "max_header_size"})
+
+
+def sections() -> dict[str, type[Any]]:
+    """``{section name: dataclass}`` in declaration order."""
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def section_fields(section: str) -> dict[str, Any]:
+    """``{key: type}`` of one section."""
+    cls = sections()[section]
+    return typing.get_type_hints(cls)
+
+
+def validate(config: Config) -> None:
+    """Raise :class:`ConfigError` naming the first invalid key."""
+    s = config.server
+    if not (0 <= s.port <= 65535):
+        raise ConfigError("server.port", f"must be 0..65535, got {s.port}")
+    if not s.base_path.startswith("/") or not s.base_path.endswith("/"):
+        raise ConfigError("server.base_path", f"must start and end with '/', got {s.base_path!r}")
+    if s.workers < 1:
+        raise ConfigError("server.workers", "must be at least 1")
+    for key in ("network_timeout", "lock_timeout", "expiration", "sweep_interval", "progress_interval"):
+        if getattr(s, key) <= 0:
+            raise ConfigError(f"server.{key}", "must be positive")
+    if s.drain_timeout < 0:
+        raise ConfigError("server.drain_timeout", "must not be negative")
+    if s.read_size < 4096:
+        raise ConfigError("server.read_size", "must be at least 4096 bytes")
+    if s.max_size < 0:
+        raise ConfigError("server.max_size", "must not be negative")
+    if config.local.fsync not in ("never", "on_complete", "every_patch"):
+        raise ConfigError("local.fsync", "must be never, on_complete or every_patch")
+    s3 = config.s3
+    if s3.part_size < s3.min_part_size:
+        raise ConfigError("s3.part_size", f"must be at least s3.min_part_size ({s3.min_part_size})")
+    if s3.concurrency < 1:
+        raise ConfigError("s3.concurrency", "must be at least 1")
+    if s3.spool_parts < 1:
+        raise ConfigError("s3.spool_parts", "must be at least 1")
+    if s3.max_parts < 1 or s3.max_parts > 10_000:
+        raise ConfigError("s3.max_parts", "must be 1..10000")
+    if s3.download not in ("redirect", "proxy"):
+        raise ConfigError("s3.download", "must be redirect or proxy")
+    if config.redis.url and not re.match(r"^(redis|rediss|unix)://", config.redis.url):
+        raise ConfigError("redis.url", "must start with redis://, rediss:// or unix://")
+    if config.auth.algorithm not in ("HS256", "HS384", "HS512", "RS256", "ES256"):
+        raise ConfigError("auth.algorithm", "must be HS256, HS384, HS512, RS256 or ES256")
+
+
+def is_loopback(host: str) -> bool:
+    """True for loopback addresses and ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_SIZE_RE = re.compile(r"\s*(\d+)\s*([kKmMgGtT]?)(?:i?[bB])?\s*")
+_SIZE_MULT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``"8MiB"`` → 8388608; plain digits are bytes. Raises ValueError."""
+    match = _SIZE_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not a size: {text!r}")
+    return int(match.group(1)) * _SIZE_MULT[match.group(2).lower()]
+
+
+def _convert(key: str, kind: Any, value: Any) -> Any:
+    """Convert a raw TOML/env/flag value to the declared field type."""
+    name = key.rsplit(".", 1)[-1]
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"not a boolean: {value!r}")
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError("not an integer")
+            if isinstance(value, int):
+                return value
+            return parse_size(str(value)) if name in SIZE_KEYS else int(str(value).strip())
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError("not a number")
+            return float(value)
+        if kind is str:
+            return str(value)
+        origin = typing.get_origin(kind)
+        if origin is tuple:
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            if isinstance(value, (list, tuple)):
+                return tuple(str(v) for v in value)
+            raise ValueError("not a list")
+        if isinstance(kind, types.UnionType):
+            return value
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(key, str(exc)) from None
+    return value
+
+
+def _read_secret_files(raw: dict[str, dict[str, Any]]) -> None:
+    """Fill ``<key>`` from ``<key>_file`` when the secret itself is empty."""
+    for section, values in raw.items():
+        for key in list(values):
+            if key.endswith("_file") and key[: -len("_file")] in SECRET_KEYS:
+                target = key[: -len("_file")]
+                path = values[key]
+                if path and not values.get(target):
+                    try:
+                        values[target] = Path(path).read_text().strip()
+                    except OSError as exc:
+                        raise ConfigError(f"{section}.{key}", f"cannot read {path}: {exc}") from None
+
+
+def load_config(
+    *,
+    config_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the effective :class:`Config`.
+
+    ``overrides`` are ``{"section.key": value}`` from the command line (argv
+    parsing lives in the CLI). Raises :class:`ConfigError` naming the key for
+    unknown keys, bad types and invalid values.
+    """
+    env = dict(os.environ if environ is None else environ)
+    raw: dict[str, dict[str, Any]] = {name: {} for name in sections()}
+    if config_file:
+        try:
+            data = tomllib.loads(Path(config_file).read_text())
+        except OSError as exc:
+            raise ConfigError("config", f"cannot read {config_file}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("config", f"{config_file} is not valid TOML: {exc}") from None
+        for section, values in data.items():
+            if section not in raw or not isinstance(values, dict):
+                raise ConfigError(section, "unknown config section")
+            for key, value in values.items():
+                if key not in section_fields(section):
+                    raise ConfigError(f"{section}.{key}", "unknown config key")
+                raw[section][key] = value
+    for section in raw:
+        for key in section_fields(section):
+            env_name = f"{ENV_PREFIX}{section}_{key}".upper()
+            if env_name in env:
+                raw[section][key] = env[env_name]
+    for dotted, value in (overrides or {}).items():
+        section, key = dotted.split(".", 1)
+        if section not in raw or key not in section_fields(section):
+            raise ConfigError(dotted, "unknown config key")
+        raw[section][key] = value
+    _read_secret_files(raw)
+    built: dict[str, Any] = {}
+    for section, cls in sections().items():
+        kinds = section_fields(section)
+        values = {k: _convert(f"{section}.{k}", kinds[k], v) for k, v in raw[section].items()}
+        built[section] = cls(**values)
+    return Config(**built)
+
+
+def describe(config: Config) -> dict[str, dict[str, Any]]:
+    """The effective config as plain data with secrets masked."""
+    out: dict[str, dict[str, Any]] = {}
+    for section in sections():
+        values = dataclasses.asdict(getattr(config, section))
+        for key in values:
+            if key in SECRET_KEYS and values[key]:
+                values[key] = "***"
+            elif isinstance(values[key], tuple):
+                values[key] = list(values[key])
+        out[section] = values
+    return out
+
+
+def env_name(section: str, key: str) -> str:
+    """The environment variable of ``section.key``."""
+    return f"{ENV_PREFIX}{section}_{key}".upper()

@@ -1,0 +1,36 @@
+"""``AppContext``: everything handlers need, handed over via ``initialize``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from tusd_py.auth import Authenticator
+from tusd_py.composer import Composer
+from tusd_py.config import Config
+from tusd_py.guard import Guard, NullGuard
+from tusd_py.lifecycle import Lifecycle
+from tusd_py.service import UploadService
+
+
+@dataclass
+class AppContext:
+    """Dependencies of the HTTP layer (built once per process by the server)."""
+
+    config: Config
+    service: UploadService
+    composer: Composer
+    authenticator: Authenticator
+    guard: Guard = field(default_factory=NullGuard)
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    #: Extra resources (shared clients) closed last, in order.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        """Close guard, backends and extra resources; idempotent enough to call once."""
+        await self.guard.close()
+        await self.composer.close()
+        for close in self.closers:
+            with contextlib.suppress(Exception):
+                await close()

@@ -1,0 +1,71 @@
+"""The ``Guard`` seam: rate limits, per-user stream leases, server-wide caps.
+
+Handlers call :meth:`Guard.check` in ``prepare`` (before any body byte is
+read) and hold a :class:`StreamSlot` while a request body streams. The
+default :class:`NullGuard` allows everything; the throttle module provides
+the in-process and Redis implementations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Literal, Protocol, runtime_checkable
+
+from tusd_py.config import Config
+from tusd_py.models import Principal
+
+#: ``create``: a request that creates an upload; ``request``: any other.
+RequestKind = Literal["create", "request"]
+
+
+@runtime_checkable
+class StreamSlot(Protocol):
+    async def release(self) -> None:
+        """Give the slot back; idempotent."""
+
+
+@runtime_checkable
+class Guard(Protocol):
+    async def check(
+        self, kind: RequestKind, principal: Principal | None, client_ip: str
+    ) -> Mapping[str, str]:
+        """Count one request; raise ``RateLimited`` (429) when over a limit.
+
+        Returns headers to add to the response (``RateLimit-*``)."""
+
+    async def open_stream(self, principal: Principal, client_ip: str) -> StreamSlot:
+        """Take a body-stream slot; raise ``RateLimited`` (429, per user) or
+        ``ServerBusy`` (503, server-wide)."""
+
+    async def close(self) -> None:
+        """Release resources; idempotent."""
+
+
+class _NullSlot:
+    async def release(self) -> None:
+        return None
+
+
+class NullGuard:
+    """Allows every request."""
+
+    async def check(
+        self, kind: RequestKind, principal: Principal | None, client_ip: str
+    ) -> Mapping[str, str]:
+        return {}
+
+    async def open_stream(self, principal: Principal, client_ip: str) -> StreamSlot:
+        return _NullSlot()
+
+    async def close(self) -> None:
+        return None
+
+
+def build_guard(config: Config, redis: object | None) -> Guard:
+    """The guard for ``config`` (in-process, or shared through ``redis``)."""
+    return NullGuard()
+
+
+def tier_size_limit(config: Config) -> Callable[[Principal], int] | None:
+    """Per-principal maximum upload size from the tier table (None = none)."""
+    return None

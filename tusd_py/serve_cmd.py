@@ -1,0 +1,31 @@
+"""``tusd-py serve``: start the server from a config and print where it is."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tusd_py.config import Config, ConfigError, is_loopback
+from tusd_py.server import RunningServer, run
+
+
+def check_serve_allowed(config: Config) -> None:
+    """Refuse ``--no-auth`` unless the server listens on loopback only."""
+    if not config.auth.enabled and not is_loopback(config.server.host):
+        raise ConfigError(
+            "auth.enabled",
+            f"--no-auth is only allowed on a loopback host, not {config.server.host!r}",
+        )
+
+
+def _announce(running: RunningServer) -> None:
+    config = running.ctx.config
+    host = config.server.host
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{running.port}{config.server.base_path}"
+    print(f"tusd-py listening on {url}", flush=True)
+
+
+def serve(config: Config) -> int:
+    """Run until SIGTERM; returns the exit code."""
+    check_serve_allowed(config)
+    return asyncio.run(run(config, announce=_announce))

@@ -1,0 +1,108 @@
+"""The ``StateStore`` seam: upload records, offsets and multipart parts.
+
+Implementations (memory, SQLite, Redis) pass one contract suite
+(``tests/contract/test_state_store.py``). Every method may raise
+:class:`tusd_py.errors.StateStoreError` when the backend is unreachable;
+no other foreign exception escapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from tusd_py.models import PartRecord, UploadInfo
+
+#: Fields :meth:`StateStore.update` may change.
+UPDATABLE_FIELDS = frozenset(
+    {
+        "length",
+        "state",
+        "storage",
+        "storage_meta",
+        "visibility",
+        "mime",
+        "metadata_raw",
+        "updated_at",
+        "expires_at",
+    }
+)
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Persistent upload records shared by every request (and instance)."""
+
+    async def create(self, info: UploadInfo) -> None:
+        """Insert a new record. Raises ``ValueError`` if the id exists."""
+
+    async def get(self, upload_id: str) -> UploadInfo | None:
+        """The record, or None if unknown (tombstones are returned)."""
+
+    async def commit_offset(
+        self,
+        upload_id: str,
+        expected: int,
+        new: int,
+        *,
+        updated_at: float,
+        expires_at: float | None,
+    ) -> UploadInfo:
+        """Compare-and-set the offset from ``expected`` to ``new``.
+
+        ``new`` must be ``>= expected`` (an offset never moves backwards;
+        ``ValueError`` otherwise). Raises :class:`errors.OffsetMismatch` if the
+        stored offset is not ``expected`` and :class:`errors.UploadNotFound` if
+        the record is gone. Of two concurrent calls with the same ``expected``
+        exactly one wins. Returns the updated record.
+        """
+
+    async def reset_offset(self, upload_id: str, offset: int) -> UploadInfo:
+        """Set the offset unconditionally (startup reconciliation only: the
+        storage is the truth for bytes). Raises :class:`errors.UploadNotFound`."""
+
+    async def update(self, upload_id: str, changes: Mapping[str, Any]) -> UploadInfo:
+        """Change fields listed in :data:`UPDATABLE_FIELDS`; returns the record.
+        Raises :class:`errors.UploadNotFound` and ``KeyError`` for other fields."""
+
+    async def delete(self, upload_id: str) -> None:
+        """Remove the record and its parts; a missing id is not an error."""
+
+    async def list_expired(self, now: float, limit: int) -> Sequence[UploadInfo]:
+        """Up to ``limit`` incomplete uploads whose ``expires_at`` < ``now``."""
+
+    async def purge_tombstones(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` expired tombstones last updated before ``before``."""
+
+    async def list_uploads(
+        self,
+        *,
+        owner: str | None,
+        after: tuple[float, str] | None,
+        limit: int,
+        state: str | None = None,
+        visibility: str | None = None,
+    ) -> Sequence[UploadInfo]:
+        """Uploads ordered by ``(created_at, id)``, strictly after ``after``.
+
+        ``owner`` None lists everyone's (admins). Stable under concurrent
+        inserts: a record is never returned twice by successive pages.
+        """
+
+    async def list_ids(self, after: str, limit: int) -> Sequence[str]:
+        """Upload ids greater than ``after`` in id order (reconciliation scans)."""
+
+    async def put_part(self, upload_id: str, part: PartRecord) -> None:
+        """Record (or replace) one uploaded multipart part."""
+
+    async def list_parts(self, upload_id: str) -> Sequence[PartRecord]:
+        """The recorded parts ordered by part number."""
+
+    async def delete_parts(self, upload_id: str) -> None:
+        """Forget every part of an upload."""
+
+    async def ping(self) -> None:
+        """Raise :class:`errors.StateStoreError` unless the backend answers."""
+
+    async def close(self) -> None:
+        """Release connections and background tasks; idempotent."""

@@ -1,0 +1,128 @@
+"""In-memory :class:`StateStore` for unit tests and single-process experiments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tusd_py import errors
+from tusd_py.models import PartRecord, UploadInfo, UploadState
+from tusd_py.state.base import UPDATABLE_FIELDS
+
+
+class MemoryStateStore:
+    """Keeps records in dicts; every operation is atomic on the event loop."""
+
+    def __init__(self) -> None:
+        self._uploads: dict[str, UploadInfo] = {}
+        self._parts: dict[str, dict[int, PartRecord]] = {}
+
+    def _require(self, upload_id: str) -> UploadInfo:
+        info = self._uploads.get(upload_id)
+        if info is None:
+            raise errors.UploadNotFound()
+        return info
+
+    async def create(self, info: UploadInfo) -> None:
+        if info.id in self._uploads:
+            raise ValueError(f"upload {info.id} exists")
+        self._uploads[info.id] = info
+
+    async def get(self, upload_id: str) -> UploadInfo | None:
+        return self._uploads.get(upload_id)
+
+    async def commit_offset(
+        self,
+        upload_id: str,
+        expected: int,
+        new: int,
+        *,
+        updated_at: float,
+        expires_at: float | None,
+    ) -> UploadInfo:
+        if new < expected:
+            raise ValueError("an offset never moves backwards")
+        info = self._require(upload_id)
+        if info.offset != expected:
+            raise errors.OffsetMismatch(f"offset is {info.offset}, expected {expected}")
+        info = info.replace(offset=new, updated_at=updated_at, expires_at=expires_at)
+        self._uploads[upload_id] = info
+        return info
+
+    async def reset_offset(self, upload_id: str, offset: int) -> UploadInfo:
+        info = self._require(upload_id).replace(offset=offset)
+        self._uploads[upload_id] = info
+        return info
+
+    async def update(self, upload_id: str, changes: Mapping[str, Any]) -> UploadInfo:
+        unknown = set(changes) - UPDATABLE_FIELDS
+        if unknown:
+            raise KeyError(f"not updatable: {sorted(unknown)}")
+        info = self._require(upload_id).replace(**changes)
+        self._uploads[upload_id] = info
+        return info
+
+    async def delete(self, upload_id: str) -> None:
+        self._uploads.pop(upload_id, None)
+        self._parts.pop(upload_id, None)
+
+    async def list_expired(self, now: float, limit: int) -> Sequence[UploadInfo]:
+        found = [
+            i
+            for i in self._uploads.values()
+            if i.state is UploadState.UPLOADING and i.expires_at is not None and i.expires_at < now
+        ]
+        found.sort(key=lambda i: (i.expires_at or 0.0, i.id))
+        return found[:limit]
+
+    async def purge_tombstones(self, before: float, limit: int) -> int:
+        doomed = [
+            i.id for i in self._uploads.values() if i.state is UploadState.EXPIRED and i.updated_at < before
+        ][:limit]
+        for upload_id in doomed:
+            await self.delete(upload_id)
+        return len(doomed)
+
+    async def list_uploads(
+        self,
+        *,
+        owner: str | None,
+        after: tuple[float, str] | None,
+        limit: int,
+        state: str | None = None,
+        visibility: str | None = None,
+    ) -> Sequence[UploadInfo]:
+        rows = sorted(self._uploads.values(), key=lambda i: (i.created_at, i.id))
+        out = []
+        for info in rows:
+            if owner is not None and info.owner != owner:
+                continue
+            if after is not None and (info.created_at, info.id) <= after:
+                continue
+            if state is not None and info.state.value != state:
+                continue
+            if visibility is not None and info.visibility != visibility:
+                continue
+            out.append(info)
+            if len(out) >= limit:
+                break
+        return out
+
+    async def list_ids(self, after: str, limit: int) -> Sequence[str]:
+        return sorted(i for i in self._uploads if i > after)[:limit]
+
+    async def put_part(self, upload_id: str, part: PartRecord) -> None:
+        self._parts.setdefault(upload_id, {})[part.number] = part
+
+    async def list_parts(self, upload_id: str) -> Sequence[PartRecord]:
+        parts = self._parts.get(upload_id, {})
+        return [parts[n] for n in sorted(parts)]
+
+    async def delete_parts(self, upload_id: str) -> None:
+        self._parts.pop(upload_id, None)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

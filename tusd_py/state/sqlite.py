@@ -1,0 +1,311 @@
+"""SQLite :class:`StateStore` (the embedded default), via sqlite-utils.
+
+Layout: one database file (``<data_dir>/state.db`` by default) in WAL mode
+with ``synchronous=NORMAL`` (a committed transaction survives a process
+crash). Tables:
+
+* ``uploads`` — one row per upload (columns of :mod:`tusd_py.state.codec`);
+* ``parts`` — multipart parts ``(upload_id, number, etag, size)``.
+
+The schema version lives in ``PRAGMA user_version`` and :data:`MIGRATIONS`
+brings older files forward on open. Point reads and writes run on the event
+loop (each touches one row and does not fsync: bounded, microseconds);
+WAL checkpoints, which fsync, run in an executor on their own connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from tusd_py import errors
+from tusd_py.models import PartRecord, UploadInfo
+from tusd_py.state import codec
+from tusd_py.state.base import UPDATABLE_FIELDS
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.table("uploads").create(
+        {
+            "id": str,
+            "owner": str,
+            "length": int,
+            "offset": int,
+            "metadata_raw": str,
+            "concat": str,
+            "concat_raw": str,
+            "partials": str,
+            "storage": str,
+            "storage_meta": str,
+            "state": str,
+            "visibility": str,
+            "mime": str,
+            "created_at": float,
+            "updated_at": float,
+            "expires_at": float,
+        },
+        pk="id",
+        not_null={"owner", "offset", "state", "created_at", "updated_at"},
+    )
+    db.table("uploads").create_index(["state", "expires_at"])
+    db.table("uploads").create_index(["owner", "created_at", "id"])
+    db.table("uploads").create_index(["created_at", "id"])
+    db.table("parts").create(
+        {"upload_id": str, "number": int, "etag": str, "size": int},
+        pk=("upload_id", "number"),
+    )
+
+
+#: Migration i brings a database from version i to i+1.
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+_SELECT = "SELECT " + ", ".join(f'"{f}"' for f in codec.FIELDS) + " FROM uploads"
+
+
+@contextlib.contextmanager
+def map_sqlite_errors(operation: str) -> Iterator[None]:
+    """Translate ``sqlite3`` errors into :class:`errors.StateStoreError`."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise errors.StateStoreError(f"state store failed during {operation}: {exc}") from exc
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout=2000")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+class SQLiteStateStore:
+    """Upload records in one SQLite file. Create with :meth:`open`."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, checkpoint_interval: float) -> None:
+        self._path = path
+        self._conn = conn
+        self._checkpoint_interval = checkpoint_interval
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: Path, *, checkpoint_interval: float = 5.0) -> SQLiteStateStore:
+        """Open (creating and migrating if needed) the database at ``path``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        conn = await loop.run_in_executor(None, cls._open_sync, path)
+        store = cls(path, conn, checkpoint_interval)
+        store._task = asyncio.create_task(store._checkpointer())
+        return store
+
+    @staticmethod
+    def _open_sync(path: Path) -> sqlite3.Connection:
+        with map_sqlite_errors("open"):
+            conn = _connect(path)
+            db = sqlite_utils.Database(conn)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise errors.StateStoreError(
+                        f"{path} has schema version {version}, newer than this "
+                        f"tusd-py ({SCHEMA_VERSION}); upgrade tusd-py"
+                    )
+                for step in MIGRATIONS[version:]:
+                    step(db)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            # Checkpoints fsync; they run off the event loop (see _checkpointer).
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            return conn
+
+    async def _checkpointer(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            await asyncio.sleep(self._checkpoint_interval)
+            with contextlib.suppress(sqlite3.Error):
+                await loop.run_in_executor(None, self._checkpoint_sync)
+
+    def _checkpoint_sync(self) -> None:
+        conn = sqlite3.connect(str(self._path), isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=1000")
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
+    def _one(self, upload_id: str) -> UploadInfo | None:
+        row = self._conn.execute(_SELECT + " WHERE id = ?", (upload_id,)).fetchone()
+        return codec.from_row(row) if row is not None else None
+
+    def _require(self, upload_id: str) -> UploadInfo:
+        info = self._one(upload_id)
+        if info is None:
+            raise errors.UploadNotFound()
+        return info
+
+    async def create(self, info: UploadInfo) -> None:
+        row = codec.to_row(info)
+        cols = ", ".join(f'"{c}"' for c in row)
+        marks = ", ".join("?" for _ in row)
+        with map_sqlite_errors("create"):
+            try:
+                self._conn.execute(f"INSERT INTO uploads ({cols}) VALUES ({marks})", tuple(row.values()))
+            except sqlite3.IntegrityError:
+                raise ValueError(f"upload {info.id} exists") from None
+
+    async def get(self, upload_id: str) -> UploadInfo | None:
+        with map_sqlite_errors("get"):
+            return self._one(upload_id)
+
+    async def commit_offset(
+        self,
+        upload_id: str,
+        expected: int,
+        new: int,
+        *,
+        updated_at: float,
+        expires_at: float | None,
+    ) -> UploadInfo:
+        if new < expected:
+            raise ValueError("an offset never moves backwards")
+        with map_sqlite_errors("commit_offset"):
+            cur = self._conn.execute(
+                'UPDATE uploads SET "offset" = ?, updated_at = ?, expires_at = ? '
+                'WHERE id = ? AND "offset" = ?',
+                (new, updated_at, expires_at, upload_id, expected),
+            )
+            info = self._require(upload_id)
+        if cur.rowcount != 1:
+            raise errors.OffsetMismatch(f"offset is {info.offset}, expected {expected}")
+        return info
+
+    async def reset_offset(self, upload_id: str, offset: int) -> UploadInfo:
+        with map_sqlite_errors("reset_offset"):
+            self._conn.execute('UPDATE uploads SET "offset" = ? WHERE id = ?', (offset, upload_id))
+            return self._require(upload_id)
+
+    async def update(self, upload_id: str, changes: Mapping[str, Any]) -> UploadInfo:
+        unknown = set(changes) - UPDATABLE_FIELDS
+        if unknown:
+            raise KeyError(f"not updatable: {sorted(unknown)}")
+        if not changes:
+            with map_sqlite_errors("get"):
+                return self._require(upload_id)
+        sets = ", ".join(f'"{k}" = ?' for k in changes)
+        values = tuple(codec.encode_value(k, v) for k, v in changes.items())
+        with map_sqlite_errors("update"):
+            self._conn.execute(f"UPDATE uploads SET {sets} WHERE id = ?", (*values, upload_id))
+            return self._require(upload_id)
+
+    async def delete(self, upload_id: str) -> None:
+        with map_sqlite_errors("delete"):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+                self._conn.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    async def list_expired(self, now: float, limit: int) -> Sequence[UploadInfo]:
+        with map_sqlite_errors("list_expired"):
+            rows = self._conn.execute(
+                _SELECT + " WHERE state = 'uploading' AND expires_at IS NOT NULL "
+                "AND expires_at < ? ORDER BY expires_at, id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        return [codec.from_row(r) for r in rows]
+
+    async def purge_tombstones(self, before: float, limit: int) -> int:
+        with map_sqlite_errors("purge_tombstones"):
+            cur = self._conn.execute(
+                "DELETE FROM uploads WHERE id IN (SELECT id FROM uploads "
+                "WHERE state = 'expired' AND updated_at < ? LIMIT ?)",
+                (before, limit),
+            )
+        return cur.rowcount
+
+    async def list_uploads(
+        self,
+        *,
+        owner: str | None,
+        after: tuple[float, str] | None,
+        limit: int,
+        state: str | None = None,
+        visibility: str | None = None,
+    ) -> Sequence[UploadInfo]:
+        where: list[str] = []
+        args: list[Any] = []
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        if after is not None:
+            where.append("(created_at > ? OR (created_at = ? AND id > ?))")
+            args.extend([after[0], after[0], after[1]])
+        if state is not None:
+            where.append("state = ?")
+            args.append(state)
+        if visibility is not None:
+            where.append("visibility = ?")
+            args.append(visibility)
+        sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY created_at, id LIMIT ?"
+        args.append(limit)
+        with map_sqlite_errors("list_uploads"):
+            rows = self._conn.execute(sql, args).fetchall()
+        return [codec.from_row(r) for r in rows]
+
+    async def list_ids(self, after: str, limit: int) -> Sequence[str]:
+        with map_sqlite_errors("list_ids"):
+            rows = self._conn.execute(
+                "SELECT id FROM uploads WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    async def put_part(self, upload_id: str, part: PartRecord) -> None:
+        with map_sqlite_errors("put_part"):
+            self._conn.execute(
+                "INSERT OR REPLACE INTO parts (upload_id, number, etag, size) VALUES (?, ?, ?, ?)",
+                (upload_id, part.number, part.etag, part.size),
+            )
+
+    async def list_parts(self, upload_id: str) -> Sequence[PartRecord]:
+        with map_sqlite_errors("list_parts"):
+            rows = self._conn.execute(
+                "SELECT number, etag, size FROM parts WHERE upload_id = ? ORDER BY number",
+                (upload_id,),
+            ).fetchall()
+        return [PartRecord(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    async def delete_parts(self, upload_id: str) -> None:
+        with map_sqlite_errors("delete_parts"):
+            self._conn.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+
+    async def ping(self) -> None:
+        with map_sqlite_errors("ping"):
+            self._conn.execute("SELECT 1").fetchone()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.close()
