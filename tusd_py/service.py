@@ -494,6 +494,8 @@ class AppendSession:
         self._sniff = info.offset == 0 and service.inspector is not None
         self._interval = service.config.server.progress_interval
         self._next_publish = 0.0
+        self._publish_timer: asyncio.TimerHandle | None = None
+        self._publish_task: asyncio.Task[None] | None = None
         self._mutex = asyncio.Lock()
 
     @property
@@ -547,11 +549,37 @@ class AppendSession:
             self.received += len(chunk)
         if overflow:
             raise self.service._overflow_error(self.principal, self.info, self.received + 1)
-        if self._staging is None:
-            now = asyncio.get_running_loop().time()
+        if self._staging is None and chunk:
+            loop = asyncio.get_running_loop()
+            now = loop.time()
             if now >= self._next_publish:
                 self._next_publish = now + self._interval
                 await self._publish()
+            elif self._publish_timer is None:
+                # Bytes not yet published: publish them when the interval is
+                # up even if no further chunk arrives (a stalled body must not
+                # hide what the server holds from HEAD).
+                self._publish_timer = loop.call_at(self._next_publish, self._publish_due)
+
+    def _publish_due(self) -> None:
+        self._publish_timer = None
+        if not self._closed and self._publish_task is None:
+            self._publish_task = asyncio.ensure_future(self._publish_pending())
+
+    async def _publish_pending(self) -> None:
+        """Publish bytes written since the last publication (timer path)."""
+        try:
+            async with self._mutex:
+                if self._closed:
+                    return
+                self._next_publish = asyncio.get_running_loop().time() + self._interval
+                try:
+                    await self._publish()
+                except errors.TusError as exc:
+                    # The request's end publishes again (and reports failures).
+                    log.warning("publishing the offset of %s failed: %s", self.info.id, exc.message)
+        finally:
+            self._publish_task = None
 
     async def _inspect(self, chunk: bytes) -> None:
         """Give the first bytes to the inspector before they are stored; a
@@ -631,8 +659,14 @@ class AppendSession:
             self.info = await self.service._finish(info)
         return self.info
 
-    async def _release(self) -> None:
+    def _stop_publishing(self) -> None:
         self._closed = True
+        if self._publish_timer is not None:
+            self._publish_timer.cancel()
+            self._publish_timer = None
+
+    async def _release(self) -> None:
+        self._stop_publishing()
         if self._staging is not None:
             self._staging.discard()
         if self._writer is not None:
@@ -644,7 +678,7 @@ class AppendSession:
         await self._lock.release()
 
     async def _reject_locked(self, error: errors.TusError) -> None:
-        self._closed = True
+        self._stop_publishing()
         if self._staging is not None:
             self._staging.discard()
         try:
