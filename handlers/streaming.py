@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import tornado.web
@@ -23,6 +24,13 @@ from tusd_py.models import Principal, UploadInfo
 from tusd_py.service import AppendRequest, AppendSession
 
 log = logging.getLogger("tusd_py.app")
+
+#: The answer to a body cut for each reason (see :meth:`StreamingHandler.cut`).
+_CUT_ERRORS: dict[str, Callable[[], errors.TusError]] = {
+    "ERR_READ_TIMEOUT": errors.ReadTimeout,
+    "ERR_UPLOAD_INTERRUPTED": errors.UploadInterrupted,
+    "ERR_SERVER_SHUTDOWN": lambda: errors.ServerShutdown(retry_after=5),
+}
 
 
 @tornado.web.stream_request_body
@@ -37,6 +45,7 @@ class StreamingHandler(BaseHandler):
     _ended: asyncio.Task[Any] | None = None
     _cut_reason: str | None = None
     _stream_token: int = 0
+    _committing: bool = False
 
     def request_has_body(self) -> bool:
         """True if the request declares a non-empty body."""
@@ -83,6 +92,7 @@ class StreamingHandler(BaseHandler):
         """The body is complete: commit it. Raises what stopped the stream."""
         session = self.session
         assert session is not None
+        self._committing = True
         try:
             info = await session.commit()
         finally:
@@ -93,18 +103,30 @@ class StreamingHandler(BaseHandler):
     # --- ending ------------------------------------------------------------------
 
     def cut(self, reason: str) -> None:
-        """Stop reading this request: close the connection, keep the bytes."""
-        if self.session is None or self.session.closed or self._cut_reason:
+        """Stop reading this request's body; the bytes received are kept.
+
+        ``reason`` is an error code (``ERR_READ_TIMEOUT``,
+        ``ERR_UPLOAD_INTERRUPTED``, ``ERR_SERVER_SHUTDOWN``). A client still
+        listening gets that error as the answer (as tusd does: 500 for the
+        timeout so clients retry, 400 for an interruption, 503 for shutdown);
+        Tornado then closes the connection because the body is unread. A body
+        already complete is left to commit, which releases the lock itself.
+        """
+        session = self.session
+        if session is None or session.closed or self._cut_reason or self._committing:
             return
         self._cut_reason = reason
-        self.error_code = reason
         log.info(
             "upload %s cut: %s",
-            self.session.info.id,
+            session.info.id,
             reason,
-            extra={"request_id": self.request_id, "upload_id": self.session.info.id},
+            extra={"request_id": self.request_id, "upload_id": session.info.id},
         )
-        self.close_connection()
+        if self._finished or self._headers_written:
+            self.error_code = reason
+            self.close_connection()
+        else:
+            self.fail(_CUT_ERRORS.get(reason, errors.UploadInterrupted)())
         self._end_stream()
 
     def _on_release_requested(self) -> None:
