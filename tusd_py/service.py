@@ -368,6 +368,12 @@ class UploadService:
                         f"Upload-Length {request.declared_length} is below the offset {info.offset}"
                     )
                 self._check_size(principal, request.declared_length)
+                # Refuse an oversized body before the length is recorded: a
+                # refused request must leave the upload as it was.
+                declared = info.replace(length=request.declared_length)
+                if request.content_length is not None:
+                    if request.content_length > request.declared_length - info.offset:
+                        raise self._overflow_error(principal, declared, request.content_length)
                 assert isinstance(storage, LengthDeferrable)
                 meta = await storage.declare_length(info, request.declared_length)
                 info = await self.state.update(
