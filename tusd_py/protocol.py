@@ -272,9 +272,9 @@ def parse_range(value: str, length: int) -> tuple[int, int] | None:
             )
         return max(0, length - suffix), length - 1
     start = int(first)
-    end = int(last) if last else length - 1
-    if end < start:
+    if last and int(last) < start:
         raise errors.InvalidRange(f"Range {value[:60]!r} ends before it starts")
+    end = int(last) if last else length - 1
     if start >= length:
         raise errors.RangeNotSatisfiable(
             f"range {value[:60]!r} not satisfiable for {length} bytes",
