@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
+import tornado.httputil
 import tornado.iostream
 import tornado.web
 
@@ -260,3 +261,23 @@ class NotFoundHandler(BaseHandler):
 
     def prepare(self) -> None:
         raise errors.NotFound(f"no route for {self.request.path[:200]}")
+
+
+class HeadersTooLargeHandler(BaseHandler):
+    """Requests whose header block exceeds ``server.max_header_size``: a JSON 431."""
+
+    SUPPORTED_METHODS = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")
+
+    def prepare(self) -> None:
+        limit = self.ctx.config.server.max_header_size
+        raise errors.HeadersTooLarge(
+            f"the request headers are about {request_head_size(self.request)} bytes; the limit is {limit}"
+        )
+
+
+def request_head_size(request: tornado.httputil.HTTPServerRequest) -> int:
+    """Approximate size in bytes of a request's start line and header block."""
+    size = len(request.method or "") + len(request.uri or "") + len(request.version) + 4
+    for name, value in request.headers.get_all():
+        size += len(name) + len(value) + 4
+    return size + 2

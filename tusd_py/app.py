@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import tornado.httputil
 import tornado.web
 
-from handlers.base import NotFoundHandler
+from handlers.base import HeadersTooLargeHandler, NotFoundHandler, request_head_size
 from handlers.collection import CollectionHandler
 from handlers.health import HealthHandler, ReadyHandler
 from handlers.resource import UploadHandler
@@ -27,6 +28,26 @@ def routes(ctx: AppContext) -> list[tuple[str, type[tornado.web.RequestHandler],
     ]
 
 
+class TusApplication(tornado.web.Application):
+    """The routes, plus a JSON 431 for header blocks over ``server.max_header_size``.
+
+    Tornado itself drops a connection whose headers exceed its own limit
+    without answering; :func:`tusd_py.server.http_server` sets that limit to
+    twice ours so the band in between gets a proper answer here.
+    """
+
+    def __init__(self, ctx: AppContext, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ctx = ctx
+
+    def find_handler(
+        self, request: tornado.httputil.HTTPServerRequest, **kwargs: Any
+    ) -> tornado.web._HandlerDelegate:
+        if request_head_size(request) > self._ctx.config.server.max_header_size:
+            return self.get_handler_delegate(request, HeadersTooLargeHandler, {"ctx": self._ctx})
+        return super().find_handler(request, **kwargs)
+
+
 def make_app(ctx: AppContext, **settings: Any) -> tornado.web.Application:
     """The application serving ``ctx``; extra Tornado ``settings`` override defaults."""
     options: dict[str, Any] = {
@@ -37,4 +58,4 @@ def make_app(ctx: AppContext, **settings: Any) -> tornado.web.Application:
         "compress_response": False,
     }
     options.update(settings)
-    return tornado.web.Application(routes(ctx), **options)
+    return TusApplication(ctx, routes(ctx), **options)

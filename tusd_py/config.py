@@ -196,6 +196,8 @@ def validate(config: Config) -> None:
             raise ConfigError(f"server.{key}", "must be positive")
     if s.drain_timeout < 0:
         raise ConfigError("server.drain_timeout", "must not be negative")
+    if s.max_header_size < 1024:
+        raise ConfigError("server.max_header_size", "must be at least 1024 bytes")
     if s.read_size < 4096:
         raise ConfigError("server.read_size", "must be at least 4096 bytes")
     if s.max_size < 0:

@@ -23,7 +23,9 @@ Exception tree::
     │   ├── UploadIncomplete         409  (GET before the last byte)
     │   ├── RangeNotSatisfiable      416
     │   ├── MethodNotAllowed         405
-    │   └── UploadInterrupted        400
+    │   ├── UploadInterrupted        400
+    │   ├── HeadersTooLarge          431
+    │   └── NotFound                 404  (no such route)
     ├── AuthError
     │   ├── Unauthenticated          401  (+ WWW-Authenticate: Bearer)
     │   └── Forbidden                403
@@ -216,6 +218,12 @@ class UploadInterrupted(ProtocolError):
     status = 400
     code = "ERR_UPLOAD_INTERRUPTED"
     default_message = "upload interrupted by a newer request for the same upload"
+
+
+class HeadersTooLarge(ProtocolError):
+    status = 431
+    code = "ERR_HEADERS_TOO_LARGE"
+    default_message = "the request's header block is too large"
 
 
 class NotFound(ProtocolError):
