@@ -7,11 +7,19 @@ as class attributes. Handlers render them as
 
 Exception tree::
 
-    TusError (500 ERR_INTERNAL)
-    ├── ProtocolError            4xx caused by the request itself
+    TusError                         500 ERR_INTERNAL
+    ├── ProtocolError                4xx caused by the request itself
     │   ├── UnsupportedVersion       412  (+ Tus-Version)
     │   ├── InvalidContentType       415
-    │   ├── InvalidHeader            400  (offset, length, metadata, concat, checksum, range, ...)
+    │   ├── UnsupportedMediaType     415  (refused by content inspection)
+    │   ├── InvalidHeader            400
+    │   │   ├── InvalidOffset
+    │   │   ├── InvalidLength
+    │   │   ├── InvalidMetadata
+    │   │   ├── InvalidConcat
+    │   │   ├── InvalidChecksum
+    │   │   ├── UnsupportedChecksumAlgorithm
+    │   │   └── InvalidRange
     │   ├── OffsetMismatch           409
     │   ├── UploadNotFound           404
     │   ├── UploadGone               410
@@ -21,7 +29,7 @@ Exception tree::
     │   ├── ChecksumMismatch         460
     │   ├── UploadNotFinished        400
     │   ├── UploadIncomplete         409  (GET before the last byte)
-    │   ├── RangeNotSatisfiable      416
+    │   ├── RangeNotSatisfiable      416  (+ Content-Range)
     │   ├── MethodNotAllowed         405
     │   ├── UploadInterrupted        400
     │   ├── HeadersTooLarge          431
@@ -29,18 +37,21 @@ Exception tree::
     ├── AuthError
     │   ├── Unauthenticated          401  (+ WWW-Authenticate: Bearer)
     │   └── Forbidden                403
-    ├── LimitError                    (+ Retry-After)
+    ├── LimitError                   (+ Retry-After)
     │   ├── RateLimited              429
     │   ├── UploadLocked             423
     │   ├── LockTimeout              423
-    │   └── ServerBusy               503
-    ├── ReadTimeout / ConnectionReset  500 (clients retry 5xx, as tusd)
-    ├── ServerShutdown               503  (+ Retry-After)
+    │   ├── ServerBusy               503
+    │   ├── ServerShutdown           503
+    │   ├── StorageUnavailable       503  (also a BackendError)
+    │   └── StateStoreError          503  (also a BackendError)
+    ├── ReadTimeout                  500  (clients retry 5xx, as tusd)
+    ├── ConnectionReset              500
     └── BackendError
         ├── StorageError             500
-        ├── StorageUnavailable       503  (+ Retry-After)
+        ├── StorageUnavailable       503
         ├── InsufficientStorage      507
-        └── StateStoreError          503  (+ Retry-After)
+        └── StateStoreError          503
 
 Foreign exceptions (OSError, sqlite3, botocore, redis) are translated at the
 backend boundary by the ``map_*_errors`` helpers of each backend; anything that
@@ -142,12 +153,6 @@ class InvalidRange(InvalidHeader):
     default_message = "Range must be a single 'bytes=start-end' range"
 
 
-class InvalidUploadId(InvalidHeader):
-    status = 404
-    code = "ERR_UPLOAD_NOT_FOUND"
-    default_message = "upload not found"
-
-
 class OffsetMismatch(ProtocolError):
     status = 409
     code = "ERR_MISMATCHED_OFFSET"
@@ -237,7 +242,7 @@ class NotFound(ProtocolError):
 
 class AuthError(TusError):
     status = 401
-    code = "ERR_UNAUTHENTICATED"
+    code = "ERR_AUTH"
     default_message = "authentication required"
 
 
