@@ -86,13 +86,10 @@ def stored(ctx: AppContext, data_dir: Path) -> Stored:
 _WATCHED = ("tornado", "tusd_py")
 
 
-@pytest.fixture(autouse=True)
-def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Fail the test if the server logged an ERROR or answered 500 ERR_INTERNAL."""
-    caplog.set_level(logging.INFO, logger="tusd_py.access")
-    yield
+def server_errors(records: list[logging.LogRecord]) -> list[str]:
+    """ERROR logs of the server and 500 ERR_INTERNAL answers among ``records``."""
     bad = []
-    for record in caplog.get_records("call") + caplog.get_records("teardown"):
+    for record in records:
         if not record.name.startswith(_WATCHED):
             continue
         if record.levelno >= logging.ERROR:
@@ -100,6 +97,15 @@ def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         elif record.name == "tusd_py.access" and getattr(record, "status", 0) >= 500:
             if getattr(record, "code", None) in (None, "ERR_INTERNAL", "ERR_HTTP"):
                 bad.append(f"500 answered: {record.getMessage()}")
+    return bad
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail the test if the server logged an ERROR or answered 500 ERR_INTERNAL."""
+    caplog.set_level(logging.INFO, logger="tusd_py.access")
+    yield
+    bad = server_errors(caplog.get_records("call") + caplog.get_records("teardown"))
     assert not bad, "server errors during the test:\n" + "\n".join(bad)
 
 

@@ -12,13 +12,19 @@ import asyncio
 import base64
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import tornado.ioloop
+import tornado.testing
+from tornado.httpclient import AsyncHTTPClient
 
 from tests.http.conftest import Connect, Stored, upload_id_of
 from tests.http.raw import RawConnection, eventually
 from tests.tusclient import PATCH_TYPE, TUS, Tus
+from tusd_py import server
+from tusd_py.config import Config
 from tusd_py.context import AppContext
 
 DATA = bytes(i % 251 for i in range(1000))
@@ -179,9 +185,9 @@ class TestSlowBody:
         loop = asyncio.get_running_loop()
         began = loop.time()
         conn = await start_patch(connect, url, 0, len(DATA), DATA[:125])
-        for start in range(125, 1000, 125):
+        for first in range(125, 1000, 125):
             await asyncio.sleep(0.3)  # pacing the sender, not synchronisation
-            await conn.send(DATA[start : start + 125])
+            await conn.send(DATA[first : first + 125])
         res = await conn.read_response()
         assert loop.time() - began > 1.5  # the test proves what it claims
         assert res.status == 204
@@ -203,3 +209,46 @@ async def test_line51_interrupted_creation_with_upload_keeps_resource_and_bytes(
     assert len(ids) == 1
     url = tus.collection + ids[0]
     await finish_and_check(tus, stored, url, 321)
+
+
+class TestShutdown:
+    """SIGTERM drain (SPEC §9): a body still streaming after ``drain_timeout``
+    is cut with 503 + Retry-After and its bytes are saved before exit."""
+
+    @pytest.fixture
+    def config_overrides(self) -> dict[str, Any]:
+        return {"server.drain_timeout": 0.2}
+
+    @pytest.fixture
+    def ctx(self, io_loop: tornado.ioloop.IOLoop, tus_config: Config) -> Iterator[AppContext]:
+        context = io_loop.run_sync(lambda: server.build_context(tus_config))
+        yield context  # closed by RunningServer.drain_and_close
+
+    @pytest.mark.gen_test(timeout=30)
+    async def test_drain_cuts_with_503_and_saves_bytes(
+        self, ctx: AppContext, tus_config: Config, http_client: AsyncHTTPClient, stored: Stored
+    ) -> None:
+        sock, port = tornado.testing.bind_unused_port("127.0.0.1")
+        running = await server.start(ctx, [sock])
+        tus = Tus(http_client, f"http://127.0.0.1:{port}")
+        url = await tus.create_url(len(DATA))
+        conn = await RawConnection.open(port)
+        try:
+            headers = {**TUS, **PATCH_TYPE, "Upload-Offset": "0", "Content-Length": str(len(DATA))}
+            await conn.send_request("PATCH", "/files/" + upload_id_of(url), headers, DATA[:300])
+            await offset_reaches(tus, url, 300)
+            await running.drain_and_close()
+            answer = await conn.read_until_closed()
+        finally:
+            await conn.aclose()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503 "), answer
+        assert b"\r\nRetry-After: " in head
+        assert json.loads(body)["error"]["code"] == "ERR_SERVER_SHUTDOWN"
+        assert stored.content(upload_id_of(url)) == DATA[:300]
+        reopened = await server.build_context(tus_config)
+        try:
+            info = await reopened.composer.state.get(upload_id_of(url))
+            assert info is not None and info.offset == 300
+        finally:
+            await reopened.aclose()

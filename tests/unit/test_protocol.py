@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tusd_py import errors, protocol
 
-FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 #: Header values as Tornado hands them over: latin-1 text without CR/LF/NUL.
 header_text = st.text(
