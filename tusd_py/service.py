@@ -383,6 +383,12 @@ class UploadService:
         if request.content_length is not None and remaining is not None:
             if request.content_length > remaining:
                 raise self._overflow_error(principal, info, request.content_length)
+        if not info.is_complete:
+            # Renew the expiry as the body starts: the sweeper must never
+            # expire (or ask to release) an upload a live request is writing,
+            # even a checksummed one that publishes nothing until it ends.
+            now = self.clock()
+            info = await self.state.update(info.id, {"expires_at": self._expiry(now), "updated_at": now})
         return info
 
     def remaining(self, principal: Principal, info: UploadInfo) -> int | None:
