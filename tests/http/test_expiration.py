@@ -6,6 +6,8 @@ runs the real server's sweeper with a tiny ``expiration`` and polls.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -17,9 +19,9 @@ import tornado.ioloop
 import tornado.testing
 from tornado.httpclient import AsyncHTTPClient
 
-from tests.http.conftest import Stored, upload_id_of
+from tests.http.conftest import Connect, Stored, upload_id_of
 from tests.http.raw import eventually
-from tests.tusclient import Tus
+from tests.tusclient import PATCH_TYPE, TUS, Tus
 from tusd_py.config import Config
 from tusd_py.context import AppContext
 from tusd_py.server import build_context, start
@@ -163,3 +165,37 @@ class TestRealSweeper:
             assert (await tus.head(url)).code == 410
         finally:
             await running.drain_and_close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_sweep_never_interrupts_a_live_patch(
+    tus: Tus, clock: FakeClock, ctx: AppContext, stored: Stored, connect: Connect
+) -> None:
+    """A PATCH that starts just before the upload would expire renews the
+    expiry at once, so the sweeper neither expires the upload nor asks the
+    request to release its lock, even for a checksummed body (which publishes
+    nothing until it ends)."""
+    url = await tus.create_url(10)
+    clock.now += EXPIRATION - 1
+    conn = await connect()
+    checksum = "sha1 " + base64.b64encode(hashlib.sha1(b"0123456789").digest()).decode()
+    headers = {
+        **TUS,
+        **PATCH_TYPE,
+        "Upload-Offset": "0",
+        "Content-Length": "10",
+        "Upload-Checksum": checksum,
+    }
+    await conn.send_request("PATCH", "/files/" + upload_id_of(url), headers, b"0123")
+
+    async def staged() -> bool:
+        files = list((stored.data_dir / "staging").glob("*.stage"))
+        return len(files) == 1 and files[0].stat().st_size == 4
+
+    await eventually(staged)
+    clock.now += 2  # past the expiry set at creation
+    assert await ctx.service.sweep_expired() == 0
+    await conn.send(b"456789")
+    res = await conn.read_response()
+    assert res.status == 204, res
+    assert stored.content(upload_id_of(url)) == b"0123456789"
