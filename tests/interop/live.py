@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,8 +52,26 @@ class LiveServer:
         """JSON log lines written after byte ``since`` (other lines are skipped)."""
         with self.log_path.open("rb") as f:
             f.seek(since)
-            lines = f.read().decode("utf-8", "replace").splitlines()
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]  # a line being written is read next time
+        lines = complete.decode("utf-8", "replace").splitlines()
         return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def wait_for_records(
+        self, since: int, predicate: Callable[[dict[str, Any]], bool], count: int, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Log records after ``since`` matching ``predicate``, once there are ``count``.
+
+        A request's access line is written just after its response is sent,
+        so a client can be faster than the log; this polls until ``count``
+        matching lines exist or ``timeout`` passes, then returns them all.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [r for r in self.log_records(since) if predicate(r)]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -64,12 +64,13 @@ def _upload_id(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _patches(live_server: LiveServer, since: int, upload_id: str) -> list[dict[str, Any]]:
-    return [
-        r
-        for r in live_server.log_records(since)
-        if r.get("event") == "Request" and r.get("method") == "PATCH" and r.get("upload_id") == upload_id
-    ]
+def _patches(live_server: LiveServer, since: int, upload_id: str, expected: int) -> list[dict[str, Any]]:
+    """The PATCH access-log lines of ``upload_id`` (waits for ``expected`` of them)."""
+
+    def is_patch(r: dict[str, Any]) -> bool:
+        return r.get("event") == "Request" and r.get("method") == "PATCH" and r.get("upload_id") == upload_id
+
+    return live_server.wait_for_records(since, is_patch, expected)
 
 
 def test_chunked_upload(live_server: LiveServer, client_headers: dict[str, str], tmp_path: Path) -> None:
@@ -84,8 +85,9 @@ def test_chunked_upload(live_server: LiveServer, client_headers: dict[str, str],
         uploader.upload()
 
     assert uploader.url is not None and uploader.offset == SIZE
-    patches = _patches(live_server, log_start, _upload_id(uploader.url))
-    assert len(patches) == math.ceil(SIZE / CHUNK)
+    expected = math.ceil(SIZE / CHUNK)
+    patches = _patches(live_server, log_start, _upload_id(uploader.url), expected)
+    assert len(patches) == expected
     assert all(p["status"] == 204 for p in patches)
     info = head(uploader.url, client_headers)
     assert info["Upload-Offset"] == str(SIZE) and info["Upload-Length"] == str(SIZE)
@@ -126,8 +128,9 @@ def test_resume_from_file_storage(
         storage.close()
 
     assert second.offset == SIZE
-    patches = _patches(live_server, log_start, _upload_id(first.url))
-    assert len(patches) == math.ceil((SIZE - partial) / CHUNK), "the upload restarted instead of resuming"
+    expected = math.ceil((SIZE - partial) / CHUNK)
+    patches = _patches(live_server, log_start, _upload_id(first.url), expected)
+    assert len(patches) == expected, "the upload restarted instead of resuming"
     creations = [r for r in live_server.log_records(log_start) if r.get("method") == "POST"]
     assert creations == []
     assert sha256_via_get(first.url, client_headers) == digest
