@@ -26,6 +26,7 @@ One line, deterministic (fixed sizes, seeds and order)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -43,7 +44,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ import tornado  # noqa: E402
 
 from tusd_py.benchmark import scenarios  # noqa: E402
 from tusd_py.benchmark.loadclient import Pattern  # noqa: E402
+from tusd_py.benchmark.procstat import ProcUsage  # noqa: E402
 from tusd_py.benchmark.scenarios import Result, fmt_size  # noqa: E402
 from tusd_py.config import parse_size  # noqa: E402
 
@@ -99,12 +101,27 @@ class Record:
 
     round: int
     server: str
+    #: The run_bench scenario name (``small`` and ``upload`` share ``Result.scenario``).
+    key: str
     result: Result
     verify: str = "skipped"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"round": self.round, "server": self.server, "verify": self.verify, **self.result.to_dict()}
+        return {
+            "round": self.round,
+            "server": self.server,
+            "key": self.key,
+            "verify": self.verify,
+            **self.result.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        """The inverse of :meth:`to_dict` (for ``--report-from``)."""
+        fields = {f.name for f in dataclasses.fields(Result)} - {"urls", "seeds", "usage"}
+        usage = ProcUsage(**data["usage"]) if data.get("usage") else None
+        result = Result(**{k: v for k, v in data.items() if k in fields}, usage=usage)
+        return cls(data["round"], data["server"], data["key"], result, data.get("verify", "skipped"))
 
 
 def free_port() -> int:
@@ -211,7 +228,8 @@ def verify(server: Server, result: Result, size_each: int, full: bool) -> str:
     return f"{kind} ok" if not bad else f"{bad}/{len(result.seeds)} bad ({kind})"
 
 
-def run(args: argparse.Namespace, work: Path) -> list[Record]:
+def run(args: argparse.Namespace, work: Path, on_record: Callable[[Record], None]) -> list[Record]:
+    """All rounds; ``on_record`` sees each record as soon as it exists."""
     servers = make_servers(work, args.tusd_arg, not args.no_nofsync)
     records: list[Record] = []
     plans: dict[str, tuple[Callable[[Server], Result], int]] = {
@@ -249,12 +267,11 @@ def run(args: argparse.Namespace, work: Path) -> list[Record]:
                         continue
                     os.sync()
                     result = measure(server)
-                    record = Record(rnd, server.name, result)
-                    record.extra["scenario_key"] = name
+                    record = Record(rnd, server.name, name, result)
                     record.verify = verify(server, result, size_each, full=rnd == 1)
                     scenarios.cleanup(server.endpoint, {}, result.urls)
                     records.append(record)
-                    print(_progress_line(record), file=sys.stderr, flush=True)
+                    on_record(record)
         for server in servers:
             errors = _server_errors(server)
             if errors:
@@ -294,10 +311,21 @@ def _median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
-def _group(records: Sequence[Record]) -> dict[tuple[str, str], dict[str, list[Record]]]:
-    groups: dict[tuple[str, str], dict[str, list[Record]]] = {}
+#: ``(scenario key, variant) -> server -> records``, in first-seen order.
+Groups = dict[tuple[str, str], dict[str, list[Record]]]
+
+
+def _records(groups: Groups, key: str, server: str) -> list[Record]:
+    for (name, _variant), by_server in groups.items():
+        if name == key:
+            return by_server.get(server, [])
+    return []
+
+
+def _group(records: Sequence[Record]) -> Groups:
+    groups: Groups = {}
     for r in records:
-        key = (r.extra["scenario_key"], r.result.variant)
+        key = (r.key, r.result.variant)
         groups.setdefault(key, {}).setdefault(r.server, []).append(r)
     return groups
 
@@ -322,18 +350,54 @@ def _cost(records: Sequence[Record]) -> str:
     return f"{_median(costs):.2f}" if costs else "-"
 
 
-def report(records: Sequence[Record], args: argparse.Namespace, command: str, seconds: float) -> str:
+@dataclass
+class RunInfo:
+    """Facts about one run, printed above its tables."""
+
+    command: str
+    rounds: int
+    started: str
+    load_before: str
+    single_size: int
+    small_size: int
+    chunk: int
+    seconds: float = 0.0
+    load_after: str = ""
+    cpus: int = 0
+    python: str = ""
+    tornado: str = ""
+
+    @classmethod
+    def begin(cls, args: argparse.Namespace, command: str) -> RunInfo:
+        return cls(
+            command=command,
+            rounds=args.rounds,
+            started=time.strftime("%Y-%m-%d %H:%M %Z"),
+            load_before=_loadavg(),
+            single_size=args.single_size,
+            small_size=args.small_size,
+            chunk=args.chunk,
+            cpus=os.cpu_count() or 0,
+            python=platform.python_version(),
+            tornado=tornado.version,
+        )
+
+
+def _loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def report(records: Sequence[Record], info: RunInfo) -> str:
     groups = _group(records)
     lines = [
-        f"Run: {time.strftime('%Y-%m-%d %H:%M %Z')}, {args.rounds} rounds, {seconds / 60:.1f} min; "
-        f"{os.cpu_count()} CPUs, load average before {args.load_before}, after "
-        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; Python {platform.python_version()}, "
-        f"Tornado {tornado.version}.",
+        f"Run: {info.started}, {info.rounds} rounds, {info.seconds / 60:.1f} min; {info.cpus} CPUs, load"
+        f" average before {info.load_before}, after {info.load_after}; Python {info.python}, Tornado"
+        f" {info.tornado}.",
         "",
         "Command:",
         "",
         "```sh",
-        command,
+        info.command,
         "```",
         "",
         "Medians over rounds. *ratio* = median / bare median; *paired* = median over rounds of the"
@@ -362,18 +426,70 @@ def report(records: Sequence[Record], args: argparse.Namespace, command: str, se
                 f"| {'-' if paired is None else f'{paired:.2f}'} | {_cost(recs)} | {peak:.1f} | {errors} "
                 f"| {verified} |"
             )
-    lines += ["", *targets(groups, args)]
+    lines += ["", *rss_section(groups, info), "", *targets(groups, info)]
     return "\n".join(lines) + "\n"
 
 
-def targets(groups: dict[tuple[str, str], dict[str, list[Record]]], args: argparse.Namespace) -> list[str]:
+def rss_growth(small: Sequence[Record], big: Sequence[Record]) -> float | None:
+    """Max over rounds of peak RSS during the big upload minus during the small one (MiB).
+
+    Paired by round: a server's RSS stays at its high-water mark after the
+    concurrent scenario, so only same-round peaks are comparable.
+    """
+    small_by_round = {r.round: r.result.usage.rss_peak_kib for r in small if r.result.usage}
+    diffs = [
+        (r.result.usage.rss_peak_kib - small_by_round[r.round]) / 1024
+        for r in big
+        if r.result.usage and r.round in small_by_round
+    ]
+    return max(diffs) if diffs else None
+
+
+def rss_section(groups: Groups, info: RunInfo) -> list[str]:
+    """Peak RSS per server: one PATCH of the small and the big size, concurrent."""
+    small, big = fmt_size(info.small_size), fmt_size(info.single_size)
+    out = [
+        "Memory (peak VmRSS during the scenario, MiB; round 1 = fresh processes; growth = max over rounds"
+        " of the same-round difference big − small):",
+        "",
+        f"| server | {small} one PATCH, round 1 | {big} one PATCH, round 1 | growth {small} → {big}"
+        " | concurrent, max | VmHWM at end |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    servers: list[str] = []
+    for by_server in groups.values():
+        servers += [s for s in by_server if s not in servers]
+    for server in servers:
+        cells = []
+        for key in ("small", "upload"):
+            first = [r for r in _records(groups, key, server) if r.round == 1 and r.result.usage]
+            cells.append(
+                f"{first[0].result.usage.rss_peak_kib / 1024:.1f}" if first and first[0].result.usage else "-"
+            )
+        growth = rss_growth(_records(groups, "small", server), _records(groups, "upload", server))
+        cells.append("-" if growth is None else f"{growth:.1f}")
+        conc = [
+            r.result.usage.rss_peak_kib / 1024
+            for r in _records(groups, "concurrent", server)
+            if r.result.usage
+        ]
+        cells.append(f"{max(conc):.1f}" if conc else "-")
+        hwm = [
+            r.result.usage.hwm_kib / 1024
+            for by in groups.values()
+            for r in by.get(server, [])
+            if r.result.usage
+        ]
+        cells.append(f"{max(hwm):.1f}" if hwm else "-")
+        out.append(f"| {server} | " + " | ".join(cells) + " |")
+    return out
+
+
+def targets(groups: Groups, info: RunInfo) -> list[str]:
     """SPEC §11 targets for the ``tusd-py`` server (and the fsync-less variant)."""
 
     def recs(name: str, server: str) -> list[Record]:
-        for (key, _variant), by_server in groups.items():
-            if key == name:
-                return by_server.get(server, [])
-        return []
+        return _records(groups, name, server)
 
     def paired(name: str, server: str) -> float | None:
         return _paired_ratio(recs(name, server), recs(name, "bare"))
@@ -390,10 +506,10 @@ def targets(groups: dict[tuple[str, str], dict[str, list[Record]]], args: argpar
         tuple[str, str, float | None, float, bool]
     ] = []  # (target, server, value, limit, higher_is_better)
     for server in ("tusd-py", "tusd-py-nofsync"):
-        size = fmt_size(args.single_size)
+        size = fmt_size(info.single_size)
         for name, label in (
             ("upload", f"{size} one PATCH"),
-            ("chunked", f"{size} in {fmt_size(args.chunk)} PATCHes"),
+            ("chunked", f"{size} in {fmt_size(info.chunk)} PATCHes"),
         ):
             if recs(name, server):
                 rows.append(
@@ -410,10 +526,13 @@ def targets(groups: dict[tuple[str, str], dict[str, list[Record]]], args: argpar
         failed = float(sum(r.result.errors for r in recs("concurrent", server)))
         rows.append(("concurrent: all uploads succeed (failed uploads)", server, failed, 0.0, False))
         rows.append(("concurrent: peak RSS MiB < 150", server, peak("concurrent", server), 150.0, False))
-    big, small = peak("upload", server), peak("small", server)
-    if big is not None and small is not None:
-        label = f"RSS growth {fmt_size(args.small_size)} → {fmt_size(args.single_size)} one PATCH, MiB < 20"
-        rows.append((label, server, big - small, 20.0, False))
+    growth = rss_growth(recs("small", server), recs("upload", server))
+    if growth is not None:
+        label = (
+            f"RSS growth {fmt_size(info.small_size)} → {fmt_size(info.single_size)} one PATCH"
+            " (max over rounds), MiB < 20"
+        )
+        rows.append((label, server, growth, 20.0, False))
     if recs("create", server):
         rows.append(
             ("creations/s: paired ratio to bare ≥ 0.60", server, paired("create", server), 0.60, True)
@@ -476,28 +595,66 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-results", action="store_true", help="print the report only")
     parser.add_argument("--json-out", type=Path, help="also write every result as JSON lines here")
-    args = parser.parse_args(argv)
-    args.load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    command = "python3 tests/bench/run_bench.py" + "".join(
-        " " + shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
+    parser.add_argument(
+        "--report-from", type=Path, metavar="JSONL", help="rebuild the report from a --json-out file; no run"
     )
-    work = args.work_dir or Path(tempfile.mkdtemp(prefix="tusd-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    try:
-        records = run(args, work)
-    finally:
-        if args.work_dir is None:
-            shutil.rmtree(work, ignore_errors=True)
-    if args.json_out:
-        with args.json_out.open("a") as f:
-            for r in records:
-                f.write(json.dumps(r.to_dict()) + "\n")
-    block = report(records, args, command, time.monotonic() - started)
+    args = parser.parse_args(argv)
+    if args.report_from:
+        info, records = load_jsonl(args.report_from)
+    else:
+        command = "python3 tests/bench/run_bench.py" + "".join(
+            " " + shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
+        )
+        info = RunInfo.begin(args, command)
+        records = measure(args, info)
+    block = report(records, info)
     print(block)
     if not args.no_results:
         write_results(args.results, block)
     return 0 if all(r.result.ok and "bad" not in r.verify for r in records) else 1
+
+
+def measure(args: argparse.Namespace, info: RunInfo) -> list[Record]:
+    """Run the benchmark; progress on stderr, records to ``--json-out`` as they come."""
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="tusd-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    out = args.json_out.open("w") if args.json_out else None
+
+    def on_record(record: Record) -> None:
+        print(_progress_line(record), file=sys.stderr, flush=True)
+        if out is not None:
+            out.write(json.dumps(record.to_dict()) + "\n")
+            out.flush()
+
+    started = time.monotonic()
+    try:
+        records = run(args, work, on_record)
+    finally:
+        info.seconds = round(time.monotonic() - started, 1)
+        info.load_after = _loadavg()
+        if out is not None:
+            out.write(json.dumps({"run": dataclasses.asdict(info)}) + "\n")
+            out.close()
+        if args.work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return records
+
+
+def load_jsonl(path: Path) -> tuple[RunInfo, list[Record]]:
+    """Records and run facts written by ``--json-out``."""
+    info: RunInfo | None = None
+    records: list[Record] = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        data = json.loads(line)
+        if "run" in data:
+            info = RunInfo(**data["run"])
+        else:
+            records.append(Record.from_dict(data))
+    if info is None:
+        raise SystemExit(f"{path} has no run line (was the run interrupted?)")
+    return info, records
 
 
 if __name__ == "__main__":
