@@ -228,8 +228,13 @@ def verify(server: Server, result: Result, size_each: int, full: bool) -> str:
     return f"{kind} ok" if not bad else f"{bad}/{len(result.seeds)} bad ({kind})"
 
 
-def run(args: argparse.Namespace, work: Path, on_record: Callable[[Record], None]) -> list[Record]:
-    """All rounds; ``on_record`` sees each record as soon as it exists."""
+def run(
+    args: argparse.Namespace, work: Path, on_record: Callable[[Record], None], log_errors: dict[str, int]
+) -> list[Record]:
+    """All rounds; ``on_record`` sees each record as soon as it exists.
+
+    ``log_errors`` receives, per server, the number of 5xx/error lines it logged.
+    """
     servers = make_servers(work, args.tusd_arg, not args.no_nofsync)
     records: list[Record] = []
     plans: dict[str, tuple[Callable[[Server], Result], int]] = {
@@ -273,9 +278,7 @@ def run(args: argparse.Namespace, work: Path, on_record: Callable[[Record], None
                     records.append(record)
                     on_record(record)
         for server in servers:
-            errors = _server_errors(server)
-            if errors:
-                print(f"{server.name}: {errors} error lines in its log", file=sys.stderr)
+            log_errors[server.name] = _server_errors(server)
     return records
 
 
@@ -366,6 +369,8 @@ class RunInfo:
     cpus: int = 0
     python: str = ""
     tornado: str = ""
+    #: Per server: log lines with a 5xx status or at error level.
+    log_errors: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def begin(cls, args: argparse.Namespace, command: str) -> RunInfo:
@@ -426,7 +431,15 @@ def report(records: Sequence[Record], info: RunInfo) -> str:
                 f"| {'-' if paired is None else f'{paired:.2f}'} | {_cost(recs)} | {peak:.1f} | {errors} "
                 f"| {verified} |"
             )
-    lines += ["", *rss_section(groups, info), "", *targets(groups, info)]
+    logged = ", ".join(f"{name} {count}" for name, count in info.log_errors.items()) or "not recorded"
+    lines += [
+        "",
+        f"Server log lines with a 5xx status or at error level: {logged}.",
+        "",
+        *rss_section(groups, info),
+        "",
+        *targets(groups, info),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -628,7 +641,7 @@ def measure(args: argparse.Namespace, info: RunInfo) -> list[Record]:
 
     started = time.monotonic()
     try:
-        records = run(args, work, on_record)
+        records = run(args, work, on_record, info.log_errors)
     finally:
         info.seconds = round(time.monotonic() - started, 1)
         info.load_after = _loadavg()
