@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from typing import Any
@@ -46,6 +47,23 @@ def s3_endpoint() -> Iterator[str]:
         return
     with services.moto_server() as url:
         yield url
+
+
+@pytest.fixture
+def io_loop() -> Iterator[tornado.ioloop.IOLoop]:
+    """A fresh IOLoop per test, as pytest-tornado's, minus its leak.
+
+    Tornado's ``make_current`` remembers ``asyncio.get_event_loop()``, which
+    creates a loop when none is set, and restores that unclosed loop
+    afterwards; a later ``asyncio.run`` then replaces it and the suite fails
+    on "unclosed event loop". Unsetting the loop first makes it remember None.
+    """
+    asyncio.set_event_loop(None)
+    loop = tornado.ioloop.IOLoop()
+    loop.make_current()
+    yield loop
+    loop.clear_current()
+    loop.close(all_fds=True)
 
 
 @pytest.fixture

@@ -1,0 +1,113 @@
+"""Interop with tus-js-client (its Node build, run by ``node``) against ``tusd-py serve``.
+
+Each test runs ``tests/interop/js/upload.mjs`` in a subprocess with a
+deadline; the script prints one JSON line describing what the client did.
+Covers: chunked upload (``chunkSize``), abort then resume through
+``FileUrlStorage`` (``findPreviousUploads`` + ``resumeFromPreviousUpload``),
+and ``parallelUploads: 3`` (partial uploads joined by concatenation). Bytes
+are checked by sha256 via GET. The npm packages come from ``npm ci`` (root
+``package.json`` / ``package-lock.json``; ``scripts/test`` runs it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.interop.live import REPO_ROOT, LiveServer, head, sha256_via_get, write_random_file
+
+pytestmark = pytest.mark.interop
+
+MIB = 1 << 20
+SIZE = 4 * MIB + 4321
+CHUNK = 512 * 1024
+SCRIPT = REPO_ROOT / "tests" / "interop" / "js" / "upload.mjs"
+DEADLINE = 90.0
+
+
+def run_js(mode: str, live_server: LiveServer, headers: dict[str, str], **options: Any) -> dict[str, Any]:
+    """Run ``upload.mjs`` in ``mode``; returns its JSON result (fails the test on error)."""
+    node = shutil.which("node")
+    assert node is not None, "node is not installed (Node 20 is a test dependency)"
+    assert (REPO_ROOT / "node_modules" / "tus-js-client").is_dir(), "run `npm ci` (scripts/test does)"
+    config = {
+        "mode": mode,
+        "endpoint": live_server.endpoint,
+        "headers": headers,
+        "deadlineMs": int(DEADLINE * 1000),
+        **options,
+    }
+    proc = subprocess.run(
+        [node, str(SCRIPT), json.dumps(config)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE + 10,
+        check=False,
+    )
+    assert proc.returncode == 0, f"tus-js-client failed ({proc.returncode}):\n{proc.stderr}"
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_chunked_upload(live_server: LiveServer, client_headers: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "chunked.bin"
+    digest = write_random_file(path, SIZE, seed=11)
+
+    result = run_js("chunked", live_server, client_headers, file=str(path), chunkSize=CHUNK)
+
+    assert result["patchOffsets"] == [i * CHUNK for i in range(math.ceil(SIZE / CHUNK))]
+    info = head(result["url"], client_headers)
+    assert info["Upload-Offset"] == str(SIZE) and info["Upload-Length"] == str(SIZE)
+    assert sha256_via_get(result["url"], client_headers) == digest
+
+
+def test_abort_then_resume_through_file_url_storage(
+    live_server: LiveServer, client_headers: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "resume.bin"
+    digest = write_random_file(path, SIZE, seed=12)
+    log_start = live_server.log_size()
+
+    result = run_js(
+        "resume",
+        live_server,
+        client_headers,
+        file=str(path),
+        chunkSize=CHUNK,
+        storePath=str(tmp_path / "tus-url-storage.json"),
+        abortAfter=3 * CHUNK // 2,
+    )
+
+    assert result["url"] == result["firstUrl"], "the second Upload did not reuse the stored URL"
+    methods = result["methods"]
+    assert methods[0] == "HEAD" and "POST" not in methods, methods
+    assert 0 < result["resumeOffset"] < SIZE, "the resumed upload restarted from 0"
+    # The server created exactly one upload for this file.
+    creations = [r for r in live_server.log_records(log_start) if r.get("method") == "POST"]
+    assert len(creations) == 1
+    assert sha256_via_get(result["url"], client_headers) == digest
+
+
+def test_parallel_uploads_are_concatenated(
+    live_server: LiveServer, client_headers: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "parallel.bin"
+    digest = write_random_file(path, SIZE, seed=13)
+
+    result = run_js("parallel", live_server, client_headers, file=str(path), chunkSize=CHUNK)
+
+    parts = result["partUrls"]
+    assert isinstance(parts, list) and len(parts) == 3
+    for part in parts:
+        assert head(part, client_headers)["Upload-Concat"] == "partial"
+    final = head(result["url"], client_headers)
+    assert final["Upload-Concat"].startswith("final;")
+    assert final["Upload-Length"] == str(SIZE) and final["Upload-Offset"] == str(SIZE)
+    assert sha256_via_get(result["url"], client_headers) == digest
