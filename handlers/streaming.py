@@ -79,7 +79,7 @@ class StreamingHandler(BaseHandler):
         if session is None or self._finished or session.closed:
             return
         self._last_activity = asyncio.get_running_loop().time()
-        self.ctx.metrics.bytes_received.inc(len(chunk))
+        self.ctx.metrics.bytes_received += len(chunk)
         try:
             await session.write(chunk)
         except errors.TusError as exc:
