@@ -19,7 +19,9 @@ from tusd_py.config import ConfigError
 LISTEN_FDS_START = 3
 
 
-def inherited_sockets(environ: MutableMapping[str, str] | None = None) -> list[socket.socket] | None:
+def inherited_sockets(
+    environ: MutableMapping[str, str] | None = None, *, first_fd: int = LISTEN_FDS_START
+) -> list[socket.socket] | None:
     """The TCP listening sockets passed by systemd, or None when there are none.
 
     Raises :class:`ConfigError` (key ``LISTEN_FDS``) if a passed descriptor
@@ -33,7 +35,7 @@ def inherited_sockets(environ: MutableMapping[str, str] | None = None) -> list[s
     if not count.isdigit() or int(count) == 0 or pid != str(os.getpid()):
         return None
     sockets: list[socket.socket] = []
-    for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + int(count)):
+    for fd in range(first_fd, first_fd + int(count)):
         try:
             sock = socket.socket(fileno=fd)
         except OSError as exc:

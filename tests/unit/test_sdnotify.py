@@ -71,24 +71,19 @@ def test_no_inherited_sockets_without_listen_fds_for_this_pid() -> None:
     assert inherited_sockets({}) is None
 
 
+def test_inherited_sockets_are_taken_from_the_passed_descriptors() -> None:
+    env = {"LISTEN_FDS": "1", "LISTEN_PID": str(os.getpid())}
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        got = inherited_sockets(dict(env), first_fd=listening.fileno())
+        assert got is not None and len(got) == 1
+        assert got[0].getsockname() == listening.getsockname() and not got[0].getblocking()
+        got[0].detach()
+
+
 def test_an_inherited_non_tcp_socket_is_a_config_error() -> None:
+    env = {"LISTEN_FDS": "1", "LISTEN_PID": str(os.getpid())}
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as odd:
-        saved = os.dup(3) if _fd_open(3) else None
-        os.dup2(odd.fileno(), 3)
-        try:
-            with pytest.raises(ConfigError, match="LISTEN_FDS"):
-                inherited_sockets({"LISTEN_FDS": "1", "LISTEN_PID": str(os.getpid())})
-        finally:
-            if saved is not None:
-                os.dup2(saved, 3)
-                os.close(saved)
-            else:
-                os.close(3)
-
-
-def _fd_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-        return True
-    except OSError:
-        return False
+        with pytest.raises(ConfigError, match="LISTEN_FDS"):
+            inherited_sockets(env, first_fd=odd.fileno())
