@@ -18,6 +18,7 @@ setup(
         "pyjwt[crypto]>=2.8",
         "python-magic>=0.4.27",
         "sqlite-utils>=3.36",
+        "prometheus-client>=0.20",
     ],
     extras_require={
         "test": [

@@ -1,9 +1,14 @@
-"""``/healthz`` (the process is alive) and ``/readyz`` (dependencies answer)."""
+"""``/healthz`` (the process is alive) and ``/readyz`` (fit to take uploads).
+
+``/readyz`` answers 200 ``{"ready": true, "checks": {...}}`` or 503 with the
+failing checks (draining, state store, storages, Redis); see
+:mod:`tusd_py.health`.
+"""
 
 from __future__ import annotations
 
 from handlers.base import BaseHandler
-from tusd_py import errors
+from tusd_py.health import readiness
 
 
 class HealthHandler(BaseHandler):
@@ -19,23 +24,10 @@ class ReadyHandler(BaseHandler):
     SUPPORTED_METHODS = ("GET", "HEAD")
 
     async def get(self) -> None:
-        checks: dict[str, str] = {}
-        ready = not self.ctx.lifecycle.draining
+        ready, checks = await readiness(self.ctx)
+        self.set_header("Cache-Control", "no-store")
         if not ready:
-            checks["lifecycle"] = "draining"
-        try:
-            await self.ctx.composer.state.ping()
-            checks["state"] = "ok"
-        except errors.TusError as exc:
-            checks["state"] = exc.message
-            ready = False
-        for name, storage in self.ctx.composer.storages.items():
-            try:
-                await storage.ping()
-                checks[f"storage.{name}"] = "ok"
-            except errors.TusError as exc:
-                checks[f"storage.{name}"] = exc.message
-                ready = False
+            self.error_code = "ERR_NOT_READY"
         self.finish_json(200 if ready else 503, {"ready": ready, "checks": checks})
 
     head = get

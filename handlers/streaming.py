@@ -20,6 +20,7 @@ import tornado.web
 from handlers.base import BaseHandler
 from tusd_py import errors
 from tusd_py.guard import StreamSlot
+from tusd_py.logs import UNANSWERED_STATUS
 from tusd_py.models import Principal, UploadInfo
 from tusd_py.service import AppendRequest, AppendSession
 
@@ -46,6 +47,7 @@ class StreamingHandler(BaseHandler):
     _cut_reason: str | None = None
     _stream_token: int = 0
     _committing: bool = False
+    _connection_lost: bool = False
 
     def request_has_body(self) -> bool:
         """True if the request declares a non-empty body."""
@@ -71,6 +73,11 @@ class StreamingHandler(BaseHandler):
         self.session = await self.ctx.service.begin_append(
             principal, upload_id, request, self._on_release_requested
         )
+        if not self._stream_open:
+            # Cut (shutdown) or the client left while we waited for the lock:
+            # nothing will arrive; give the lock back.
+            await self.session.abort()
+            return self.session
         loop = asyncio.get_running_loop()
         self._last_activity = loop.time()
         self._idle_handle = loop.call_later(self.ctx.config.server.network_timeout, self._check_idle)
@@ -81,6 +88,7 @@ class StreamingHandler(BaseHandler):
         if session is None or self._finished or session.closed:
             return
         self._last_activity = asyncio.get_running_loop().time()
+        self.ctx.metrics.bytes_received += len(chunk)
         try:
             await session.write(chunk)
         except errors.TusError as exc:
@@ -113,15 +121,22 @@ class StreamingHandler(BaseHandler):
         already complete is left to commit, which releases the lock itself.
         """
         session = self.session
-        if session is None or session.closed or self._cut_reason or self._committing:
+        if (
+            self._cut_reason
+            or self._committing
+            or not self._stream_open
+            or (session is not None and session.closed)
+        ):
             return
         self._cut_reason = reason
         log.info(
             "upload %s cut: %s",
-            session.info.id,
+            self.upload_id,
             reason,
-            extra={"request_id": self.request_id, "upload_id": session.info.id},
+            extra={"request_id": self.request_id, "upload_id": self.upload_id},
         )
+        if session is not None:
+            self.bytes_received = session.received
         if self._finished or self._headers_written:
             self.error_code = reason
             self.close_connection()
@@ -166,9 +181,21 @@ class StreamingHandler(BaseHandler):
                 slot, self._slot = self._slot, None
                 await slot.release()
             self.ctx.lifecycle.stream_ended(self._stream_token)
+            self._log_unanswered()
+
+    def _log_unanswered(self) -> None:
+        """Tornado logs only finished requests: log one whose body was cut off
+        (status 499, ``code`` = why) once its bytes are saved."""
+        if self._finished or not (self._connection_lost or self._cut_reason):
+            return
+        self.error_code = self._cut_reason or errors.ConnectionReset.code
+        self.set_status(UNANSWERED_STATUS)
+        self.application.log_request(self)
 
     def on_connection_close(self) -> None:
         super().on_connection_close()
+        if not self._finished:
+            self._connection_lost = True
         self._end_stream()
 
     def on_finish(self) -> None:

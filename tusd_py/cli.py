@@ -68,8 +68,11 @@ def _serve(args: argparse.Namespace) -> int:
     from tusd_py.serve_cmd import serve
 
     config = config_from_args(args)
-    configure_logging()
-    return serve(config)
+    pipeline = configure_logging()
+    try:
+        return serve(config)
+    finally:
+        pipeline.stop()
 
 
 def _check_args(parser: argparse.ArgumentParser) -> None:

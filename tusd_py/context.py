@@ -11,6 +11,7 @@ from tusd_py.composer import Composer
 from tusd_py.config import Config
 from tusd_py.guard import Guard, NullGuard
 from tusd_py.lifecycle import Lifecycle
+from tusd_py.metrics import Metrics
 from tusd_py.service import UploadService
 
 
@@ -24,8 +25,15 @@ class AppContext:
     authenticator: Authenticator
     guard: Guard = field(default_factory=NullGuard)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    #: Prometheus series of this process (``/metrics``).
+    metrics: Metrics = field(default_factory=Metrics)
+    #: Extra readiness checks by name (``/readyz``), besides state and storages.
+    probes: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
     #: Extra resources (shared clients) closed last, in order.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.metrics.track(self.lifecycle)
 
     async def aclose(self) -> None:
         """Close guard, backends and extra resources; idempotent enough to call once."""

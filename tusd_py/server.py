@@ -1,10 +1,18 @@
 """Process wiring: build the dependencies from a :class:`Config`, listen,
 sweep expired uploads, and drain on SIGTERM.
 
-Shutdown order on SIGTERM/SIGINT: stop accepting connections, mark the
-lifecycle as draining (new uploads get 503), give in-flight bodies
-``drain_timeout`` seconds, cut the rest (their bytes are saved), wait for the
-saves, close the backends, exit 0.
+Shutdown order on SIGTERM/SIGINT (see :meth:`RunningServer.drain_and_close`):
+tell systemd ``STOPPING=1``; mark the lifecycle as draining — new uploads
+(POST, PATCH) get 503 ``ERR_SERVER_SHUTDOWN`` with ``Retry-After`` and
+``/readyz`` turns 503, while the listener stays open so clients and load
+balancers get that explicit answer rather than a refused connection; give
+in-flight bodies ``drain_timeout`` seconds (a second signal ends the wait);
+cut the rest (their bytes are saved); stop listening; wait for the saves;
+close the backends (state flushed); exit 0.
+
+Under systemd (``Type=notify``) the process sends ``READY=1`` once it
+listens and ``WATCHDOG=1`` every ``WatchdogSec/2``; it serves sockets passed
+by socket activation (``LISTEN_FDS``) instead of binding its own.
 """
 
 from __future__ import annotations
@@ -12,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 import tornado.httpserver
@@ -32,9 +41,14 @@ from tusd_py.config import Config
 from tusd_py.context import AppContext
 from tusd_py.events import EventSink, LogEventSink, MultiSink
 from tusd_py.guard import build_guard, tier_size_limit
+from tusd_py.health import redis_probe
 from tusd_py.inspect import build_inspector
+from tusd_py.lifecycle import Lifecycle
 from tusd_py.locking import build_locker
+from tusd_py.metrics import Metrics, MetricsEventSink
 from tusd_py.redis_conn import open_redis
+from tusd_py.sdlisten import inherited_sockets
+from tusd_py.sdnotify import Notifier, keep_alive, watchdog_interval
 from tusd_py.service import UploadService
 from tusd_py.state import build_state
 
@@ -59,7 +73,8 @@ async def build_context(
     locker = build_locker(config, redis)
     storages, policy = build_storages(config, state)
     composer = Composer(storages=storages, state=state, locker=locker, policy=policy)
-    sink: EventSink = MultiSink([LogEventSink(), *events]) if events else LogEventSink()
+    metrics = Metrics()
+    sink: EventSink = MultiSink([LogEventSink(), MetricsEventSink(metrics), *events])
     service = UploadService(
         config=config,
         composer=composer,
@@ -74,9 +89,11 @@ async def build_context(
         composer=composer,
         authenticator=authenticator or build_authenticator(config),
         guard=build_guard(config, redis),
+        metrics=metrics,
     )
     if redis is not None:
         ctx.closers.append(redis.aclose)
+        ctx.probes["redis"] = redis_probe(redis)
     return ctx
 
 
@@ -141,14 +158,22 @@ class RunningServer:
     def port(self) -> int:
         return int(self.sockets[0].getsockname()[1])
 
-    async def drain_and_close(self) -> None:
-        """Graceful shutdown (see module docstring)."""
+    async def drain_and_close(self) -> int:
+        """Graceful shutdown (see module docstring). Returns how many uploads were cut."""
         lifecycle = self.ctx.lifecycle
         lifecycle.draining = True
+        drain_timeout = self.ctx.config.server.drain_timeout
+        log.info(
+            "draining %d uploads for up to %gs",
+            lifecycle.active_streams,
+            drain_timeout,
+            extra={"event": "ServerDraining", "active_streams": lifecycle.active_streams},
+        )
+        cut = 0
+        if not await lifecycle.wait_idle(drain_timeout):
+            cut = lifecycle.cut_all(errors.ServerShutdown.code)
+            log.info("drain timeout: cut %d uploads", cut, extra={"event": "ServerDrainTimeout", "cut": cut})
         self.http.stop()
-        if not await lifecycle.wait_idle(self.ctx.config.server.drain_timeout):
-            cut = lifecycle.cut_all("ERR_SERVER_SHUTDOWN")
-            log.info("drain timeout: cut %d uploads", cut)
         await lifecycle.join_tasks(timeout=10)
         for task in self.tasks:
             task.cancel()
@@ -157,6 +182,7 @@ class RunningServer:
                 await task
         await self.http.close_all_connections()
         await self.ctx.aclose()
+        return cut
 
 
 async def _sweeper(ctx: AppContext) -> None:
@@ -186,17 +212,52 @@ async def start(
     return running
 
 
-async def run(config: Config, *, announce: Callable[[RunningServer], None] | None = None) -> int:
-    """Serve until SIGTERM/SIGINT, then drain. Returns the exit code."""
-    ctx = await build_context(config)
-    running = await start(ctx)
+async def run(
+    config: Config,
+    *,
+    announce: Callable[[RunningServer], None] | None = None,
+    environ: MutableMapping[str, str] | None = None,
+) -> int:
+    """Serve until SIGTERM/SIGINT, then drain. Returns the exit code.
+
+    ``environ`` (default ``os.environ``) supplies the systemd variables
+    ``NOTIFY_SOCKET``, ``WATCHDOG_USEC`` and ``LISTEN_FDS``.
+    """
+    env = os.environ if environ is None else environ
+    notifier = Notifier.from_env(env)
     stop = asyncio.Event()
+    lifecycles: list[Lifecycle] = []
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second signal: stop waiting for uploads
+            for lifecycle in lifecycles:
+                lifecycle.cut_all(errors.ServerShutdown.code)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if announce is not None:
-        announce(running)
-    await stop.wait()
-    log.info("shutting down", extra={"event": "ServerStopping"})
-    await running.drain_and_close()
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        ctx = await build_context(config)
+        lifecycles.append(ctx.lifecycle)
+        running = await start(ctx, inherited_sockets(env))
+        watchdog = watchdog_interval(env)
+        pinger = asyncio.create_task(keep_alive(notifier, watchdog)) if watchdog else None
+        if announce is not None:
+            announce(running)
+        notifier.ready(f"listening on port {running.port}")
+        log.info("listening", extra={"event": "ServerReady", "port": running.port})
+        await stop.wait()
+        notifier.stopping(f"draining {ctx.lifecycle.active_streams} uploads")
+        log.info("shutting down", extra={"event": "ServerStopping"})
+        cut = await running.drain_and_close()
+        log.info("stopped", extra={"event": "ServerStopped", "cut": cut})
+        if pinger is not None:
+            pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinger
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        notifier.close()
     return 0
