@@ -5,3 +5,6 @@ from __future__ import annotations
 
 def register_all() -> None:
     """Import subcommand modules so they register with :mod:`tusd_py.cli`."""
+    from tusd_py import token_cmd
+
+    token_cmd.register()
