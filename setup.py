@@ -18,6 +18,7 @@ setup(
         "pyjwt[crypto]>=2.8",
         "python-magic>=0.4.27",
         "sqlite-utils>=3.36",
+        "limits>=4.2",
     ],
     extras_require={
         "test": [

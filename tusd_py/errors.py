@@ -29,6 +29,7 @@ Exception tree::
     │   └── Forbidden                403
     ├── LimitError                    (+ Retry-After)
     │   ├── RateLimited              429
+    │   │   └── ConcurrencyLimited   429  (per-user stream slots)
     │   ├── UploadLocked             423
     │   ├── LockTimeout              423
     │   └── ServerBusy               503
@@ -274,6 +275,11 @@ class RateLimited(LimitError):
     status = 429
     code = "ERR_RATE_LIMITED"
     default_message = "too many requests"
+
+
+class ConcurrencyLimited(RateLimited):
+    code = "ERR_CONCURRENCY_LIMITED"
+    default_message = "too many uploads in progress for this user"
 
 
 class UploadLocked(LimitError):

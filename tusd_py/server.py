@@ -73,7 +73,7 @@ async def build_context(
         service=service,
         composer=composer,
         authenticator=authenticator or build_authenticator(config),
-        guard=build_guard(config, redis),
+        guard=build_guard(config, redis, clock=clock),
     )
     if redis is not None:
         ctx.closers.append(redis.aclose)
