@@ -10,6 +10,7 @@ import tornado.web
 from handlers.base import NotFoundHandler
 from handlers.collection import CollectionHandler
 from handlers.health import HealthHandler, ReadyHandler
+from handlers.links import LinkHandler, VisibilityHandler
 from handlers.resource import UploadHandler
 from tusd_py.context import AppContext
 from tusd_py.logs import access_log
@@ -22,6 +23,8 @@ def routes(ctx: AppContext) -> list[tuple[str, type[tornado.web.RequestHandler],
     return [
         (rf"{base}?", CollectionHandler, kw),
         (rf"{base}([^/]+)/?", UploadHandler, kw),
+        (rf"{base}([^/]+)/link", LinkHandler, kw),
+        (rf"{base}([^/]+)/visibility", VisibilityHandler, kw),
         (r"/healthz", HealthHandler, kw),
         (r"/readyz", ReadyHandler, kw),
     ]

@@ -11,6 +11,7 @@ from tusd_py.composer import Composer
 from tusd_py.config import Config
 from tusd_py.guard import Guard, NullGuard
 from tusd_py.lifecycle import Lifecycle
+from tusd_py.links import LinkSigner
 from tusd_py.service import UploadService
 
 
@@ -24,6 +25,8 @@ class AppContext:
     authenticator: Authenticator
     guard: Guard = field(default_factory=NullGuard)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    #: Signs and verifies download links (None: the link routes answer 404).
+    links: LinkSigner | None = None
     #: Extra resources (shared clients) closed last, in order.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 

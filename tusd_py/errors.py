@@ -23,10 +23,13 @@ Exception tree::
     │   ├── UploadIncomplete         409  (GET before the last byte)
     │   ├── RangeNotSatisfiable      416
     │   ├── MethodNotAllowed         405
-    │   └── UploadInterrupted        400
+    │   ├── UploadInterrupted        400
+    │   └── InvalidBody              400  (JSON bodies of the link/visibility routes)
     ├── AuthError
     │   ├── Unauthenticated          401  (+ WWW-Authenticate: Bearer)
     │   └── Forbidden                403
+    │       ├── LinkInvalid          403  (signed link tampered with)
+    │       └── LinkExpired          403
     ├── LimitError                    (+ Retry-After)
     │   ├── RateLimited              429
     │   │   └── ConcurrencyLimited   429  (per-user stream slots)
@@ -219,6 +222,12 @@ class UploadInterrupted(ProtocolError):
     default_message = "upload interrupted by a newer request for the same upload"
 
 
+class InvalidBody(ProtocolError):
+    status = 400
+    code = "ERR_INVALID_BODY"
+    default_message = "the request body is not the JSON this route expects"
+
+
 class NotFound(ProtocolError):
     status = 404
     code = "ERR_NOT_FOUND"
@@ -249,6 +258,16 @@ class Forbidden(AuthError):
     status = 403
     code = "ERR_FORBIDDEN"
     default_message = "not allowed"
+
+
+class LinkInvalid(Forbidden):
+    code = "ERR_LINK_INVALID"
+    default_message = "the download link's signature is invalid"
+
+
+class LinkExpired(Forbidden):
+    code = "ERR_LINK_EXPIRED"
+    default_message = "the download link has expired; ask the owner for a new one"
 
 
 # --- limits (carry Retry-After) ----------------------------------------------

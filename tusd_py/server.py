@@ -33,6 +33,7 @@ from tusd_py.context import AppContext
 from tusd_py.events import EventSink, LogEventSink, MultiSink
 from tusd_py.guard import build_guard, tier_size_limit
 from tusd_py.inspect import build_inspector
+from tusd_py.links import LinkSigner
 from tusd_py.locking import build_locker
 from tusd_py.redis_conn import open_redis
 from tusd_py.service import UploadService
@@ -74,6 +75,7 @@ async def build_context(
         composer=composer,
         authenticator=authenticator or build_authenticator(config),
         guard=build_guard(config, redis, clock=clock),
+        links=LinkSigner.from_config(config, clock),
     )
     if redis is not None:
         ctx.closers.append(redis.aclose)
