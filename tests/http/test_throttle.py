@@ -118,6 +118,11 @@ async def test_basic_user_sixth_concurrent_upload_is_429(
     assert res.code == 429 and error(res)["code"] == "ERR_CONCURRENCY_LIMITED"
     assert "tier basic allows 5 uploads in progress" in error(res)["message"]
     assert int(res.headers["Retry-After"]) >= 1
+    # creation-with-upload is refused before the upload exists
+    before = len(await ctx.composer.state.list_ids("", 100))
+    res = await tus.create(3, headers=alice, body=b"abc")
+    assert res.code == 429 and "Location" not in res.headers
+    assert len(await ctx.composer.state.list_ids("", 100)) == before
     # another user is not affected
     bob = auth(tus_config, "bob")
     assert (await tus.patch(await tus.create_url(3, headers=bob), 0, b"abc", bob)).code == 204
