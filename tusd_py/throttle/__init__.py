@@ -12,7 +12,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from tusd_py.config import Config
-from tusd_py.throttle.counters import WindowCounters
+from tusd_py.throttle.counters import InProcessCounters, RedisCounters, WindowCounters
 from tusd_py.throttle.guard import ThrottleGuard
 from tusd_py.throttle.leases import LeaseStore, MemoryLeaseStore, RedisLeaseStore
 
@@ -24,12 +24,11 @@ def build_throttle_guard(
     counters: WindowCounters
     leases: LeaseStore
     if redis is not None:
-        counters = WindowCounters.on_redis(
-            redis, url=config.redis.url, prefix=config.redis.prefix, clock=clock
-        )
+        store = RedisCounters(redis, url=config.redis.url, prefix=config.redis.prefix)
+        counters = WindowCounters(store, clock=clock)
         leases = RedisLeaseStore(redis, config.redis.prefix)
     else:
-        counters = WindowCounters.in_process(clock=clock)
+        counters = WindowCounters(InProcessCounters(), clock=clock)
         leases = MemoryLeaseStore()
     return ThrottleGuard(config, counters, leases, clock=clock)
 
