@@ -19,6 +19,7 @@ setup(
         "python-magic>=0.4.27",
         "sqlite-utils>=3.36",
         "prometheus-client>=0.20",
+        "limits>=4.2",
     ],
     extras_require={
         "test": [

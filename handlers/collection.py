@@ -85,6 +85,9 @@ class CollectionHandler(StreamingHandler):
         body_length = self.content_length()
         if length is not None and body_length is not None and body_length > length:
             raise errors.UploadSizeExceeded(f"the body of {body_length} bytes exceeds Upload-Length {length}")
+        if has_body:
+            # the slot first: a refused body must not leave an orphan upload behind
+            await self.reserve_stream(principal)
         info = await service.create(
             principal,
             length=length,

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from storage.base import ContentServer
-from tusd_py import errors, protocol
-from tusd_py.models import UploadInfo
+from tusd_py import errors, links, protocol
+from tusd_py.models import Principal, UploadInfo
+from tusd_py.service import may_access
 
 if TYPE_CHECKING:
     from handlers.base import BaseHandler
@@ -54,12 +55,51 @@ def content_headers(info: UploadInfo) -> tuple[str, str]:
     return kind, f"{disposition}; filename=\"{name}\"; filename*=UTF-8''{encoded}"
 
 
+def has_link(handler: BaseHandler) -> bool:
+    """True if the request carries signed-link parameters."""
+    args = handler.request.query_arguments
+    return links.EXPIRES_PARAM in args or links.SIGNATURE_PARAM in args
+
+
 async def resolve(handler: BaseHandler, upload_id: str) -> UploadInfo:
-    """The upload the caller may download; raises 401/404/409."""
+    """The upload the caller may download (SPEC §5 visibility).
+
+    * a signed link (``?expires=&signature=``) opens any upload it was made
+      for until it expires (403 if tampered with or expired);
+    * the owner's (or an admin's) token opens their uploads;
+    * a ``public`` upload needs no token; another user's token on a private
+      upload gets 404 (no existence leak), no token at all gets 401.
+    """
+    service = handler.ctx.service
+    if has_link(handler):
+        signer = handler.ctx.links
+        if signer is None:
+            raise errors.LinkInvalid("this server does not issue download links")
+        signer.verify(
+            upload_id,
+            handler.get_query_argument(links.EXPIRES_PARAM, None),
+            handler.get_query_argument(links.SIGNATURE_PARAM, None),
+        )
+        info = await service.load(upload_id)
+        return await service.get(Principal(user=info.owner), upload_id)
     principal = handler.principal
+    try:
+        info = await service.load(upload_id)
+    except (errors.UploadNotFound, errors.UploadGone):
+        if principal is None:
+            raise errors.Unauthenticated(
+                "downloads of private uploads need an Authorization: Bearer token or a signed link"
+            ) from None
+        raise
+    if principal is not None and may_access(principal, info):
+        return await service.get(principal, upload_id)
+    if info.visibility == "public":
+        return await service.get(Principal(user=info.owner), upload_id)
     if principal is None:
-        raise errors.Unauthenticated("downloads need an Authorization: Bearer token")
-    return await handler.ctx.service.get(principal, upload_id)
+        raise errors.Unauthenticated(
+            "downloads of private uploads need an Authorization: Bearer token or a signed link"
+        )
+    raise errors.UploadNotFound()
 
 
 async def serve(handler: BaseHandler, upload_id: str) -> None:

@@ -32,7 +32,10 @@ class UploadHandler(StreamingHandler):
             return
         if method != "GET":
             self.require_tus_version()
-        self.authenticate(required=method != "GET")
+        if method == "GET" and download.has_link(self):
+            pass  # the signed link is the credential (checked in download.resolve)
+        else:
+            self.authenticate(required=method != "GET")
         await self.check_limits("request")
         if method == "PATCH":
             await self._prepare_patch()

@@ -63,13 +63,8 @@ class StreamingHandler(BaseHandler):
     async def start_stream(
         self, principal: Principal, upload_id: str, request: AppendRequest
     ) -> AppendSession:
-        """Take a stream slot and the upload's lock, validate, and arm the idle timer."""
-        lifecycle = self.ctx.lifecycle
-        if lifecycle.draining:
-            raise errors.ServerShutdown(retry_after=5)
-        self._slot = await self.ctx.guard.open_stream(principal, self.client_ip())
-        self._stream_open = True
-        self._stream_token = lifecycle.stream_started(self.cut)
+        """Take a stream slot (unless reserved), the upload's lock, validate, and arm the idle timer."""
+        await self.reserve_stream(principal)
         self.session = await self.ctx.service.begin_append(
             principal, upload_id, request, self._on_release_requested
         )
@@ -82,6 +77,19 @@ class StreamingHandler(BaseHandler):
         self._last_activity = loop.time()
         self._idle_handle = loop.call_later(self.ctx.config.server.network_timeout, self._check_idle)
         return self.session
+
+    async def reserve_stream(self, principal: Principal) -> None:
+        """Take this request's stream slot now (idempotent); it is released
+        when the request ends, however it ends. Raises 429/503 (guard) or 503
+        while draining."""
+        if self._stream_open:
+            return
+        lifecycle = self.ctx.lifecycle
+        if lifecycle.draining:
+            raise errors.ServerShutdown(retry_after=5)
+        self._slot = await self.ctx.guard.open_stream(principal, self.client_ip())
+        self._stream_open = True
+        self._stream_token = lifecycle.stream_started(self.cut)
 
     async def data_received(self, chunk: bytes) -> None:
         session = self.session

@@ -12,6 +12,7 @@ import tornado.web
 from handlers.base import HeadersTooLargeHandler, NotFoundHandler, request_head_size
 from handlers.collection import CollectionHandler
 from handlers.health import HealthHandler, ReadyHandler
+from handlers.links import LinkHandler, VisibilityHandler
 from handlers.metrics import MetricsHandler
 from handlers.resource import UploadHandler
 from tusd_py.context import AppContext
@@ -25,6 +26,8 @@ def routes(ctx: AppContext) -> list[tuple[str, type[tornado.web.RequestHandler],
     return [
         (rf"{base}?", CollectionHandler, kw),
         (rf"{base}([^/]+)/?", UploadHandler, kw),
+        (rf"{base}([^/]+)/link", LinkHandler, kw),
+        (rf"{base}([^/]+)/visibility", VisibilityHandler, kw),
         (r"/healthz", HealthHandler, kw),
         (r"/readyz", ReadyHandler, kw),
         (r"/metrics", MetricsHandler, kw),

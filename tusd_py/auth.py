@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 from tusd_py.config import Config
+from tusd_py.jwt_auth import JWTAuthenticator
 from tusd_py.models import Principal
 
 #: The single user of a server started with ``--no-auth``.
@@ -36,9 +37,9 @@ class NoAuthAuthenticator:
 
 
 def build_authenticator(config: Config) -> Authenticator:
-    """The authenticator selected by ``[auth]``."""
+    """The authenticator selected by ``[auth]``: JWT (see :mod:`tusd_py.jwt_auth`)
+    unless auth is disabled. Raises :class:`tusd_py.config.ConfigError` when
+    the verification key cannot be loaded."""
     if not config.auth.enabled:
         return NoAuthAuthenticator()
-    # JWT authentication arrives with the users/tiers work; until then the
-    # server refuses to start with auth enabled rather than run open.
-    raise NotImplementedError("JWT auth is not available yet; start with --no-auth")
+    return JWTAuthenticator.from_config(config)

@@ -8,3 +8,6 @@ def register_all() -> None:
     from tusd_py import bench_cmd
 
     bench_cmd.register()
+    from tusd_py import token_cmd
+
+    token_cmd.register()

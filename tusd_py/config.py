@@ -143,6 +143,32 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class ThrottleConfig:
+    """``[throttle]``: the tier table and per-IP limits (0 = unlimited).
+
+    Per tier ``<tier>_max_size`` (bytes per upload), ``<tier>_concurrency``
+    (request bodies streaming at once per user) and
+    ``<tier>_creations_per_minute`` (per user).
+    """
+
+    basic_max_size: int = 1 * GIB
+    basic_concurrency: int = 5
+    basic_creations_per_minute: int = 10
+    premium_max_size: int = 10 * GIB
+    premium_concurrency: int = 20
+    premium_creations_per_minute: int = 60
+    admin_max_size: int = 0
+    admin_concurrency: int = 0
+    admin_creations_per_minute: int = 0
+    #: Upload creations per client IP per minute (raised to the caller's tier rate).
+    ip_creations_per_minute: int = 10
+    #: All requests per client IP per minute.
+    ip_requests_per_minute: int = 6000
+    #: A stream slot not refreshed for this long (crashed instance) is freed.
+    lease_ttl: float = 30.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole effective configuration."""
 
@@ -152,6 +178,7 @@ class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     state: StateConfig = field(default_factory=StateConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -167,7 +194,10 @@ class Config:
 
 SECRET_KEYS = frozenset({"secret", "secret_access_key"})
 #: Config keys holding sizes (accept "8MiB"-style strings).
-SIZE_KEYS = frozenset({"max_size", "read_size", "threshold", "part_size", "min_part_size", "max_header_size"})
+SIZE_KEYS = frozenset(
+    {"max_size", "read_size", "threshold", "part_size", "min_part_size", "max_header_size"}
+    | {"basic_max_size", "premium_max_size", "admin_max_size"}
+)
 
 
 def sections() -> dict[str, type[Any]]:
@@ -219,6 +249,13 @@ def validate(config: Config) -> None:
         raise ConfigError("redis.url", "must start with redis://, rediss:// or unix://")
     if config.auth.algorithm not in ("HS256", "HS384", "HS512", "RS256", "ES256"):
         raise ConfigError("auth.algorithm", "must be HS256, HS384, HS512, RS256 or ES256")
+    if config.auth.link_ttl <= 0:
+        raise ConfigError("auth.link_ttl", "must be positive")
+    for key, value in dataclasses.asdict(config.throttle).items():
+        if value < 0:
+            raise ConfigError(f"throttle.{key}", "must not be negative (0 means unlimited)")
+    if config.throttle.lease_ttl <= 0:
+        raise ConfigError("throttle.lease_ttl", "must be positive")
 
 
 def is_loopback(host: str) -> bool:

@@ -11,6 +11,7 @@ from tusd_py.composer import Composer
 from tusd_py.config import Config
 from tusd_py.guard import Guard, NullGuard
 from tusd_py.lifecycle import Lifecycle
+from tusd_py.links import LinkSigner
 from tusd_py.metrics import Metrics
 from tusd_py.service import UploadService
 
@@ -29,6 +30,8 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
     #: Extra readiness checks by name (``/readyz``), besides state and storages.
     probes: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    #: Signs and verifies download links (None: the link routes answer 404).
+    links: LinkSigner | None = None
     #: Extra resources (shared clients) closed last, in order.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 

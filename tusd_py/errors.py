@@ -33,12 +33,16 @@ Exception tree::
     │   ├── MethodNotAllowed         405
     │   ├── UploadInterrupted        400
     │   ├── HeadersTooLarge          431
+    │   ├── InvalidBody              400  (JSON bodies of the link/visibility routes)
     │   └── NotFound                 404  (no such route)
     ├── AuthError
     │   ├── Unauthenticated          401  (+ WWW-Authenticate: Bearer)
     │   └── Forbidden                403
+    │       ├── LinkInvalid          403  (signed link tampered with)
+    │       └── LinkExpired          403
     ├── LimitError                   (+ Retry-After)
     │   ├── RateLimited              429
+    │   │   └── ConcurrencyLimited   429  (per-user stream slots)
     │   ├── UploadLocked             423
     │   ├── LockTimeout              423
     │   ├── ServerBusy               503
@@ -231,6 +235,12 @@ class HeadersTooLarge(ProtocolError):
     default_message = "the request's header block is too large"
 
 
+class InvalidBody(ProtocolError):
+    status = 400
+    code = "ERR_INVALID_BODY"
+    default_message = "the request body is not the JSON this route expects"
+
+
 class NotFound(ProtocolError):
     status = 404
     code = "ERR_NOT_FOUND"
@@ -263,6 +273,16 @@ class Forbidden(AuthError):
     default_message = "not allowed"
 
 
+class LinkInvalid(Forbidden):
+    code = "ERR_LINK_INVALID"
+    default_message = "the download link's signature is invalid"
+
+
+class LinkExpired(Forbidden):
+    code = "ERR_LINK_EXPIRED"
+    default_message = "the download link has expired; ask the owner for a new one"
+
+
 # --- limits (carry Retry-After) ----------------------------------------------
 
 
@@ -287,6 +307,11 @@ class RateLimited(LimitError):
     status = 429
     code = "ERR_RATE_LIMITED"
     default_message = "too many requests"
+
+
+class ConcurrencyLimited(RateLimited):
+    code = "ERR_CONCURRENCY_LIMITED"
+    default_message = "too many uploads in progress for this user"
 
 
 class UploadLocked(LimitError):

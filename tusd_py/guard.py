@@ -2,17 +2,21 @@
 
 Handlers call :meth:`Guard.check` in ``prepare`` (before any body byte is
 read) and hold a :class:`StreamSlot` while a request body streams. The
-default :class:`NullGuard` allows everything; the throttle module provides
-the in-process and Redis implementations.
+:class:`NullGuard` allows everything; :mod:`tusd_py.throttle` provides the
+guard :func:`build_guard` returns (in-process, or on Redis).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Literal, Protocol, runtime_checkable
 
+from redis.asyncio import Redis
+
 from tusd_py.config import Config
 from tusd_py.models import Principal
+from tusd_py.tiers import tier_of, tier_table
 
 #: ``create``: a request that creates an upload; ``request``: any other.
 RequestKind = Literal["create", "request"]
@@ -61,11 +65,15 @@ class NullGuard:
         return None
 
 
-def build_guard(config: Config, redis: object | None) -> Guard:
-    """The guard for ``config`` (in-process, or shared through ``redis``)."""
-    return NullGuard()
+def build_guard(config: Config, redis: object | None, *, clock: Callable[[], float] = time.time) -> Guard:
+    """The guard for ``config`` (in-process, or shared through ``redis``):
+    a :class:`tusd_py.throttle.ThrottleGuard`."""
+    from tusd_py.throttle import build_throttle_guard  # imports this module
+
+    return build_throttle_guard(config, redis if isinstance(redis, Redis) else None, clock=clock)
 
 
 def tier_size_limit(config: Config) -> Callable[[Principal], int] | None:
-    """Per-principal maximum upload size from the tier table (None = none)."""
-    return None
+    """Per-principal maximum upload size from the tier table (0 = unlimited)."""
+    table = tier_table(config)
+    return lambda principal: tier_of(table, principal).max_size

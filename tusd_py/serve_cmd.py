@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 
 from tusd_py.config import Config, ConfigError, is_loopback
+from tusd_py.jwt_auth import HMAC_ALGORITHMS
 from tusd_py.server import RunningServer, run
 
 
@@ -23,6 +25,20 @@ def _announce(running: RunningServer) -> None:
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{running.port}{config.server.base_path}"
     print(f"tusd-py listening on {url}", flush=True)
+    print(token_hint(config), flush=True)
+
+
+def token_hint(config: Config) -> str:
+    """How to get a token for this server (one line)."""
+    if not config.auth.enabled:
+        return "auth is off (--no-auth): every request acts as the admin user 'local'"
+    if config.auth.algorithm not in HMAC_ALGORITHMS:
+        return f"auth: bearer JWTs signed with {config.auth.algorithm} by your identity provider"
+    where = "" if config.auth.secret else f" --data-dir {shlex.quote(config.server.data_dir)}"
+    return (
+        f"get a token: tusd-py token --user NAME{where} [--tier premium|admin] [--ttl SECONDS]"
+        " (plus this server's --config, if any); send it as 'Authorization: Bearer TOKEN'"
+    )
 
 
 def serve(config: Config) -> int:

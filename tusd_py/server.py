@@ -44,6 +44,7 @@ from tusd_py.guard import build_guard, tier_size_limit
 from tusd_py.health import redis_probe
 from tusd_py.inspect import build_inspector
 from tusd_py.lifecycle import Lifecycle
+from tusd_py.links import LinkSigner
 from tusd_py.locking import build_locker
 from tusd_py.metrics import Metrics, MetricsEventSink
 from tusd_py.redis_conn import open_redis
@@ -88,8 +89,9 @@ async def build_context(
         service=service,
         composer=composer,
         authenticator=authenticator or build_authenticator(config),
-        guard=build_guard(config, redis),
+        guard=build_guard(config, redis, clock=clock),
         metrics=metrics,
+        links=LinkSigner.from_config(config, clock),
     )
     if redis is not None:
         ctx.closers.append(redis.aclose)
