@@ -10,7 +10,10 @@ import tornado.web
 from handlers.base import NotFoundHandler
 from handlers.collection import CollectionHandler
 from handlers.health import HealthHandler, ReadyHandler
+from handlers.index import IndexHandler
+from handlers.openapi import OpenAPIHandler
 from handlers.resource import UploadHandler
+from handlers.status import StatusHandler
 from tusd_py.context import AppContext
 from tusd_py.logs import access_log
 
@@ -24,6 +27,9 @@ def routes(ctx: AppContext) -> list[tuple[str, type[tornado.web.RequestHandler],
         (rf"{base}([^/]+)/?", UploadHandler, kw),
         (r"/healthz", HealthHandler, kw),
         (r"/readyz", ReadyHandler, kw),
+        (r"/index/?", IndexHandler, kw),
+        (r"/index-status/([^/]+)/?", StatusHandler, kw),
+        (r"/openapi\.json", OpenAPIHandler, kw),
     ]
 
 

@@ -23,7 +23,10 @@ Exception tree::
     │   ├── UploadIncomplete         409  (GET before the last byte)
     │   ├── RangeNotSatisfiable      416
     │   ├── MethodNotAllowed         405
-    │   └── UploadInterrupted        400
+    │   ├── UploadInterrupted        400
+    │   ├── NotFound                 404  (no such route)
+    │   ├── InvalidMultipart         400  (POST /index form bodies)
+    │   └── InvalidQuery             400  (listing parameters, cursors)
     ├── AuthError
     │   ├── Unauthenticated          401  (+ WWW-Authenticate: Bearer)
     │   └── Forbidden                403
@@ -222,6 +225,23 @@ class NotFound(ProtocolError):
     status = 404
     code = "ERR_NOT_FOUND"
     default_message = "no such route"
+
+
+class InvalidMultipart(ProtocolError):
+    status = 400
+    code = "ERR_INVALID_MULTIPART"
+    default_message = "malformed multipart/form-data body"
+
+
+class InvalidQuery(ProtocolError):
+    status = 400
+    code = "ERR_INVALID_QUERY"
+    default_message = "invalid query parameter"
+
+
+class InvalidIdempotencyKey(InvalidHeader):
+    code = "ERR_INVALID_IDEMPOTENCY_KEY"
+    default_message = "Idempotency-Key must be 1 to 255 printable ASCII characters"
 
 
 # --- auth --------------------------------------------------------------------
