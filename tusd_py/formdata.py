@@ -17,6 +17,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from tusd_py import errors
 
 MULTIPART_TYPE = "multipart/form-data"
+#: Bound on the headers of one part (names + values), whatever the parser version.
+MAX_PART_HEADER_BYTES = 16 * 1024
 
 
 def boundary_of(content_type: str) -> bytes:
@@ -54,6 +56,7 @@ class FileFieldExtractor:
         self._header_name = bytearray()
         self._header_value = bytearray()
         self._headers: dict[bytes, bytes] = {}
+        self._header_bytes = 0
         self._parser = MultipartParser(
             boundary,
             callbacks={
@@ -102,12 +105,22 @@ class FileFieldExtractor:
 
     def _on_part_begin(self) -> None:
         self._headers = {}
+        self._header_bytes = 0
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_name += data[start:end]
+        self._check_header_size(end - start)
 
     def _on_header_value(self, data: bytes, start: int, end: int) -> None:
         self._header_value += data[start:end]
+        self._check_header_size(end - start)
+
+    def _check_header_size(self, added: int) -> None:
+        self._header_bytes += added
+        if self._header_bytes > MAX_PART_HEADER_BYTES:
+            raise errors.InvalidMultipart(
+                f"the headers of a multipart part exceed {MAX_PART_HEADER_BYTES} bytes"
+            )
 
     def _on_header_end(self) -> None:
         self._headers[bytes(self._header_name).lower()] = bytes(self._header_value)
