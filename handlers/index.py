@@ -120,26 +120,36 @@ class IndexHandler(StreamingHandler):
             metadata_raw=protocol.encode_metadata(metadata) if metadata else "",
             visibility=visibility,
         )
-        if key is not None:
-            holder = await keys.claim(principal, key, info)
-            if holder != info.id:
-                await service.terminate(principal, info.id)
-                winner = await keys.lookup(principal, key)
-                if winner is None:
-                    raise errors.UploadLocked(
-                        "a request with the same Idempotency-Key failed meanwhile; retry",
-                        headers={"Retry-After": "1"},
-                    )
-                self._replay(winner)
-                return
-            self._idempotency_key = key
-        self.created = info
-        self.upload_id = info.id
-        self.add_sticky_header("Location", self.upload_url(info.id))
-        if length != 0:
-            await self.start_stream(
-                principal, info.id, AppendRequest(offset=0, content_length=content_length)
+        try:
+            if key is not None:
+                holder = await keys.claim(principal, key, info)
+                if holder != info.id:
+                    await service.terminate(principal, info.id)
+                    await self._replay_winner(keys, key)
+                    return
+                self._idempotency_key = key
+            self.created = info
+            self.upload_id = info.id
+            self.add_sticky_header("Location", self.upload_url(info.id))
+            if length != 0:
+                await self.start_stream(
+                    principal, info.id, AppendRequest(offset=0, content_length=content_length)
+                )
+        except BaseException:
+            # Refused before the body (stream slots, lock, backend): leave nothing behind.
+            if self.session is None:
+                await self._discard(info.id)
+            raise
+
+    async def _replay_winner(self, keys: IdempotencyKeys, key: str) -> None:
+        assert self.principal is not None
+        winner = await keys.lookup(self.principal, key)
+        if winner is None:
+            raise errors.UploadLocked(
+                "a request with the same Idempotency-Key failed meanwhile; retry",
+                headers={"Retry-After": "1"},
             )
+        self._replay(winner)
 
     def _replay(self, info: UploadInfo) -> None:
         """Answer a retried request with the upload its key is bound to."""
@@ -265,6 +275,7 @@ class IndexHandler(StreamingHandler):
         self.ctx.lifecycle.spawn(self._discard(self.created.id))
 
     async def _discard(self, upload_id: str) -> None:
+        """Terminate ``upload_id`` after the stream ended; forget its key."""
         if self._ended is not None:
             await self._ended
         assert self.principal is not None

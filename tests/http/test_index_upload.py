@@ -12,6 +12,10 @@ from tornado.httpclient import AsyncHTTPClient
 
 from tests.restapi import eventually, get_json, multipart_body, post_index
 from tests.tusclient import Tus
+from tusd_py import errors
+from tusd_py.context import AppContext
+from tusd_py.guard import NullGuard, StreamSlot
+from tusd_py.models import Principal
 
 
 @pytest.fixture
@@ -168,3 +172,27 @@ async def test_bad_idempotency_key_is_400(http_client: AsyncHTTPClient, base_url
     )
     assert res.code == 400
     assert json.loads(res.body)["error"]["code"] == "ERR_INVALID_IDEMPOTENCY_KEY"
+
+
+class BusyGuard(NullGuard):
+    """Refuses every body stream, as a server at its stream cap does."""
+
+    async def open_stream(self, principal: Principal, client_ip: str) -> StreamSlot:
+        raise errors.ServerBusy("no stream slot free", retry_after=1)
+
+
+@pytest.mark.gen_test
+async def test_refused_stream_slot_leaves_no_upload(
+    http_client: AsyncHTTPClient, base_url: str, data_dir: Path, ctx: AppContext
+) -> None:
+    ctx.guard = BusyGuard()
+    res = await post_index(
+        http_client, base_url, b"x" * 1000, "application/octet-stream", {"Idempotency-Key": "k"}
+    )
+    assert res.code == 503 and json.loads(res.body)["error"]["code"] == "ERR_SERVER_BUSY"
+    await assert_nothing_left(http_client, base_url, data_dir)
+    ctx.guard = NullGuard()
+    again = await post_index(
+        http_client, base_url, b"x" * 1000, "application/octet-stream", {"Idempotency-Key": "k"}
+    )
+    assert again.code == 201 and "Idempotent-Replayed" not in again.headers
