@@ -20,6 +20,7 @@ setup(
         "sqlite-utils>=3.36",
         "prometheus-client>=0.20",
         "limits>=4.2",
+        "python-multipart>=0.0.18",
     ],
     extras_require={
         "test": [
@@ -32,6 +33,7 @@ setup(
             "ruff>=0.5",
             "boto3-stubs[s3]",
             "types-requests",
+            "openapi-spec-validator>=0.7",
         ],
     },
     entry_points={"console_scripts": ["tusd-py=tusd_py.cli:main"]},

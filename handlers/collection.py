@@ -1,4 +1,5 @@
-"""``CollectionHandler`` at ``<base_path>``: OPTIONS discovery and POST creation.
+"""``CollectionHandler`` at ``<base_path>``: OPTIONS discovery, POST creation
+and GET listing (REST, :mod:`handlers.listing`; no ``Tus-Resumable`` needed).
 
 POST implements creation, creation-with-upload (body with
 ``Content-Type: application/offset+octet-stream``), creation-defer-length and
@@ -7,6 +8,7 @@ the final upload of concatenation.
 
 from __future__ import annotations
 
+from handlers import listing
 from handlers.streaming import StreamingHandler
 from handlers.tus_headers import set_discovery_headers, set_expires
 from tusd_py import errors, protocol
@@ -15,12 +17,16 @@ from tusd_py.service import AppendRequest
 
 
 class CollectionHandler(StreamingHandler):
-    SUPPORTED_METHODS = ("OPTIONS", "POST")
+    SUPPORTED_METHODS = ("OPTIONS", "POST", "GET")
 
     created: UploadInfo | None = None
 
     async def prepare(self) -> None:
         if self.request.method == "OPTIONS":
+            return
+        if self.request.method == "GET":
+            self.authenticate()
+            await self.check_limits("request")
             return
         self.require_tus_version()
         self.authenticate()
@@ -35,6 +41,9 @@ class CollectionHandler(StreamingHandler):
             return
         set_discovery_headers(self)
         self.set_status(204)
+
+    async def get(self) -> None:
+        await listing.serve(self)
 
     async def _create(self) -> None:
         headers = self.request.headers

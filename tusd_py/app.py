@@ -12,9 +12,12 @@ import tornado.web
 from handlers.base import HeadersTooLargeHandler, NotFoundHandler, request_head_size
 from handlers.collection import CollectionHandler
 from handlers.health import HealthHandler, ReadyHandler
+from handlers.index import IndexHandler
 from handlers.links import LinkHandler, VisibilityHandler
 from handlers.metrics import MetricsHandler
+from handlers.openapi import OpenAPIHandler
 from handlers.resource import UploadHandler
+from handlers.status import StatusHandler
 from tusd_py.context import AppContext
 from tusd_py.logs import access_log
 
@@ -31,6 +34,9 @@ def routes(ctx: AppContext) -> list[tuple[str, type[tornado.web.RequestHandler],
         (r"/healthz", HealthHandler, kw),
         (r"/readyz", ReadyHandler, kw),
         (r"/metrics", MetricsHandler, kw),
+        (r"/index/?", IndexHandler, kw),
+        (r"/index-status/([^/]+)/?", StatusHandler, kw),
+        (r"/openapi\.json", OpenAPIHandler, kw),
     ]
 
 

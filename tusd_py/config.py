@@ -142,6 +142,43 @@ class AuthConfig:
     link_ttl: float = 600.0
 
 
+#: MIME types libmagic reports for native executables and shared libraries
+#: (ELF, PE/MS-DOS, Mach-O); refused by default. Scripts are text: allowed.
+EXECUTABLE_TYPES = (
+    "application/x-executable",
+    "application/x-pie-executable",
+    "application/x-sharedlib",
+    "application/x-mach-binary",
+    "application/vnd.microsoft.portable-executable",
+    "application/x-dosexec",
+    "application/x-msdownload",
+)
+
+
+@dataclass(frozen=True)
+class FiletypesConfig:
+    """``[filetypes]``: python-magic checks on the first bytes of every upload.
+
+    A type is accepted when it matches ``allow`` and does not match ``deny``;
+    patterns are MIME types, ``type/*`` or ``*``.
+    """
+
+    enabled: bool = True
+    allow: tuple[str, ...] = ("*",)
+    deny: tuple[str, ...] = EXECUTABLE_TYPES
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """``[api]``: the REST routes beside tus (``/index``, listing)."""
+
+    #: How long an ``Idempotency-Key`` of ``POST /index`` is remembered.
+    idempotency_ttl: float = 24 * 3600.0
+    #: Default and largest page size of ``GET <base_path>``.
+    page_size: int = 100
+    max_page_size: int = 1000
+
+
 @dataclass(frozen=True)
 class ThrottleConfig:
     """``[throttle]``: the tier table and per-IP limits (0 = unlimited).
@@ -179,6 +216,8 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
+    filetypes: FiletypesConfig = field(default_factory=FiletypesConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -256,6 +295,14 @@ def validate(config: Config) -> None:
             raise ConfigError(f"throttle.{key}", "must not be negative (0 means unlimited)")
     if config.throttle.lease_ttl <= 0:
         raise ConfigError("throttle.lease_ttl", "must be positive")
+    for key in ("allow", "deny"):
+        for pattern in getattr(config.filetypes, key):
+            if not re.fullmatch(r"\*|[\w.+-]+/(\*|[\w.+-]+)", pattern):
+                raise ConfigError(f"filetypes.{key}", f"{pattern!r} is not a MIME type, type/* or *")
+    if config.api.idempotency_ttl <= 0:
+        raise ConfigError("api.idempotency_ttl", "must be positive")
+    if not (1 <= config.api.page_size <= config.api.max_page_size):
+        raise ConfigError("api.page_size", "must be 1..api.max_page_size")
 
 
 def is_loopback(host: str) -> bool:

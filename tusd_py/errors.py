@@ -19,7 +19,8 @@ Exception tree::
     │   │   ├── InvalidConcat
     │   │   ├── InvalidChecksum
     │   │   ├── UnsupportedChecksumAlgorithm
-    │   │   └── InvalidRange
+    │   │   ├── InvalidRange
+    │   │   └── InvalidIdempotencyKey
     │   ├── OffsetMismatch           409
     │   ├── UploadNotFound           404
     │   ├── UploadGone               410
@@ -34,7 +35,9 @@ Exception tree::
     │   ├── UploadInterrupted        400
     │   ├── HeadersTooLarge          431
     │   ├── InvalidBody              400  (JSON bodies of the link/visibility routes)
-    │   └── NotFound                 404  (no such route)
+    │   ├── NotFound                 404  (no such route)
+    │   ├── InvalidMultipart         400  (POST /index form bodies)
+    │   └── InvalidQuery             400  (listing parameters, cursors)
     ├── AuthError
     │   ├── Unauthenticated          401  (+ WWW-Authenticate: Bearer)
     │   └── Forbidden                403
@@ -245,6 +248,23 @@ class NotFound(ProtocolError):
     status = 404
     code = "ERR_NOT_FOUND"
     default_message = "no such route"
+
+
+class InvalidMultipart(ProtocolError):
+    status = 400
+    code = "ERR_INVALID_MULTIPART"
+    default_message = "malformed multipart/form-data body"
+
+
+class InvalidQuery(ProtocolError):
+    status = 400
+    code = "ERR_INVALID_QUERY"
+    default_message = "invalid query parameter"
+
+
+class InvalidIdempotencyKey(InvalidHeader):
+    code = "ERR_INVALID_IDEMPOTENCY_KEY"
+    default_message = "Idempotency-Key must be 1 to 255 printable ASCII characters"
 
 
 # --- auth --------------------------------------------------------------------

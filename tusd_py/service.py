@@ -470,6 +470,7 @@ class UploadService:
             finally:
                 await lock.release()
         await self.state.purge_tombstones(now - self.config.server.tombstone_ttl, batch)
+        await self.state.purge_idempotency_keys(now, batch)
         return expired
 
 

@@ -101,6 +101,24 @@ class StateStore(Protocol):
     async def delete_parts(self, upload_id: str) -> None:
         """Forget every part of an upload."""
 
+    async def get_idempotency_key(self, owner: str, key: str, now: float) -> str | None:
+        """The upload id ``(owner, key)`` is bound to, unless absent or expired
+        (``expires_at <= now``)."""
+
+    async def claim_idempotency_key(
+        self, owner: str, key: str, upload_id: str, *, now: float, expires_at: float
+    ) -> str:
+        """Bind ``(owner, key)`` to ``upload_id`` until ``expires_at`` unless a
+        binding that has not expired exists. Returns the upload id bound after
+        the call: of concurrent claims exactly one wins and all get its id."""
+
+    async def release_idempotency_key(self, owner: str, key: str, upload_id: str) -> None:
+        """Forget the binding of ``(owner, key)`` if it still names ``upload_id``."""
+
+    async def purge_idempotency_keys(self, now: float, limit: int) -> int:
+        """Delete up to ``limit`` bindings expired at ``now``; returns how many
+        (stores with native expiry may always return 0)."""
+
     async def ping(self) -> None:
         """Raise :class:`errors.StateStoreError` unless the backend answers."""
 

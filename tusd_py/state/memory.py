@@ -16,6 +16,7 @@ class MemoryStateStore:
     def __init__(self) -> None:
         self._uploads: dict[str, UploadInfo] = {}
         self._parts: dict[str, dict[int, PartRecord]] = {}
+        self._keys: dict[tuple[str, str], tuple[str, float]] = {}
 
     def _require(self, upload_id: str) -> UploadInfo:
         info = self._uploads.get(upload_id)
@@ -120,6 +121,30 @@ class MemoryStateStore:
 
     async def delete_parts(self, upload_id: str) -> None:
         self._parts.pop(upload_id, None)
+
+    async def get_idempotency_key(self, owner: str, key: str, now: float) -> str | None:
+        bound = self._keys.get((owner, key))
+        return bound[0] if bound is not None and bound[1] > now else None
+
+    async def claim_idempotency_key(
+        self, owner: str, key: str, upload_id: str, *, now: float, expires_at: float
+    ) -> str:
+        current = await self.get_idempotency_key(owner, key, now)
+        if current is not None:
+            return current
+        self._keys[(owner, key)] = (upload_id, expires_at)
+        return upload_id
+
+    async def release_idempotency_key(self, owner: str, key: str, upload_id: str) -> None:
+        bound = self._keys.get((owner, key))
+        if bound is not None and bound[0] == upload_id:
+            del self._keys[(owner, key)]
+
+    async def purge_idempotency_keys(self, now: float, limit: int) -> int:
+        doomed = [k for k, (_, expires_at) in self._keys.items() if expires_at <= now][:limit]
+        for k in doomed:
+            del self._keys[k]
+        return len(doomed)
 
     async def ping(self) -> None:
         return None

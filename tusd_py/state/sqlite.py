@@ -5,7 +5,9 @@ with ``synchronous=NORMAL`` (a committed transaction survives a process
 crash). Tables:
 
 * ``uploads`` — one row per upload (columns of :mod:`tusd_py.state.codec`);
-* ``parts`` — multipart parts ``(upload_id, number, etag, size)``.
+* ``parts`` — multipart parts ``(upload_id, number, etag, size)``;
+* ``idempotency_keys`` — ``(owner, idem_key) → upload_id`` of ``POST /index``
+  retries, until ``expires_at`` (schema version 2).
 
 The schema version lives in ``PRAGMA user_version`` and :data:`MIGRATIONS`
 brings older files forward on open. Point reads and writes run on the event
@@ -62,8 +64,17 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v2(db: sqlite_utils.Database) -> None:
+    db.table("idempotency_keys").create(
+        {"owner": str, "idem_key": str, "upload_id": str, "expires_at": float},
+        pk=("owner", "idem_key"),
+        not_null={"upload_id", "expires_at"},
+    )
+    db.table("idempotency_keys").create_index(["expires_at"])
+
+
 #: Migration i brings a database from version i to i+1.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1,)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 _SELECT = "SELECT " + ", ".join(f'"{f}"' for f in codec.FIELDS) + " FROM uploads"
 
@@ -293,6 +304,52 @@ class SQLiteStateStore:
     async def delete_parts(self, upload_id: str) -> None:
         with map_sqlite_errors("delete_parts"):
             self._conn.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+
+    async def get_idempotency_key(self, owner: str, key: str, now: float) -> str | None:
+        with map_sqlite_errors("get_idempotency_key"):
+            row = self._conn.execute(
+                "SELECT upload_id FROM idempotency_keys WHERE owner = ? AND idem_key = ? AND expires_at > ?",
+                (owner, key, now),
+            ).fetchone()
+        return str(row[0]) if row is not None else None
+
+    async def claim_idempotency_key(
+        self, owner: str, key: str, upload_id: str, *, now: float, expires_at: float
+    ) -> str:
+        with map_sqlite_errors("claim_idempotency_key"):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "INSERT INTO idempotency_keys (owner, idem_key, upload_id, expires_at) "
+                    "VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (owner, idem_key) DO UPDATE SET upload_id = excluded.upload_id, "
+                    "expires_at = excluded.expires_at WHERE idempotency_keys.expires_at <= ?",
+                    (owner, key, upload_id, expires_at, now),
+                )
+                row = self._conn.execute(
+                    "SELECT upload_id FROM idempotency_keys WHERE owner = ? AND idem_key = ?", (owner, key)
+                ).fetchone()
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return str(row[0])
+
+    async def release_idempotency_key(self, owner: str, key: str, upload_id: str) -> None:
+        with map_sqlite_errors("release_idempotency_key"):
+            self._conn.execute(
+                "DELETE FROM idempotency_keys WHERE owner = ? AND idem_key = ? AND upload_id = ?",
+                (owner, key, upload_id),
+            )
+
+    async def purge_idempotency_keys(self, now: float, limit: int) -> int:
+        with map_sqlite_errors("purge_idempotency_keys"):
+            cur = self._conn.execute(
+                "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys "
+                "WHERE expires_at <= ? LIMIT ?)",
+                (now, limit),
+            )
+        return cur.rowcount
 
     async def ping(self) -> None:
         with map_sqlite_errors("ping"):

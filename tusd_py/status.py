@@ -1,0 +1,82 @@
+"""Upload status documents of the REST API (``GET /index-status/{id}``, listing).
+
+The document is a pure function of an :class:`UploadInfo` and the clock; it
+reads what the state store holds, which a streaming request refreshes every
+``server.progress_interval`` seconds, so progress is visible from any
+connection or instance. ``checksum`` and ``jobs`` are filled by the
+post-processing work (SPEC §7); until then they are null and empty.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from tusd_py import errors
+from tusd_py.models import Principal, UploadInfo, UploadState
+from tusd_py.service import UploadService, may_access
+
+#: ``state`` values a document may carry (SPEC §6); the later ones come with jobs.
+STATES = ("uploading", "complete", "processing", "ready", "failed", "expired")
+
+
+def iso_time(timestamp: float | None) -> str | None:
+    """RFC 3339 UTC with milliseconds (``2024-05-01T12:00:00.000Z``), or None."""
+    if timestamp is None:
+        return None
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def state_of(info: UploadInfo, now: float) -> str:
+    """The REST state: an unfinished upload past its expiry reads ``expired``
+    even before the sweeper has turned it into a tombstone."""
+    if info.state is UploadState.UPLOADING and info.expires_at is not None and info.expires_at < now:
+        return "expired"
+    return info.state.value
+
+
+def percent_of(info: UploadInfo) -> float | None:
+    """Progress in percent with two decimals (None while the length is deferred)."""
+    if info.length is None:
+        return None
+    if info.length == 0:
+        return 100.0
+    return round(min(info.offset, info.length) * 100.0 / info.length, 2)
+
+
+def status_document(info: UploadInfo, now: float, base_path: str = "/files/") -> dict[str, Any]:
+    """The SPEC §6 status body of ``info`` at time ``now``."""
+    return {
+        "file_id": info.id,
+        "filename": info.filename,
+        "size": info.length,
+        "offset": info.offset,
+        "percent": percent_of(info),
+        "state": state_of(info, now),
+        "storage": info.storage,
+        "visibility": info.visibility,
+        "created_at": iso_time(info.created_at),
+        "updated_at": iso_time(info.updated_at),
+        "expires_at": iso_time(info.expires_at),
+        "mime": info.mime,
+        "checksum": None,
+        "jobs": [],
+        "upload_url": f"{base_path}{info.id}",
+        "status_url": f"/index-status/{info.id}",
+    }
+
+
+async def load_status(service: UploadService, principal: Principal, upload_id: str) -> UploadInfo:
+    """The record behind a status request, expired ones included.
+
+    Raises :class:`errors.UploadNotFound` for unknown ids and for uploads of
+    other users (admins see all), exactly as tus HEAD does.
+    """
+    try:
+        return await service.get(principal, upload_id)
+    except errors.UploadGone:
+        info = await service.state.get(upload_id)
+        if info is None or not may_access(principal, info):
+            raise errors.UploadNotFound() from None
+        return info
