@@ -26,7 +26,6 @@ from storage import build_storages
 from tusd_py import errors
 from tusd_py.app import make_app
 from tusd_py.auth import Authenticator, build_authenticator
-from tusd_py.checksum import clear_staging
 from tusd_py.composer import Composer
 from tusd_py.config import Config
 from tusd_py.context import AppContext
@@ -34,6 +33,7 @@ from tusd_py.events import EventSink, LogEventSink, MultiSink
 from tusd_py.guard import build_guard, tier_size_limit
 from tusd_py.inspect import build_inspector
 from tusd_py.locking import build_locker
+from tusd_py.reconcile import reconcile as reconcile_pass
 from tusd_py.redis_conn import open_redis
 from tusd_py.service import UploadService
 from tusd_py.state import build_state
@@ -81,36 +81,8 @@ async def build_context(
 
 
 async def reconcile(ctx: AppContext, batch: int = 500) -> int:
-    """Startup check: offsets follow what storage holds. Returns corrections."""
-    config = ctx.config
-    clear_staging(ctx.service.staging_dir, older_than=config.server.network_timeout * 2, now=time.time())
-    state = ctx.composer.state
-    fixed = 0
-    after = ""
-    for _ in range(1_000_000):
-        ids = await state.list_ids(after, batch)
-        if not ids:
-            break
-        for upload_id in ids:
-            info = await state.get(upload_id)
-            if info is None or info.is_complete or info.state.value != "uploading":
-                continue
-            try:
-                held = await ctx.composer.storage(info.storage).durable_offset(info)
-            except (errors.TusError, LookupError):
-                continue
-            if held != info.offset:
-                log.warning(
-                    "reconciled offset of %s from %d to %d",
-                    upload_id,
-                    info.offset,
-                    held,
-                    extra={"upload_id": upload_id, "offset": held},
-                )
-                await state.reset_offset(upload_id, held)
-                fixed += 1
-        after = ids[-1]
-    return fixed
+    """Startup check (see :mod:`tusd_py.reconcile`). Returns offsets corrected."""
+    return (await reconcile_pass(ctx, batch)).corrected
 
 
 def http_server(app: tornado.web.Application, config: Config) -> tornado.httpserver.HTTPServer:
@@ -185,10 +157,19 @@ async def start(
     return running
 
 
-async def run(config: Config, *, announce: Callable[[RunningServer], None] | None = None) -> int:
-    """Serve until SIGTERM/SIGINT, then drain. Returns the exit code."""
+async def run(
+    config: Config,
+    *,
+    announce: Callable[[RunningServer], None] | None = None,
+    sockets: list[socket.socket] | None = None,
+    do_reconcile: bool = True,
+) -> int:
+    """Serve until SIGTERM/SIGINT, then drain. Returns the exit code.
+
+    ``sockets`` are pre-bound listening sockets (``--workers``, see
+    :mod:`tusd_py.workers`); by default the configured host/port is bound."""
     ctx = await build_context(config)
-    running = await start(ctx)
+    running = await start(ctx, sockets, do_reconcile=do_reconcile)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -11,6 +11,10 @@ from tusd_py.locking.memory import MemoryLocker
 
 def build_locker(config: Config, redis: Any | None) -> Locker:
     """In-process locks by default; Redis locks when Redis is configured."""
+    if redis is not None:
+        from tusd_py.locking.redis import RedisLocker
+
+        return RedisLocker(redis, config.redis.prefix, ttl=config.redis.lock_ttl)
     return MemoryLocker()
 
 

@@ -26,6 +26,11 @@ class Lock(Protocol):
         release while we hold it.
         """
 
+    async def try_acquire(self, on_release_requested: Callable[[], None]) -> bool:
+        """Take the lock only if nobody holds it, without asking a holder to
+        release (background work such as startup reconciliation must not cut
+        live uploads). True if taken; then held exactly as after ``acquire``."""
+
     async def release(self) -> None:
         """Release the lock if held by us; idempotent, never raises for a lost lock."""
 
