@@ -6,6 +6,7 @@ import asyncio
 
 from tusd_py.config import Config, ConfigError, is_loopback
 from tusd_py.server import RunningServer, run
+from tusd_py.workers import check_workers_allowed, serve_workers
 
 
 def check_serve_allowed(config: Config) -> None:
@@ -15,17 +16,24 @@ def check_serve_allowed(config: Config) -> None:
             "auth.enabled",
             f"--no-auth is only allowed on a loopback host, not {config.server.host!r}",
         )
+    check_workers_allowed(config)
+
+
+def _announce_url(config: Config, port: int) -> None:
+    host = config.server.host
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}{config.server.base_path}"
+    workers = f" ({config.server.workers} workers)" if config.server.workers > 1 else ""
+    print(f"tusd-py listening on {url}{workers}", flush=True)
 
 
 def _announce(running: RunningServer) -> None:
-    config = running.ctx.config
-    host = config.server.host
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{running.port}{config.server.base_path}"
-    print(f"tusd-py listening on {url}", flush=True)
+    _announce_url(running.ctx.config, running.port)
 
 
 def serve(config: Config) -> int:
     """Run until SIGTERM; returns the exit code."""
     check_serve_allowed(config)
+    if config.server.workers > 1:
+        return serve_workers(config, _announce_url)
     return asyncio.run(run(config, announce=_announce))
