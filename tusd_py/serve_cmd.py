@@ -6,7 +6,7 @@ import asyncio
 
 from tusd_py.config import Config, ConfigError, is_loopback
 from tusd_py.server import RunningServer, run
-from tusd_py.workers import check_workers_allowed, serve_workers
+from tusd_py.workers import serve_workers
 
 
 def check_serve_allowed(config: Config) -> None:
@@ -16,7 +16,6 @@ def check_serve_allowed(config: Config) -> None:
             "auth.enabled",
             f"--no-auth is only allowed on a loopback host, not {config.server.host!r}",
         )
-    check_workers_allowed(config)
 
 
 def _announce_url(config: Config, port: int) -> None:

@@ -14,9 +14,11 @@ SIGINT to the workers (each drains gracefully) and exits 0 when all exited
 cleanly. A worker that dies unexpectedly is restarted (at most
 ``MAX_RESTARTS`` within ``RESTART_WINDOW`` seconds, then everything stops).
 
-Workers share uploads through the state store and the locker, so more than
-one worker needs ``[redis] url``: in-process locks do not span processes and
-two workers appending to one upload would corrupt it.
+Workers share uploads through the state store and the locker: with
+``[redis] url`` through Redis; without it through the SQLite file (WAL mode
+is safe for several processes) and host-local ``flock`` locks with release
+requests over UNIX datagrams (:mod:`tusd_py.locking.file`), since in-process
+locks cannot keep two processes from appending to one upload.
 """
 
 from __future__ import annotations
@@ -35,23 +37,12 @@ from collections.abc import Callable
 
 import tornado.netutil
 
-from tusd_py.config import Config, ConfigError
+from tusd_py.config import Config
 
 log = logging.getLogger("tusd_py.app")
 
 MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
-
-
-def check_workers_allowed(config: Config) -> None:
-    """Refuse ``workers > 1`` without Redis (see the module docstring)."""
-    if config.server.workers > 1 and not config.redis.url:
-        raise ConfigError(
-            "server.workers",
-            f"{config.server.workers} workers need a shared lock and state service: set [redis] url "
-            "(TUSD_PY_REDIS_URL); in-process locks cannot keep two worker processes from "
-            "writing the same upload. Without Redis, run one worker.",
-        )
 
 
 def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
@@ -211,7 +202,6 @@ def serve_workers(config: Config, announce: Callable[[Config, int], None]) -> in
     """Run ``config.server.workers`` processes on one port until SIGTERM.
 
     ``announce(config, port)`` is called once all workers listen."""
-    check_workers_allowed(config)
     reserved, port = reserve_port(config.server.host, config.server.port)
     config = dataclasses.replace(config, server=dataclasses.replace(config.server, port=port))
     supervisor = Supervisor(config, reserved)

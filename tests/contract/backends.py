@@ -10,6 +10,9 @@ In-process implementations return the same object from every ``open()``.
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from tusd_py.locking.base import Locker
+from tusd_py.locking.file import FileLocker
 from tusd_py.locking.memory import MemoryLocker
 from tusd_py.locking.redis import RedisLocker
 from tusd_py.state.base import StateStore
@@ -127,13 +131,15 @@ class LockerBackend:
     shared = False
     #: Lock lifetime without heartbeat (0: locks die only with their process).
     ttl = 0.0
+    #: Whether :meth:`plant_dead_holder` can simulate a holder that died.
+    can_die = False
 
     async def open(self) -> Locker:
         raise NotImplementedError
 
     async def plant_dead_holder(self, upload_id: str) -> None:
-        """Leave ``upload_id`` locked by a holder that died (no heartbeat, no
-        listener). Only for backends with ``ttl > 0``."""
+        """Leave ``upload_id`` locked by a holder that died (killed process:
+        no heartbeat, no listener, never released)."""
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -151,6 +157,7 @@ class MemoryLockerBackend(LockerBackend):
 class RedisLockerBackend(LockerBackend):
     shared = True
     ttl = 0.6
+    can_die = True
 
     def __init__(self, env: Env) -> None:
         self.keys = _RedisKeys(env)
@@ -172,7 +179,51 @@ class RedisLockerBackend(LockerBackend):
         await self.keys.close()
 
 
+_HOLD_AND_HANG = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, b"@tusd-py-lock-gone-0 deadbeef")
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+class FileLockerBackend(LockerBackend):
+    """Host-local flock locks: each ``open()`` is another worker process's locker."""
+
+    shared = True
+    can_die = True
+
+    def __init__(self, env: Env) -> None:
+        self.directory = env.tmp_path / "locks"
+        self.lockers: list[FileLocker] = []
+
+    async def open(self) -> Locker:
+        locker = FileLocker(self.directory, ask_interval=0.2)
+        self.lockers.append(locker)
+        return locker
+
+    async def plant_dead_holder(self, upload_id: str) -> None:
+        path = FileLocker(self.directory).path(upload_id)
+        proc = subprocess.Popen([sys.executable, "-c", _HOLD_AND_HANG, str(path)], stdout=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+            assert line.strip() == b"held"
+        finally:
+            proc.kill()  # kill -9: the kernel drops its flock
+            proc.wait(10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+    async def close(self) -> None:
+        for locker in self.lockers:
+            await locker.close()
+
+
 LOCKER_BACKENDS: dict[str, Callable[[Env], LockerBackend]] = {
     "memory": MemoryLockerBackend,
     "redis": RedisLockerBackend,
+    "file": FileLockerBackend,
 }

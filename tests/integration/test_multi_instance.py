@@ -7,9 +7,7 @@ threads; every wait is bounded.
 
 from __future__ import annotations
 
-import http.client
 import os
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,22 +90,9 @@ def test_simultaneous_patches_at_one_offset_on_two_instances(cluster: Cluster) -
         length = 3 * MIB
         payloads = [os.urandom(length), os.urandom(length)]
         upload = tus.create(cluster.servers[0].files_url, length)
-        barrier = threading.Barrier(2)
-        statuses: dict[int, int] = {}
-
-        def send(index: int, upload: str = upload, statuses: dict[int, int] = statuses) -> None:
-            barrier.wait(10)
-            try:
-                statuses[index] = tus.patch(cluster.url(index, upload), 0, payloads[index]).status
-            except (OSError, http.client.HTTPException):
-                statuses[index] = 0  # cut by the other request's release request
-
-        threads = [threading.Thread(target=send, args=(i,)) for i in (0, 1)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        assert len(statuses) == 2, statuses
+        statuses = dict(
+            enumerate(tus.race_patches([cluster.url(0, upload), cluster.url(1, upload)], 0, payloads))
+        )
         assert list(statuses.values()).count(204) <= 1, (round_, statuses)
         for status in statuses.values():
             assert status in (204, 409, 423, 0), (round_, statuses, cluster.logs())

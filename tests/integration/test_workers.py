@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from tests.integration import tushttp as tus
-from tests.integration.procs import ROOT, ServerProcess, server_env, server_errors
+from tests.integration.procs import ServerProcess, server_errors
 
 
 def _access_workers(log_path: Path) -> dict[int, set[int]]:
@@ -34,59 +35,81 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_two_workers_serve_one_port_and_stop_together(tmp_path: Path, redis_url: str) -> None:
-    env = {"TUSD_PY_REDIS_URL": redis_url, "TUSD_PY_REDIS_PREFIX": f"wk-{uuid.uuid4().hex[:10]}:"}
+def _env(backend: str, redis_url: str | None) -> dict[str, str]:
+    if backend == "redis":
+        assert redis_url
+        return {"TUSD_PY_REDIS_URL": redis_url, "TUSD_PY_REDIS_PREFIX": f"wk-{uuid.uuid4().hex[:10]}:"}
+    return {}  # SQLite state + host-local file locks
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def workers_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    env = {**_env(request.param, redis_url), "TUSD_PY_SERVER_PROGRESS_INTERVAL": "0.1"}
     server = ServerProcess(tmp_path / "data", tmp_path / "workers.log", env, ("--workers", "2"))
     server.start()
-    try:
-        assert ":0/" not in server.files_url
-        data = os.urandom(3 << 20)
-        uploads = [tus.create(server.files_url, len(data)) for _ in range(24)]  # a connection each
-        for upload in uploads[:4]:
-            tus.resume([upload], data, chunk=512 * 1024)
-            assert tus.get(upload).body == data
-        workers = _access_workers(server.log_path)
-        assert set(workers) == {0, 1}, workers
-        pids = {pid for group in workers.values() for pid in group}
-        assert len(pids) == 2 and server.pid not in pids
-        # A worker that dies is replaced; the port keeps answering meanwhile.
-        victim = next(iter(workers[1]))
-        os.kill(victim, signal.SIGKILL)
-        tus.poll(lambda: not _alive(victim))
-
-        def replaced() -> bool:
-            assert tus.head(uploads[0]).status == 200  # a new connection each time
-            return len({p for g in _access_workers(server.log_path).values() for p in g}) >= 3
-
-        tus.poll(replaced, timeout=30)
-        pids = {p for g in _access_workers(server.log_path).values() for p in g} - {victim}
-    finally:
-        code = server.stop()
+    yield server
+    code = server.stop()
     assert code == 0, server.log_tail()
     assert not server_errors(server.log_path)
-    for pid in pids:
-        assert not _alive(pid)
 
 
-def test_more_than_one_worker_without_redis_is_a_config_error(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tusd_py",
-            "serve",
-            "--no-auth",
-            "--port",
-            "0",
-            "--workers",
-            "2",
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        env=server_env({}),
-        cwd=str(ROOT),
-        capture_output=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2
-    assert b"server.workers" in proc.stderr and b"redis" in proc.stderr
+def _pids(server: ServerProcess) -> set[int]:
+    return {p for group in _access_workers(server.log_path).values() for p in group}
+
+
+def test_two_workers_serve_one_port_and_replace_a_dead_one(workers_server: ServerProcess) -> None:
+    server = workers_server
+    assert ":0/" not in server.files_url
+    data = os.urandom(3 << 20)
+    uploads = [tus.create(server.files_url, len(data)) for _ in range(24)]  # a connection each
+    for upload in uploads[:3]:
+        tus.resume([upload], data, chunk=256 * 1024)  # every PATCH on a new connection
+        assert tus.get(upload).body == data
+    workers = _access_workers(server.log_path)
+    assert set(workers) == {0, 1}, workers
+    pids = _pids(server)
+    assert len(pids) == 2 and server.pid not in pids
+    victim = next(iter(workers[1]))
+    os.kill(victim, signal.SIGKILL)
+    tus.poll(lambda: not _alive(victim))
+
+    def replaced() -> bool:
+        assert tus.head(uploads[0]).status == 200  # a new connection each time
+        return len(_pids(server)) >= 3
+
+    tus.poll(replaced, timeout=30)
+    assert tus.get(uploads[0]).body == data
+
+
+def test_workers_serialize_writers_of_one_upload(workers_server: ServerProcess) -> None:
+    """Simultaneous PATCHes at one offset (on whichever workers the kernel picks):
+    never two 204s, the kept bytes come from one writer; a stalled PATCH is asked
+    to release by a resuming one (same or other worker)."""
+    server = workers_server
+    uploads_dir = server.data_dir / "uploads"
+    for round_ in range(4):
+        length = 2 << 20
+        payloads = [os.urandom(length), os.urandom(length)]
+        upload = tus.create(server.files_url, length)
+        statuses = dict(enumerate(tus.race_patches([upload, upload], 0, payloads)))
+        assert list(statuses.values()).count(204) <= 1, (round_, statuses)
+        offset = tus.offset_of(upload)
+        stored = (uploads_dir / upload.rsplit("/", 1)[-1]).read_bytes()
+        kept = [p for p in payloads if stored[:offset] == p[:offset]]
+        assert kept, f"round {round_}: stored bytes match neither writer"
+        tus.resume([upload], kept[0])
+        assert tus.get(upload).body == kept[0]
+    data = os.urandom(3 << 20)
+    upload = tus.create(server.files_url, len(data))
+    stalled = tus.StreamingPatch(upload, 0, len(data))
+    try:
+        assert stalled.send(data[: 1 << 20])
+        path = uploads_dir / upload.rsplit("/", 1)[-1]
+        tus.poll(lambda: path.stat().st_size == 1 << 20)
+        statuses = tus.resume([upload], data)
+        assert 423 not in statuses, statuses
+        assert stalled.closed_by_server(timeout=10)
+    finally:
+        stalled.close()
+    assert tus.get(upload).body == data

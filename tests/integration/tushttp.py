@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -114,6 +115,28 @@ def resume(urls: list[str], data: bytes, *, chunk: int = 1 << 20, attempts: int 
             seen.append(0)
             time.sleep(0.1)
     raise AssertionError(f"upload did not finish after {attempts} attempts: {seen[-20:]}")
+
+
+def race_patches(urls: list[str], offset: int, payloads: list[bytes]) -> list[int]:
+    """PATCH ``payloads[i]`` to ``urls[i]`` at ``offset``, all at once (threads
+    released by a barrier). Returns the statuses; 0 = connection cut."""
+    barrier = threading.Barrier(len(urls))
+    statuses = [-1] * len(urls)
+
+    def send(index: int) -> None:
+        barrier.wait(10)
+        try:
+            statuses[index] = patch(urls[index], offset, payloads[index]).status
+        except (OSError, http.client.HTTPException):
+            statuses[index] = 0  # cut by another request's release request
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(urls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert -1 not in statuses, statuses
+    return statuses
 
 
 class StreamingPatch:

@@ -95,10 +95,10 @@ class RedisLock:
                 wake.clear()
                 with map_redis_errors("lock"):
                     reply = await locker.take(self.key, token)
-                if reply == 1:
+                holder = text(reply) if reply is not None and reply != 1 else None
+                if reply == 1 or holder == token:  # ours (a retried SET sees its own effect)
                     break
                 now = loop.time()
-                holder = text(reply) if reply is not None else None
                 if holder is not None and (holder != asked or now - asked_at >= locker.ask_interval):
                     await locker.ask_release(self.upload_id, holder)
                     asked, asked_at = holder, now
@@ -123,7 +123,7 @@ class RedisLock:
         started = asyncio.get_running_loop().time()
         with map_redis_errors("lock"):
             reply = await locker.take(self.key, token)
-        if reply != 1:
+        if reply != 1 and text(reply) != token:
             return False
         self._hold(token, on_release_requested, started)
         return True
@@ -306,17 +306,17 @@ class RedisLocker:
     # --- subscription -----------------------------------------------------------------
 
     async def start(self, wait: float = 1.0) -> None:
-        """Start listening for lock events (once); waits up to ``wait`` seconds
-        for the subscription so a first holder does not miss requests."""
+        """Start listening for lock events. The first call waits up to ``wait``
+        seconds for the subscription, so the first holder does not miss a
+        release request (requests are repeated anyway, so later calls, e.g.
+        during a Redis outage, do not wait)."""
         if self._closed:
             raise errors.StateStoreError("the locker is closed")
         if self._listener is None:
-            self._subscribed = asyncio.Event()
-            self._listener = asyncio.ensure_future(self._listen(self._subscribed))
-        assert self._subscribed is not None
-        if not self._subscribed.is_set():
+            subscribed = self._subscribed = asyncio.Event()
+            self._listener = asyncio.ensure_future(self._listen(subscribed))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._subscribed.wait(), wait)
+                await asyncio.wait_for(subscribed.wait(), wait)
 
     async def _listen(self, subscribed: asyncio.Event) -> None:
         """Receive lock events; resubscribe with backoff after Redis failures."""
