@@ -93,6 +93,7 @@ class RedisLock:
             delay = locker.poll_min
             for _ in range(10_000_000):  # bounded by the deadline below
                 wake.clear()
+                sent_at = loop.time()  # the TTL runs from no earlier than this
                 with map_redis_errors("lock"):
                     reply = await locker.take(self.key, token)
                 holder = text(reply) if reply is not None and reply != 1 else None
@@ -112,7 +113,7 @@ class RedisLock:
                 delay = min(delay * 2, locker.poll_max)
         finally:
             locker.remove_waiter(self.upload_id, wake)
-        self._hold(token, on_release_requested, loop.time())
+        self._hold(token, on_release_requested, sent_at)
 
     async def try_acquire(self, on_release_requested: Callable[[], None]) -> bool:
         if self.token is not None:
@@ -197,7 +198,6 @@ class RedisLock:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await heartbeat
-        locker.notify_free(self.upload_id)
         try:
             await locker.drop(self.key, token, self.upload_id)
         except REDIS_FAILURES as exc:
@@ -208,6 +208,8 @@ class RedisLock:
                 locker.ttl,
                 extra={"upload_id": self.upload_id},
             )
+        finally:
+            locker.notify_free(self.upload_id)  # waiters in this process retry now
 
 
 class RedisLocker:
