@@ -37,6 +37,7 @@ class StreamingHandler(BaseHandler):
     _ended: asyncio.Task[Any] | None = None
     _cut_reason: str | None = None
     _stream_token: int = 0
+    _body_complete: bool = False
 
     def request_has_body(self) -> bool:
         """True if the request declares a non-empty body."""
@@ -83,6 +84,7 @@ class StreamingHandler(BaseHandler):
         """The body is complete: commit it. Raises what stopped the stream."""
         session = self.session
         assert session is not None
+        self._body_complete = True
         try:
             info = await session.commit()
         finally:
@@ -108,6 +110,10 @@ class StreamingHandler(BaseHandler):
         self._end_stream()
 
     def _on_release_requested(self) -> None:
+        length = self.content_length()
+        received = self.session.received if self.session is not None else 0
+        if self._body_complete or (length is not None and received >= length):
+            return  # the whole body is in: the commit answers and releases the lock at once
         self.cut("ERR_UPLOAD_INTERRUPTED")
 
     def _check_idle(self) -> None:

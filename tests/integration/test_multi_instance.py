@@ -85,7 +85,8 @@ def test_patches_alternating_between_instances_complete_byte_identical(cluster: 
 
 
 def test_simultaneous_patches_at_one_offset_on_two_instances(cluster: Cluster) -> None:
-    """Exactly one writer's bytes are kept: never two 204s, never a mix."""
+    """Exactly one writer's bytes are kept: never two 204s, never a mix, and a
+    client whose whole body arrived gets its 204 even when asked to release."""
     for round_ in range(3):
         length = 3 * MIB
         payloads = [os.urandom(length), os.urandom(length)]
@@ -93,9 +94,10 @@ def test_simultaneous_patches_at_one_offset_on_two_instances(cluster: Cluster) -
         statuses = dict(
             enumerate(tus.race_patches([cluster.url(0, upload), cluster.url(1, upload)], 0, payloads))
         )
-        assert list(statuses.values()).count(204) <= 1, (round_, statuses)
-        for status in statuses.values():
-            assert status in (204, 409, 423, 0), (round_, statuses, cluster.logs())
+        # One writer wins: it completes (204) or, asked to release mid-body, is cut (0)
+        # keeping what it wrote; the other is refused (409), or wins if the first
+        # was cut before writing anything.
+        assert sorted(statuses.values()) in ([0, 204], [0, 409], [204, 409]), (round_, statuses)
         offset = tus.offset_of(cluster.url(0, upload))
         assert offset == tus.offset_of(cluster.url(1, upload))
         stored = cluster.stored(upload)
@@ -104,6 +106,8 @@ def test_simultaneous_patches_at_one_offset_on_two_instances(cluster: Cluster) -
         winner = next((i for i, s in statuses.items() if s == 204), None)
         if winner is not None:
             assert offset == length and stored == payloads[winner]
+        else:
+            assert offset < length, "a writer whose body arrived completely was not answered 204"
         # The client that kept its bytes finishes; the result is that payload exactly.
         tus.resume([cluster.url(0, upload), cluster.url(1, upload)], kept[0])
         assert tus.get(cluster.url(1, upload)).body == kept[0]
