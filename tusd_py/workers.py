@@ -132,14 +132,12 @@ class Supervisor:
             except ProcessLookupError:
                 pass
 
-    def _wait_ready(self, read_fd: int, count: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
+    def _wait_ready(self, read_fd: int, count: int) -> bool:
+        """Wait until every worker listens (worker 0 reconciles first, which
+        may take long with many uploads); False if one dies or we are stopped."""
         got = 0
         while got < count and not self.stopping:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            readable, _, _ = select.select([read_fd], [], [], min(left, 0.2))
+            readable, _, _ = select.select([read_fd], [], [], 0.2)
             if readable:
                 got += len(os.read(read_fd, count))
             pid, _status = os.waitpid(-1, os.WNOHANG)
@@ -175,7 +173,7 @@ class Supervisor:
                 continue
             self.spawn(index, None)
 
-    def run(self, announce: Callable[[int], None], ready_timeout: float = 120.0) -> int:
+    def run(self, announce: Callable[[int], None]) -> int:
         read_fd, write_fd = os.pipe()
         try:
             for index in range(self.config.server.workers):
@@ -185,7 +183,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._forward)
         try:
-            if self._wait_ready(read_fd, self.config.server.workers, ready_timeout):
+            if self._wait_ready(read_fd, self.config.server.workers):
                 announce(self.config.server.workers)
             elif not self.stopping:
                 log.error("workers did not start; stopping")

@@ -75,12 +75,13 @@ def server_pids(parent: int) -> list[int]:
 
 
 def start_server(
-    workers: int, data_dir: Path, redis_url: str, log: Path, fsync: str
+    workers: int, data_dir: Path, redis_url: str | None, log: Path, fsync: str
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """Start tusd-py; ``redis_url`` None means SQLite state (+ file locks for workers)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUSD_PY_")}
-    env.update(
-        PYTHONPATH=str(ROOT), TUSD_PY_REDIS_URL=redis_url, TUSD_PY_REDIS_PREFIX=f"bench-{time.time_ns()}:"
-    )
+    env["PYTHONPATH"] = str(ROOT)
+    if redis_url:
+        env.update(TUSD_PY_REDIS_URL=redis_url, TUSD_PY_REDIS_PREFIX=f"bench-{time.time_ns()}:")
     cmd = [
         sys.executable,
         "-m",
@@ -126,7 +127,7 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_once(
-    args: argparse.Namespace, workers: int, round_no: int, redis_url: str, work: Path
+    args: argparse.Namespace, workers: int, round_no: int, redis_url: str | None, work: Path
 ) -> dict[str, object]:
     data_dir = work / f"data-w{workers}-r{round_no}"
     proc, url = start_server(workers, data_dir, redis_url, work / f"server-w{workers}.log", args.fsync)
@@ -161,6 +162,7 @@ def run_once(
         result = dict(lines[-1])
         gib = result.get("completed", 0) * parse_size(args.conc_size) / (1 << 30)  # type: ignore[operator]
         result.update(
+            state=args.state,
             workers=workers,
             server_pids=len(pids),
             server_cpu_s=round(cpu, 2),
@@ -188,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk", default="8M")
     ap.add_argument("--fsync", default="on_complete", choices=["never", "on_complete", "every_patch"])
     ap.add_argument("--verify", action="store_true", help="sha256-check every upload (slow)")
+    ap.add_argument(
+        "--state", default="redis", choices=["redis", "sqlite"], help="redis, or SQLite + file locks"
+    )
     ap.add_argument("--max-time", type=float, default=1800.0)
     ap.add_argument("--out", type=Path, help="append JSON lines here")
     args = ap.parse_args(argv)
@@ -218,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, object]] = []
     try:
         wait_port(redis_port)
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        redis_url = f"redis://127.0.0.1:{redis_port}/0" if args.state == "redis" else None
         for round_no in range(args.rounds):
             order = (1, 2) if round_no % 2 == 0 else (2, 1)
             for workers in order:
