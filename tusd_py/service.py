@@ -543,6 +543,7 @@ class AppendSession:
                 self._hasher.update(chunk)
             else:
                 assert self._writer is not None
+                self._check_lock()
                 await self._writer.write(chunk)
             self.received += len(chunk)
         if overflow:
@@ -552,6 +553,15 @@ class AppendSession:
             if now >= self._next_publish:
                 self._next_publish = now + self._interval
                 await self._publish()
+
+    def _check_lock(self) -> None:
+        """Refuse to write once the lock may have been taken over (a lease
+        that ran out unrenewed, e.g. Redis unreachable or this process stalled)."""
+        if not self._lock.still_held():
+            raise errors.StateStoreError(
+                "lost the upload's lock (the lock service did not answer in time); resume with HEAD",
+                retry_after=2,
+            )
 
     async def _inspect(self, chunk: bytes) -> None:
         """Give the first bytes to the inspector before they are stored; a
@@ -599,6 +609,7 @@ class AppendSession:
                         )
                     else:
                         assert self._writer is not None
+                        self._check_lock()
                         await self._staging.replay_into(self._writer)
                 info = await self._settle()
                 if self._failed is not None:

@@ -156,7 +156,9 @@ class MemoryLockerBackend(LockerBackend):
 
 class RedisLockerBackend(LockerBackend):
     shared = True
-    ttl = 0.6
+    #: Short for fast expiry tests, long enough that a loaded machine's event
+    #: loop stalls do not let a heartbeat miss it.
+    ttl = 1.5
     can_die = True
 
     def __init__(self, env: Env) -> None:

@@ -19,7 +19,7 @@ from tests.integration.procs import RedisProcess
 from tusd_py import errors, protocol
 from tusd_py.config import load_config
 from tusd_py.locking.base import Lock
-from tusd_py.locking.redis import RedisLocker
+from tusd_py.locking.redis import RedisLock, RedisLocker
 from tusd_py.models import PartRecord, UploadInfo
 from tusd_py.redis_conn import open_redis
 from tusd_py.state.base import StateStore
@@ -130,6 +130,11 @@ async def test_holder_stops_before_its_lock_can_expire_and_everything_recovers(
         # The heartbeat cannot renew: the holder is asked to stop (the lock aims
         # to do so lock_ttl/4 before its TTL could run out).
         await asyncio.wait_for(stopped.wait(), 10.0)
+        # Whatever the holder still tries to write, it is refused once the lease
+        # may have run out.
+        assert isinstance(lock, RedisLock)
+        await asyncio.sleep(max(0.0, lock.valid_until - asyncio.get_running_loop().time()))
+        assert not lock.still_held()
         await lock.release()  # Redis is down: logged, not raised
         with pytest.raises(errors.StateStoreError):
             await store.get(upload_id)

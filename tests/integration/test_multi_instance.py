@@ -19,7 +19,7 @@ from tests.integration.procs import RedisProcess, ServerProcess, server_errors, 
 
 MIB = 1 << 20
 #: Short lock TTL so a killed holder's lock frees quickly in tests.
-LOCK_TTL = "1.5"
+LOCK_TTL = "3"
 
 
 def instance_env(redis_url: str, prefix: str) -> dict[str, str]:

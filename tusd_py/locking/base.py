@@ -31,6 +31,11 @@ class Lock(Protocol):
         release (background work such as startup reconciliation must not cut
         live uploads). True if taken; then held exactly as after ``acquire``."""
 
+    def still_held(self) -> bool:
+        """True while held and surely still ours: False before acquiring, after
+        release, and once a lease may have run out unrenewed (Redis). A holder
+        checks it before writing, so it never writes after a takeover."""
+
     async def release(self) -> None:
         """Release the lock if held by us; idempotent, never raises for a lost lock."""
 

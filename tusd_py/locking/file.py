@@ -133,6 +133,9 @@ class FileLock:
             self._hold(on_release_requested)
         return taken
 
+    def still_held(self) -> bool:
+        return self.token is not None  # a flock cannot be lost while the process lives
+
     def request_release(self) -> None:
         """Run the holder's callback (at most once per hold)."""
         if self.token is None or self._asked or self._callback is None:

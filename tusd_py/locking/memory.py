@@ -59,6 +59,9 @@ class MemoryLock:
         self._locker.holders[self._upload_id] = self._holder
         return True
 
+    def still_held(self) -> bool:
+        return self._holder is not None
+
     async def release(self) -> None:
         holder, self._holder = self._holder, None
         if holder is None:

@@ -73,10 +73,14 @@ class RedisLock:
         self._callback: Callable[[], None] | None = None
         self._asked = False
         self._heartbeat: asyncio.Task[None] | None = None
+        #: Loop time before which the lock is surely ours (renewals move it on).
+        self.valid_until = 0.0
 
-    @property
-    def held(self) -> bool:
-        return self.token is not None
+    def still_held(self) -> bool:
+        """Held, and the lease cannot have expired yet (with a safety margin)."""
+        if self.token is None:
+            return False
+        return asyncio.get_running_loop().time() < self.valid_until - self._locker.ttl / 10
 
     async def acquire(self, timeout: float, on_release_requested: Callable[[], None]) -> None:
         if self.token is not None:
@@ -134,7 +138,8 @@ class RedisLock:
         self._callback = on_release_requested
         self._asked = False
         self._locker.holders[self.upload_id] = self
-        self._heartbeat = asyncio.ensure_future(self._renew_loop(token, taken_at + self._locker.ttl))
+        self.valid_until = taken_at + self._locker.ttl
+        self._heartbeat = asyncio.ensure_future(self._renew_loop(token))
 
     def request_release(self) -> None:
         """Ask the holder to stop (at most once per hold); runs its callback."""
@@ -146,7 +151,7 @@ class RedisLock:
         except Exception:  # a holder's callback must not break the listener
             log.exception("release callback of upload %s failed", self.upload_id)
 
-    async def _renew_loop(self, token: str, valid_until: float) -> None:
+    async def _renew_loop(self, token: str) -> None:
         """Renew the TTL; ask the holder to stop once the lock may be lost."""
         locker = self._locker
         loop = asyncio.get_running_loop()
@@ -154,16 +159,16 @@ class RedisLock:
         margin = locker.ttl / 4
         wait = interval
         while self.token == token:
-            await asyncio.sleep(max(0.0, min(wait, valid_until - margin - loop.time())))
+            await asyncio.sleep(max(0.0, min(wait, self.valid_until - margin - loop.time())))
             if self.token != token:
                 return
             started = loop.time()
             try:
                 # Bounded so that a hanging Redis is noticed before the TTL runs out.
-                answer_by = max(0.05, valid_until - margin / 2 - started)
+                answer_by = max(0.05, self.valid_until - margin / 2 - started)
                 renewed = await asyncio.wait_for(locker.renew(self.key, token), answer_by)
             except REDIS_FAILURES as exc:
-                if loop.time() >= valid_until - margin:
+                if loop.time() >= self.valid_until - margin:
                     log.warning(
                         "lock on %s may expire (Redis unreachable: %s); stopping its writer",
                         self.upload_id,
@@ -182,7 +187,7 @@ class RedisLock:
                 )
                 self.request_release()
                 return
-            valid_until = started + locker.ttl
+            self.valid_until = started + locker.ttl
             wait = interval
 
     async def release(self) -> None:
