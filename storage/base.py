@@ -12,7 +12,7 @@ translate their foreign exceptions (OSError, botocore) at this boundary.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -98,25 +98,12 @@ class ContentServer(Protocol):
         or None to stream them through the server."""
 
 
-#: Returns the current record of an upload id (None if the state store has none).
-RecordLookup = Callable[[str], Awaitable[UploadInfo | None]]
-
-
 @runtime_checkable
 class OrphanSweeper(Protocol):
-    """Optional: a storage that can find and free data no live upload owns.
-
-    Called at startup reconciliation (every instance). An orphan is data —
-    a file, an S3 multipart upload, a ``.part`` object — whose upload id
-    ``lookup`` reports as unknown or as an ``expired`` tombstone, or as an
-    incomplete upload past its ``expires_at``. Implementations must spare
-    data younger than a grace period (an upload's bytes are created before
-    its record) and data another live record still references.
-    """
-
-    async def sweep_orphans(self, lookup: RecordLookup, *, now: float) -> int:
-        """Free orphaned data (abort multipart uploads, delete files);
-        returns how many items were removed."""
+    async def sweep_orphans(self, older_than: float = 3600.0, now: float | None = None) -> int:
+        """Remove backend leftovers (e.g. S3 multipart uploads) that no live
+        upload record owns and that are older than ``older_than`` seconds;
+        returns how many were removed."""
 
 
 CAPABILITY_PROTOCOLS: Mapping[Capability, type] = {

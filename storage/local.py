@@ -22,8 +22,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from storage.base import Capability, RecordLookup
-from storage.orphans import sweep_upload_files
+from storage.base import Capability
 from tusd_py import errors, protocol
 from tusd_py.models import UploadInfo
 
@@ -167,10 +166,6 @@ class LocalStorage:
                 yield block
         finally:
             os.close(fd)
-
-    async def sweep_orphans(self, lookup: RecordLookup, *, now: float) -> int:
-        """Delete upload files whose upload is unknown or expired (OrphanSweeper)."""
-        return await sweep_upload_files(self.root, lookup, now=now)
 
     async def ping(self) -> None:
         with map_os_errors("ping"):

@@ -13,7 +13,8 @@ serves, while other instances may already be serving the same uploads:
 * **Locks and leases** need nothing here: Redis locks expire ``lock_ttl``
   after their holder stopped renewing them; in-process locks die with it.
 * **Orphans.** Storages implementing :class:`storage.base.OrphanSweeper`
-  free data of unknown or expired uploads (S3 multipart uploads, files).
+  free leftovers no live upload owns (S3 multipart uploads of unknown or
+  expired uploads).
 * Staging files of checksummed PATCHes left by a crash are removed.
 """
 
@@ -27,7 +28,7 @@ from storage.base import OrphanSweeper
 from tusd_py import errors
 from tusd_py.checksum import clear_staging
 from tusd_py.context import AppContext
-from tusd_py.models import UploadInfo, UploadState
+from tusd_py.models import UploadState
 
 log = logging.getLogger("tusd_py.app")
 
@@ -96,18 +97,14 @@ async def _correct(ctx: AppContext, upload_id: str) -> bool:
 
 
 async def sweep_orphans(ctx: AppContext, now: float) -> int:
-    """Let every storage that can free orphaned data do so."""
-    state = ctx.composer.state
-
-    async def lookup(upload_id: str) -> UploadInfo | None:
-        return await state.get(upload_id)
-
+    """Let every storage that can free orphaned data (e.g. S3 multipart
+    uploads of unknown or expired uploads) do so; returns how many items."""
     removed = 0
     for name, storage in ctx.composer.storages.items():
         if not isinstance(storage, OrphanSweeper):
             continue
         try:
-            removed += await storage.sweep_orphans(lookup, now=now)
+            removed += await storage.sweep_orphans(now=now)
         except errors.TusError as exc:
             log.warning("orphan sweep of storage %s failed: %s", name, exc.message)
     return removed
