@@ -193,9 +193,12 @@ def _outage_scenario(group: Cluster, redis: RedisProcess) -> None:
         _assert_unavailable(tus.head(url))
         _assert_unavailable(tus.patch(url, MIB, data[MIB : 2 * MIB]))
         _assert_unavailable(tus.request("POST", group.servers[index].files_url, {"Upload-Length": "10"}))
+        assert tus.request("GET", group.servers[index].base_url + "/readyz").status == 503
     redis.start()  # same port, same append-only file
     tus.poll(lambda: tus.head(group.url(0, upload)).status == 200, timeout=30)
     tus.poll(lambda: tus.head(group.url(1, upload)).status == 200, timeout=30)
+    for server in group.servers:
+        assert tus.request("GET", server.base_url + "/readyz").status == 200
     offset = tus.offset_of(group.url(0, upload))
     assert offset >= MIB and group.stored(upload)[:offset] == data[:offset]
     tus.resume([group.url(0, upload), group.url(1, upload)], data)
