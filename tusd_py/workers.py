@@ -196,10 +196,27 @@ class Supervisor:
         return 1 if self.failed else 0
 
 
+async def _prepare_sqlite(config: Config) -> None:
+    from tusd_py.state.sqlite import SQLiteStateStore
+
+    store = await SQLiteStateStore.open(config.sqlite_path)
+    await store.close()
+
+
+def prepare_shared_state(config: Config) -> None:
+    """Create and migrate the SQLite file once, before forking: workers that
+    open a new database at the same moment race for its switch to WAL mode
+    ("database is locked"). Runs its own short event loop, which is closed
+    (and its executor threads joined) before any fork."""
+    if not config.redis.url:
+        asyncio.run(_prepare_sqlite(config))
+
+
 def serve_workers(config: Config, announce: Callable[[Config, int], None]) -> int:
     """Run ``config.server.workers`` processes on one port until SIGTERM.
 
     ``announce(config, port)`` is called once all workers listen."""
+    prepare_shared_state(config)
     reserved, port = reserve_port(config.server.host, config.server.port)
     config = dataclasses.replace(config, server=dataclasses.replace(config.server, port=port))
     supervisor = Supervisor(config, reserved)

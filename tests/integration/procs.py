@@ -174,6 +174,8 @@ class ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM and wait (bounded); returns the exit code."""
