@@ -14,6 +14,7 @@ setup(
     install_requires=[
         "tornado>=6.4",
         "redis>=5.0",
+        "hiredis>=3.0",
         "boto3>=1.34",
         "pyjwt[crypto]>=2.8",
         "python-magic>=0.4.27",

@@ -31,6 +31,10 @@ _CUT_ERRORS: dict[str, Callable[[], errors.TusError]] = {
     "ERR_READ_TIMEOUT": errors.ReadTimeout,
     "ERR_UPLOAD_INTERRUPTED": errors.UploadInterrupted,
     "ERR_SERVER_SHUTDOWN": lambda: errors.ServerShutdown(retry_after=5),
+    "ERR_STATE_STORE": lambda: errors.StateStoreError(
+        "the lock service became unreachable; the bytes received were kept, resume with HEAD",
+        retry_after=2,
+    ),
 }
 
 
@@ -153,7 +157,14 @@ class StreamingHandler(BaseHandler):
         self._end_stream()
 
     def _on_release_requested(self) -> None:
-        self.cut("ERR_UPLOAD_INTERRUPTED")
+        length = self.content_length()
+        received = self.session.received if self.session is not None else 0
+        if self._committing or (length is not None and received >= length):
+            return  # the whole body is in: the commit answers and releases the lock at once
+        if self.session is not None and self.session.lock_backend_failing():
+            self.cut("ERR_STATE_STORE")
+        else:
+            self.cut("ERR_UPLOAD_INTERRUPTED")
 
     def _check_idle(self) -> None:
         self._idle_handle = None

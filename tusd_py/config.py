@@ -116,6 +116,8 @@ class RedisConfig:
 
     url: str = ""
     prefix: str = "tusd-py:"
+    #: Upload locks expire this long (seconds) after their holder stops heartbeating.
+    lock_ttl: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,8 @@ def validate(config: Config) -> None:
         raise ConfigError("s3.max_parts", "must be 1..10000")
     if s3.download not in ("redirect", "proxy"):
         raise ConfigError("s3.download", "must be redirect or proxy")
+    if config.redis.lock_ttl < 0.2:
+        raise ConfigError("redis.lock_ttl", "must be at least 0.2 seconds")
     if config.redis.url and not re.match(r"^(redis|rediss|unix)://", config.redis.url):
         raise ConfigError("redis.url", "must start with redis://, rediss:// or unix://")
     if config.auth.algorithm not in ("HS256", "HS384", "HS512", "RS256", "ES256"):

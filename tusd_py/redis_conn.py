@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from tusd_py.config import Config
 
@@ -12,6 +15,10 @@ def open_redis(config: Config) -> aioredis.Redis | None:
 
     The client connects lazily; callers translate ``redis`` exceptions at
     their boundary (see ``map_redis_errors`` in the Redis backends).
+    A command that fails with a connection error is retried once on a fresh
+    connection: after a Redis restart, pooled connections are dead and each
+    would otherwise fail one request (an answer lost after execution makes
+    the retry see its own effect, which the Lua scripts tolerate or report).
     """
     if not config.redis.url:
         return None
@@ -20,4 +27,6 @@ def open_redis(config: Config) -> aioredis.Redis | None:
         socket_connect_timeout=2.0,
         socket_timeout=5.0,
         health_check_interval=10,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[redis.exceptions.ConnectionError],
     )

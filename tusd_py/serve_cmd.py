@@ -8,6 +8,7 @@ import shlex
 from tusd_py.config import Config, ConfigError, is_loopback
 from tusd_py.jwt_auth import HMAC_ALGORITHMS
 from tusd_py.server import RunningServer, run
+from tusd_py.workers import serve_workers
 
 
 def check_serve_allowed(config: Config) -> None:
@@ -19,12 +20,12 @@ def check_serve_allowed(config: Config) -> None:
         )
 
 
-def _announce(running: RunningServer) -> None:
-    config = running.ctx.config
+def _announce_url(config: Config, port: int) -> None:
     host = config.server.host
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{running.port}{config.server.base_path}"
-    print(f"tusd-py listening on {url}", flush=True)
+    url = f"http://{shown}:{port}{config.server.base_path}"
+    workers = f" ({config.server.workers} workers)" if config.server.workers > 1 else ""
+    print(f"tusd-py listening on {url}{workers}", flush=True)
     print(token_hint(config), flush=True)
 
 
@@ -41,7 +42,13 @@ def token_hint(config: Config) -> str:
     )
 
 
+def _announce(running: RunningServer) -> None:
+    _announce_url(running.ctx.config, running.port)
+
+
 def serve(config: Config) -> int:
     """Run until SIGTERM; returns the exit code."""
     check_serve_allowed(config)
+    if config.server.workers > 1:
+        return serve_workers(config, _announce_url)
     return asyncio.run(run(config, announce=_announce))

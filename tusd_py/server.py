@@ -35,7 +35,6 @@ from storage import build_storages
 from tusd_py import errors
 from tusd_py.app import make_app
 from tusd_py.auth import Authenticator, build_authenticator
-from tusd_py.checksum import clear_staging
 from tusd_py.composer import Composer
 from tusd_py.config import Config
 from tusd_py.context import AppContext
@@ -47,6 +46,7 @@ from tusd_py.lifecycle import Lifecycle
 from tusd_py.links import LinkSigner
 from tusd_py.locking import build_locker
 from tusd_py.metrics import Metrics, MetricsEventSink
+from tusd_py.reconcile import reconcile as reconcile_pass
 from tusd_py.redis_conn import open_redis
 from tusd_py.sdlisten import inherited_sockets
 from tusd_py.sdnotify import Notifier, keep_alive, watchdog_interval
@@ -100,36 +100,8 @@ async def build_context(
 
 
 async def reconcile(ctx: AppContext, batch: int = 500) -> int:
-    """Startup check: offsets follow what storage holds. Returns corrections."""
-    config = ctx.config
-    clear_staging(ctx.service.staging_dir, older_than=config.server.network_timeout * 2, now=time.time())
-    state = ctx.composer.state
-    fixed = 0
-    after = ""
-    for _ in range(1_000_000):
-        ids = await state.list_ids(after, batch)
-        if not ids:
-            break
-        for upload_id in ids:
-            info = await state.get(upload_id)
-            if info is None or info.is_complete or info.state.value != "uploading":
-                continue
-            try:
-                held = await ctx.composer.storage(info.storage).durable_offset(info)
-            except (errors.TusError, LookupError):
-                continue
-            if held != info.offset:
-                log.warning(
-                    "reconciled offset of %s from %d to %d",
-                    upload_id,
-                    info.offset,
-                    held,
-                    extra={"upload_id": upload_id, "offset": held},
-                )
-                await state.reset_offset(upload_id, held)
-                fixed += 1
-        after = ids[-1]
-    return fixed
+    """Startup check (see :mod:`tusd_py.reconcile`). Returns offsets corrected."""
+    return (await reconcile_pass(ctx, batch)).corrected
 
 
 def http_server(app: tornado.web.Application, config: Config) -> tornado.httpserver.HTTPServer:
@@ -219,11 +191,15 @@ async def run(
     *,
     announce: Callable[[RunningServer], None] | None = None,
     environ: MutableMapping[str, str] | None = None,
+    sockets: list[socket.socket] | None = None,
+    do_reconcile: bool = True,
 ) -> int:
     """Serve until SIGTERM/SIGINT, then drain. Returns the exit code.
 
     ``environ`` (default ``os.environ``) supplies the systemd variables
-    ``NOTIFY_SOCKET``, ``WATCHDOG_USEC`` and ``LISTEN_FDS``.
+    ``NOTIFY_SOCKET``, ``WATCHDOG_USEC`` and ``LISTEN_FDS``. ``sockets`` are
+    pre-bound listening sockets (``--workers``, see :mod:`tusd_py.workers`);
+    by default inherited (socket activation) or the configured host/port.
     """
     env = os.environ if environ is None else environ
     notifier = Notifier.from_env(env)
@@ -242,7 +218,7 @@ async def run(
     try:
         ctx = await build_context(config)
         lifecycles.append(ctx.lifecycle)
-        running = await start(ctx, inherited_sockets(env))
+        running = await start(ctx, sockets or inherited_sockets(env), do_reconcile=do_reconcile)
         watchdog = watchdog_interval(env)
         pinger = asyncio.create_task(keep_alive(notifier, watchdog)) if watchdog else None
         if announce is not None:

@@ -515,6 +515,10 @@ class AppendSession:
     def closed(self) -> bool:
         return self._closed
 
+    def lock_backend_failing(self) -> bool:
+        """True if the lock is being given up because its backend failed."""
+        return self._lock.backend_failing()
+
     @property
     def offset(self) -> int:
         """Bytes of the upload held after this session's writes so far."""
@@ -558,6 +562,7 @@ class AppendSession:
                 self._hasher.update(chunk)
             else:
                 assert self._writer is not None
+                self._check_lock()
                 await self._writer.write(chunk)
             self.received += len(chunk)
         if overflow:
@@ -593,6 +598,15 @@ class AppendSession:
                     log.warning("publishing the offset of %s failed: %s", self.info.id, exc.message)
         finally:
             self._publish_task = None
+
+    def _check_lock(self) -> None:
+        """Refuse to write once the lock may have been taken over (a lease
+        that ran out unrenewed, e.g. Redis unreachable or this process stalled)."""
+        if not self._lock.still_held():
+            raise errors.StateStoreError(
+                "lost the upload's lock (the lock service did not answer in time); resume with HEAD",
+                retry_after=2,
+            )
 
     async def _inspect(self, chunk: bytes) -> None:
         """Give the first bytes to the inspector before they are stored; a
@@ -640,6 +654,7 @@ class AppendSession:
                         )
                     else:
                         assert self._writer is not None
+                        self._check_lock()
                         await self._staging.replay_into(self._writer)
                 info = await self._settle()
                 if self._failed is not None:

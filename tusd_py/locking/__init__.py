@@ -10,7 +10,16 @@ from tusd_py.locking.memory import MemoryLocker
 
 
 def build_locker(config: Config, redis: Any | None) -> Locker:
-    """In-process locks by default; Redis locks when Redis is configured."""
+    """In-process locks by default; Redis locks when Redis is configured;
+    host-local file locks for ``--workers N`` without Redis."""
+    if redis is not None:
+        from tusd_py.locking.redis import RedisLocker
+
+        return RedisLocker(redis, config.redis.prefix, ttl=config.redis.lock_ttl)
+    if config.server.workers > 1:
+        from tusd_py.locking.file import FileLocker
+
+        return FileLocker(config.data_dir / "locks")
     return MemoryLocker()
 
 

@@ -26,6 +26,21 @@ class Lock(Protocol):
         release while we hold it.
         """
 
+    async def try_acquire(self, on_release_requested: Callable[[], None]) -> bool:
+        """Take the lock only if nobody holds it, without asking a holder to
+        release (background work such as startup reconciliation must not cut
+        live uploads). True if taken; then held exactly as after ``acquire``."""
+
+    def still_held(self) -> bool:
+        """True while held and surely still ours: False before acquiring, after
+        release, and once a lease may have run out unrenewed (Redis). A holder
+        checks it before writing, so it never writes after a takeover."""
+
+    def backend_failing(self) -> bool:
+        """True when the holder is asked to stop because the lock's backend
+        cannot keep the lease (Redis unreachable), not because another
+        request wants the upload: the holder then answers 503, not 400."""
+
     async def release(self) -> None:
         """Release the lock if held by us; idempotent, never raises for a lost lock."""
 

@@ -52,6 +52,19 @@ class MemoryLock:
             except TimeoutError:
                 raise errors.LockTimeout(retry_after=min(timeout, 5.0) or 1.0) from None
 
+    async def try_acquire(self, on_release_requested: Callable[[], None]) -> bool:
+        if self._upload_id in self._locker.holders:
+            return False
+        self._holder = _Holder(on_release_requested)
+        self._locker.holders[self._upload_id] = self._holder
+        return True
+
+    def still_held(self) -> bool:
+        return self._holder is not None
+
+    def backend_failing(self) -> bool:
+        return False
+
     async def release(self) -> None:
         holder, self._holder = self._holder, None
         if holder is None:
