@@ -98,6 +98,14 @@ class ContentServer(Protocol):
         or None to stream them through the server."""
 
 
+@runtime_checkable
+class OrphanSweeper(Protocol):
+    async def sweep_orphans(self, older_than: float = 3600.0, now: float | None = None) -> int:
+        """Remove backend leftovers (e.g. S3 multipart uploads) that no live
+        upload record owns and that are older than ``older_than`` seconds;
+        returns how many were removed."""
+
+
 CAPABILITY_PROTOCOLS: Mapping[Capability, type] = {
     Capability.TERMINATE: Terminatable,
     Capability.CONCATENATE: Concatenatable,

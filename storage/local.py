@@ -59,6 +59,11 @@ class LocalWriter:
         self._fsync = fsync
         self._written = 0
 
+    @property
+    def written(self) -> int:
+        """Bytes this writer has stored so far (also after a failed write)."""
+        return self._written
+
     async def write(self, chunk: bytes) -> None:
         fd = self._fd
         if fd is None:

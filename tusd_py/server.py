@@ -23,6 +23,7 @@ import tornado.netutil
 import tornado.web
 
 from storage import build_storages
+from storage.base import OrphanSweeper
 from tusd_py import errors
 from tusd_py.app import make_app
 from tusd_py.auth import Authenticator, build_authenticator
@@ -110,6 +111,15 @@ async def reconcile(ctx: AppContext, batch: int = 500) -> int:
                 await state.reset_offset(upload_id, held)
                 fixed += 1
         after = ids[-1]
+    for name, storage in ctx.composer.storages.items():
+        if isinstance(storage, OrphanSweeper):
+            try:
+                swept = await storage.sweep_orphans()
+            except errors.TusError as exc:
+                log.warning("orphan sweep of storage %s failed: %s", name, exc.message)
+            else:
+                if swept:
+                    log.info("aborted %d orphaned uploads in storage %s", swept, name)
     return fixed
 
 

@@ -140,7 +140,25 @@ class UploadService:
             raise errors.UploadNotFound()
         if info.concat is ConcatKind.FINAL and not info.is_complete:
             info = await self._try_assemble(info)
+        elif info.state is UploadState.UPLOADING and info.length is not None and info.offset == info.length:
+            info = await self._retry_finish(info)
         return info
+
+    async def _retry_finish(self, info: UploadInfo) -> UploadInfo:
+        """Finish an upload whose last byte arrived but whose completion failed
+        (e.g. S3 was unreachable); a request holding the lock will do it itself."""
+        lock = self.composer.locker.new_lock(info.id)
+        try:
+            await lock.acquire(0.05, lambda: None)
+        except errors.LockTimeout:
+            return info
+        try:
+            current = await self.load(info.id)
+            if current.state is UploadState.UPLOADING and current.offset == current.length:
+                current = await self._finish(current)
+            return current
+        finally:
+            await lock.release()
 
     # --- creation ------------------------------------------------------------
 
