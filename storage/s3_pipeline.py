@@ -250,7 +250,9 @@ class MultipartPipeline:
             self._schedule(number)
 
     def kick(self) -> None:
-        """Retry failed parts now instead of after their backoff."""
+        """Retry failed parts now instead of after their backoff; the last
+        failure is forgotten until a retry fails again."""
+        self.failure = None
         self._kick.set()
         self._kick = asyncio.Event()
         self._reschedule()
