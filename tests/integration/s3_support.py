@@ -3,12 +3,22 @@ overrides with a lowered threshold, direct boto3 access for assertions."""
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.config
+
+from tests import services
 
 MIB = 1 << 20
 #: Lowered thresholds so tests move tens of MiB, not hundreds.
@@ -76,3 +86,50 @@ def multipart_uploads(endpoint: str, bucket: str) -> list[dict[str, Any]]:
 def pattern(size: int, seed: int = 1) -> bytes:
     """Deterministic pseudo-random test bytes."""
     return random.Random(seed).randbytes(size)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def server_process(data_dir: Path, settings: dict[str, Any]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``python -m tusd_py serve`` from this checkout on a free loopback port;
+    yields ``(process, base_url)`` once /healthz answers. Killed at exit."""
+    port = services.free_port()
+    env = dict(os.environ)
+    env.update(env_for(settings))
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tusd_py",
+            "serve",
+            "--no-auth",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("tusd-py serve did not start") from None
+                time.sleep(0.1)
+        yield proc, base
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
