@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sqlite3
 import socket
+import sqlite3
 import time
 from pathlib import Path
 
