@@ -83,7 +83,12 @@ async def test_s3_down_gives_503_and_loses_nothing_then_completes(
     res = await tus.patch(url, 0, data[: 6 * MIB])
     assert res.code == 204
 
+    ready = await tus.get(base_url + "/readyz")
+    assert ready.code == 200 and json.loads(ready.body)["checks"]["storage.s3"] == "ok"
+
     await proxy.stop()  # S3 endpoint down: connections refused
+    ready = await tus.get(base_url + "/readyz")
+    assert ready.code == 503 and "unreachable" in json.loads(ready.body)["checks"]["storage.s3"]
     res = await _patch_until(tus, url, data, 6 * MIB, stop_on=503)
     body = json.loads(res.body)
     assert body["error"]["code"] == "ERR_STORAGE_UNAVAILABLE"
