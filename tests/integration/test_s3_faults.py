@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from tests.integration import s3_support as s3t
 from tests.integration.tcp_proxy import TcpProxy
 from tests.tusclient import Tus
 from tusd_py.context import AppContext
+from tusd_py.service import FINISH_GRACE
 
 MIB = s3t.MIB
 
@@ -143,7 +145,13 @@ async def test_s3_down_at_completion_then_head_completes(
     res = await tus.patch(url, 12 * MIB, data[12 * MIB :])
     assert res.code == 503 and "Retry-After" in res.headers
     head = await tus.head(url)
-    assert head.code == 503  # the last byte is held but the object cannot be completed yet
+    # Every byte is held durably (spool + parts), only the completion is pending:
+    # within the grace period HEAD says so; after it, HEAD retries the completion.
+    assert (head.code == 200 and head.headers["Upload-Offset"] == str(len(data))) or head.code == 503
+    # Past the grace period a HEAD retries the completion, which fails while S3 is down.
+    ctx.service.clock = lambda: time.time() + 2 * FINISH_GRACE
+    head = await tus.head(url)
+    assert head.code == 503 and "Retry-After" in head.headers
     await proxy.start()
     for _ in range(50):
         head = await tus.head(url)
