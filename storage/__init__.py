@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from storage.base import Capability, ChunkWriter, Storage, StoragePolicy
 from storage.local import LocalStorage
+from storage.s3 import S3Storage
 from tusd_py.config import Config
 from tusd_py.state.base import StateStore
 
 
 def build_storages(config: Config, state: StateStore) -> tuple[dict[str, Storage], StoragePolicy]:
-    """``({name: storage}, policy)`` for the configured backends (local always)."""
+    """``({name: storage}, policy)`` for the configured backends (local always).
+
+    With an S3 bucket configured, uploads longer than ``s3.threshold`` and
+    deferred-length uploads (which start on disk and switch past the
+    threshold) go to ``"s3"``; everything else stays on ``"disk"``.
+    """
     storages: dict[str, Storage] = {"disk": LocalStorage(config.data_dir, config.local.fsync)}
+    if not config.s3.bucket:
+        return storages, lambda _length: "disk"
+    storages["s3"] = S3Storage(config, state)
+    threshold = config.s3.threshold
 
     def policy(length: int | None) -> str:
-        return "disk"
+        return "s3" if length is None or length > threshold else "disk"
 
     return storages, policy
 

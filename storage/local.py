@@ -84,6 +84,11 @@ class LocalWriter:
         self._unflushed = 0
         self._flushing: concurrent.futures.Future[None] | None = None
 
+    @property
+    def written(self) -> int:
+        """Bytes this writer has stored so far (also after a failed write)."""
+        return self._written
+
     async def write(self, chunk: bytes) -> None:
         fd = self._fd
         if fd is None:

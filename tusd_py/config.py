@@ -108,6 +108,11 @@ class S3Config:
     download: str = "redirect"
     presign_ttl: float = 600.0
     max_attempts: int = 5
+    #: Connect/read timeout of one S3 call (seconds).
+    timeout: float = 30.0
+    #: Keep the unfinished last part in the bucket (``<key>.part``) instead of
+    #: the local spool, for instances that share no data dir.
+    tail_in_bucket: bool = False
 
 
 @dataclass(frozen=True)
@@ -284,6 +289,8 @@ def validate(config: Config) -> None:
         raise ConfigError("s3.spool_parts", "must be at least 1")
     if s3.max_parts < 1 or s3.max_parts > 10_000:
         raise ConfigError("s3.max_parts", "must be 1..10000")
+    if s3.timeout <= 0:
+        raise ConfigError("s3.timeout", "must be positive")
     if s3.download not in ("redirect", "proxy"):
         raise ConfigError("s3.download", "must be redirect or proxy")
     if config.redis.lock_ttl < 0.2:

@@ -34,6 +34,8 @@ log = logging.getLogger("tusd_py.app")
 
 #: How many bytes of an upload's start are given to content inspectors.
 SNIFF_BYTES = 8192
+#: Seconds after its last byte before a HEAD/GET retries a failed completion.
+FINISH_GRACE = 2.0
 
 
 class ContentInspector(Protocol):
@@ -140,7 +142,32 @@ class UploadService:
             raise errors.UploadNotFound()
         if info.concat is ConcatKind.FINAL and not info.is_complete:
             info = await self._try_assemble(info)
+        elif (
+            info.state is UploadState.UPLOADING
+            and info.length is not None
+            and info.offset == info.length
+            and self.clock() - info.updated_at > FINISH_GRACE
+        ):
+            info = await self._retry_finish(info)
         return info
+
+    async def _retry_finish(self, info: UploadInfo) -> UploadInfo:
+        """Finish an upload whose last byte arrived but whose completion failed
+        (e.g. S3 was unreachable). Only tried :data:`FINISH_GRACE` seconds after
+        the last offset change, so a PATCH still finishing is not asked to
+        release its lock; a request holding the lock finishes it itself."""
+        lock = self.composer.locker.new_lock(info.id)
+        try:
+            await lock.acquire(0.05, lambda: None)
+        except errors.LockTimeout:
+            return info
+        try:
+            current = await self.load(info.id)
+            if current.state is UploadState.UPLOADING and current.offset == current.length:
+                current = await self._finish(current)
+            return current
+        finally:
+            await lock.release()
 
     # --- creation ------------------------------------------------------------
 

@@ -1,0 +1,452 @@
+"""``S3Storage``: uploads relayed to S3 as multipart parts while they arrive.
+
+Phases of an upload (``storage_meta["phase"]``):
+
+* ``local`` — bytes in ``<data_dir>/uploads/<id>`` exactly as the local
+  backend keeps them. Deferred-length uploads and finals of a concatenation
+  start here; one that completes at or under ``s3.threshold`` stays local.
+* ``s3`` — a multipart upload is open (``key``, ``upload_id`` and the
+  :class:`~storage.parts.PartPlan` are in ``storage_meta``); bytes go through
+  the :class:`~storage.s3_pipeline.MultipartPipeline`. Known lengths above
+  the threshold start here; a local upload switches when its offset passes
+  the threshold (its file is cut into spool parts, then deleted).
+* ``complete`` — the object ``<prefix><id>`` exists.
+
+Bucket layout: ``<prefix><id>`` (the object; multipart uploads use this key),
+``<prefix><id>.part`` (the unfinished last part, tail-in-bucket mode only).
+Local layout: ``<data_dir>/uploads/<id>`` (local phase),
+``<data_dir>/s3spool/<id>/`` (spool, see :mod:`storage.spool`).
+
+Every boto3 call runs in this storage's thread pool (:class:`AsyncS3`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import quote
+
+from storage.base import Capability
+from storage.local import LocalStorage, LocalWriter, map_os_errors
+from storage.parts import PartPlan
+from storage.s3_client import AsyncS3, S3Client, build_client
+from storage.s3_concat import Assembler, Source
+from storage.s3_pipeline import MultipartPipeline, scan
+from storage.spool import PartSpool
+from tusd_py import errors, protocol
+from tusd_py.config import Config
+from tusd_py.models import ConcatKind, UploadInfo, UploadState
+from tusd_py.state.base import StateStore
+
+LOCAL = "local"
+S3 = "s3"
+COMPLETE = "complete"
+
+
+def _copy_range(source: Path, target: Path, start: int, length: int) -> None:
+    """Kernel copy of ``length`` bytes at ``start`` of ``source`` into a new ``target``."""
+    src = os.open(source, os.O_RDONLY)
+    try:
+        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            done = 0
+            while done < length:
+                n = os.copy_file_range(src, out, length - done, start + done)
+                if n == 0:
+                    raise OSError(f"short copy from {source}")
+                done += n
+        finally:
+            os.close(out)
+    finally:
+        os.close(src)
+
+
+class S3Writer:
+    """Appends one request's bytes; starts local and switches to S3 when a
+    local-phase upload passes the threshold."""
+
+    def __init__(
+        self,
+        storage: S3Storage,
+        info: UploadInfo,
+        local: LocalWriter | None,
+        pipeline: MultipartPipeline | None,
+    ) -> None:
+        self._storage = storage
+        self._info = info
+        self._local = local
+        self._pipeline = pipeline
+        self._written = 0
+        self._closed = False
+
+    async def write(self, chunk: bytes) -> None:
+        if self._closed:
+            raise errors.StorageError("write after close")
+        if self._pipeline is None and self._info.offset + self._written > self._storage.threshold:
+            await self._switch()
+        if self._pipeline is not None:
+            await self._pipeline.write(chunk)
+            self._written += len(chunk)
+            return
+        assert self._local is not None
+        before = self._local.written
+        try:
+            await self._local.write(chunk)
+        finally:
+            self._written += self._local.written - before
+        if self._info.offset + self._written > self._storage.threshold:
+            await self._switch()
+
+    async def _switch(self) -> None:
+        if self._local is not None:
+            local, self._local = self._local, None
+            await local.close()
+        self._pipeline = await self._storage.switch_to_s3(self._info, self._info.offset + self._written)
+        self._pipeline.attach()
+
+    async def close(self) -> int:
+        if self._closed:
+            return self._written
+        self._closed = True
+        if self._local is not None:
+            local, self._local = self._local, None
+            await local.close()
+        if self._pipeline is not None:
+            pipeline = self._pipeline
+            try:
+                if pipeline.tail_key is not None and not pipeline.closed:
+                    await pipeline.store_tail()
+            finally:
+                pipeline.detach()
+        return self._written
+
+
+class S3Storage:
+    """The S3 relay backend (see module docstring)."""
+
+    name: ClassVar[str] = "s3"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.TERMINATE,
+            Capability.CONCATENATE,
+            Capability.DECLARE_LENGTH,
+            Capability.SERVE_CONTENT,
+        }
+    )
+
+    def __init__(self, config: Config, state: StateStore, client: S3Client | None = None) -> None:
+        cfg = config.s3
+        self.config = cfg
+        self.bucket = cfg.bucket
+        self.prefix = cfg.prefix
+        self.threshold = cfg.threshold
+        self._state = state
+        self._local = LocalStorage(config.data_dir, config.local.fsync)
+        self._spool_root = Path(config.data_dir) / "s3spool"
+        self._executor = ThreadPoolExecutor(max_workers=cfg.concurrency + 4, thread_name_prefix="tusd-s3")
+        self.s3 = AsyncS3(client or build_client(cfg), cfg.bucket, self._executor)
+        self._pipelines: dict[str, MultipartPipeline] = {}
+        self._loading = asyncio.Lock()
+        self._slots = asyncio.Semaphore(cfg.concurrency)
+
+    # --- naming ------------------------------------------------------------------
+
+    def key(self, upload_id: str) -> str:
+        """The object key of ``upload_id``."""
+        return f"{self.prefix}{upload_id}"
+
+    def tail_key(self, upload_id: str) -> str | None:
+        return f"{self.key(upload_id)}.part" if self.config.tail_in_bucket else None
+
+    def spool(self, upload_id: str) -> PartSpool:
+        if not protocol.is_valid_upload_id(upload_id):
+            raise errors.UploadNotFound()
+        return PartSpool(self._spool_root / upload_id, self.config.spool_parts)
+
+    def _plan(self, length: int | None) -> PartPlan:
+        c = self.config
+        try:
+            return PartPlan.for_length(length, c.part_size, c.min_part_size, c.max_parts)
+        except ValueError as exc:
+            raise errors.MaxSizeExceeded(f"upload too large for S3: {exc}") from None
+
+    async def _fresh(self, info: UploadInfo) -> UploadInfo:
+        """The current record (storage_meta changes while bytes flow)."""
+        current = await self._state.get(info.id)
+        return current if current is not None else info
+
+    @staticmethod
+    def phase(info: UploadInfo) -> str:
+        return info.storage_meta.get("phase", LOCAL)
+
+    # --- pipelines -----------------------------------------------------------------
+
+    async def _pipeline(self, info: UploadInfo) -> MultipartPipeline:
+        live = self._pipelines.get(info.id)
+        if live is not None and not live.closed:
+            return live
+        async with self._loading:
+            live = self._pipelines.get(info.id)
+            if live is not None and not live.closed:
+                return live
+            meta = info.storage_meta
+            pipeline = await MultipartPipeline.load(
+                s3=self.s3,
+                state=self._state,
+                upload_id=info.id,
+                key=meta["key"],
+                multipart_id=meta["upload_id"],
+                plan=PartPlan.from_meta(meta),
+                spool=self.spool(info.id),
+                slots=self._slots,
+                tail_key=self.tail_key(info.id),
+            )
+            pipeline.on_idle = self._drop_idle
+            self._pipelines[info.id] = pipeline
+            return pipeline
+
+    def _drop_idle(self, pipeline: MultipartPipeline) -> None:
+        if self._pipelines.get(pipeline.upload_id) is pipeline:
+            del self._pipelines[pipeline.upload_id]
+            pipeline.spool.close_current()
+
+    async def _discard_pipeline(self, upload_id: str) -> None:
+        pipeline = self._pipelines.pop(upload_id, None)
+        if pipeline is not None:
+            await pipeline.shutdown()
+
+    def pipeline_of(self, upload_id: str) -> MultipartPipeline | None:
+        """The live pipeline of ``upload_id`` in this process (tests, metrics)."""
+        return self._pipelines.get(upload_id)
+
+    # --- Storage core ----------------------------------------------------------------
+
+    async def create(self, info: UploadInfo) -> Mapping[str, str]:
+        if info.concat is ConcatKind.FINAL or info.length is None or info.length <= self.threshold:
+            await self._local.create(info)
+            return {"phase": LOCAL}
+        plan = self._plan(info.length)
+        key = self.key(info.id)
+        multipart_id = await self.s3.create_multipart(key)
+        return {"phase": S3, "key": key, "upload_id": multipart_id, **plan.to_meta()}
+
+    async def switch_to_s3(self, info: UploadInfo, offset: int) -> MultipartPipeline:
+        """Move a local-phase upload of ``offset`` bytes into a new multipart
+        upload: its file is cut into spool parts (kernel copies), the new
+        ``storage_meta`` recorded, the file deleted. Returns the pipeline."""
+        current = await self._fresh(info)
+        if self.phase(current) == S3:
+            return await self._pipeline(current)
+        plan = self._plan(current.length)
+        key = self.key(info.id)
+        spool = self.spool(info.id)
+        spool.destroy()
+        multipart_id = await self.s3.create_multipart(key)
+        source = self._local.path(info.id)
+        loop = asyncio.get_running_loop()
+        number = 1
+        with map_os_errors("switch to S3"):
+            spool.directory.mkdir(parents=True, exist_ok=True)
+            while plan.part_start(number) < offset:
+                start = plan.part_start(number)
+                length = min(plan.part_size(number), offset - start)
+                await loop.run_in_executor(None, _copy_range, source, spool.path(number), start, length)
+                number += 1
+        meta = {"phase": S3, "key": key, "upload_id": multipart_id, **plan.to_meta()}
+        await self._state.delete_parts(info.id)
+        await self._state.update(info.id, {"storage_meta": meta})
+        with contextlib.suppress(FileNotFoundError), map_os_errors("switch to S3"):
+            os.unlink(source)
+        pipeline = await self._pipeline(current.replace(storage_meta=meta))
+        if pipeline.offset != offset:
+            raise errors.StorageError(f"switching {info.id} to S3 kept {pipeline.offset} of {offset} bytes")
+        return pipeline
+
+    async def open_writer(self, info: UploadInfo) -> S3Writer:
+        info = await self._fresh(info)
+        if self.phase(info) == LOCAL:
+            local = await self._local.open_writer(info)
+            return S3Writer(self, info, local, None)
+        if self.phase(info) != S3:
+            raise errors.StorageError(f"upload {info.id} is already stored")
+        pipeline = await self._pipeline(info)
+        if pipeline.offset != info.offset:
+            raise errors.OffsetMismatch(
+                f"storage holds {pipeline.offset} bytes of upload {info.id}, not {info.offset}; "
+                "send HEAD to resume from the right offset"
+            )
+        pipeline.attach()
+        return S3Writer(self, info, None, pipeline)
+
+    async def durable_offset(self, info: UploadInfo) -> int:
+        info = await self._fresh(info)
+        phase = self.phase(info)
+        if phase == COMPLETE or info.state is UploadState.COMPLETE:
+            return info.offset
+        if phase == LOCAL:
+            return await self._local.durable_offset(info)
+        live = self._pipelines.get(info.id)
+        if live is not None and not live.closed:
+            return live.offset
+        plan = PartPlan.from_meta(info.storage_meta)
+        recorded = {p.number: p for p in await self._state.list_parts(info.id)}
+        tail = self.tail_key(info.id)
+        if tail is None:
+            return scan(plan, recorded, self.spool(info.id).existing()).offset
+        base = scan(plan, recorded, {}).offset
+        found = await self.s3.head(tail)
+        if found is not None and base < plan.capacity:
+            number, inside = plan.locate(base)
+            size, meta = found
+            if inside == 0 and meta.get("part") == str(number) and size < plan.part_size(number):
+                return base + size
+        return base
+
+    async def finish(self, info: UploadInfo) -> Mapping[str, str]:
+        info = await self._fresh(info)
+        phase = self.phase(info)
+        if phase == COMPLETE:
+            return dict(info.storage_meta)
+        if phase == LOCAL:
+            await self._local.finish(info)
+            return {"phase": LOCAL}
+        assert info.length is not None
+        pipeline = await self._pipeline(info)
+        pipeline.attach()
+        try:
+            await pipeline.flush(final=True)
+            await pipeline.complete(info.length)
+        finally:
+            pipeline.detach()
+        await self._discard_pipeline(info.id)
+        pipeline.spool.destroy()
+        await self._state.delete_parts(info.id)
+        return {"phase": COMPLETE, "key": info.storage_meta["key"]}
+
+    async def declare_length(self, info: UploadInfo, length: int) -> Mapping[str, str]:
+        info = await self._fresh(info)
+        return dict(info.storage_meta)
+
+    def read(self, info: UploadInfo, start: int, end: int) -> AsyncIterator[bytes]:
+        if self.phase(info) != COMPLETE:
+            return self._local.read(info, start, end)
+        return self.s3.read_range(info.storage_meta.get("key", self.key(info.id)), start, end)
+
+    async def download_url(self, info: UploadInfo, filename: str | None) -> str | None:
+        """A presigned GET URL for S3-stored uploads in ``redirect`` mode."""
+        if self.config.download != "redirect" or self.phase(info) != COMPLETE:
+            return None
+        name = protocol.safe_filename(filename or "", info.id)
+        disposition = f"attachment; filename=\"{name}\"; filename*=UTF-8''{quote(filename or name, safe='')}"
+        return await self.s3.presign_get(
+            info.storage_meta.get("key", self.key(info.id)),
+            self.config.presign_ttl,
+            disposition,
+            "application/octet-stream",
+        )
+
+    async def ping(self) -> None:
+        await self.s3.head_bucket()
+
+    async def close(self) -> None:
+        for upload_id in list(self._pipelines):
+            await self._discard_pipeline(upload_id)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # --- capabilities -------------------------------------------------------------------
+
+    async def terminate(self, info: UploadInfo) -> None:
+        info = await self._fresh(info)
+        await self._discard_pipeline(info.id)
+        meta = info.storage_meta
+        key = meta.get("key", self.key(info.id))
+        if meta.get("upload_id"):
+            await self.s3.abort(key, meta["upload_id"])
+        tail = self.tail_key(info.id)
+        if tail is not None:
+            await self.s3.delete(tail)
+        if self.phase(info) == COMPLETE:
+            await self.s3.delete(key)
+        self.spool(info.id).destroy()
+        await self._local.terminate(info)
+        await self._state.delete_parts(info.id)
+
+    async def concatenate(self, final: UploadInfo, partials: Sequence[UploadInfo]) -> Mapping[str, str]:
+        """Local partials under the threshold are joined on disk; otherwise
+        the final becomes an S3 object built by :class:`Assembler`."""
+        total = sum(p.length or 0 for p in partials)
+        sources = [self._source(p) for p in partials]
+        if total <= self.threshold and all(s.key is None for s in sources):
+            await self._local.concatenate(final, partials)
+            return {"phase": LOCAL}
+        key = self.key(final.id)
+        multipart_id = await self.s3.create_multipart(key)
+        await self._state.update(
+            final.id, {"storage_meta": {"phase": "assembling", "key": key, "upload_id": multipart_id}}
+        )
+        spool = self.spool(final.id)
+        spool.destroy()
+        assembler = Assembler(
+            s3=self.s3,
+            key=key,
+            multipart_id=multipart_id,
+            spool=spool,
+            slots=self._slots,
+            part_size=self._plan(total).size,
+            min_part_size=self.config.min_part_size,
+            max_parts=self.config.max_parts,
+        )
+        try:
+            parts = await assembler.run(sources)
+            if parts:
+                await self.s3.complete(key, multipart_id, parts)
+            else:
+                await self.s3.abort(key, multipart_id)
+                await self.s3.put_file(key, None, 0, {})
+        except BaseException:
+            with contextlib.suppress(errors.TusError):
+                await self.s3.abort(key, multipart_id)
+            raise
+        finally:
+            spool.destroy()
+        await self._local.terminate(final)
+        return {"phase": COMPLETE, "key": key, "copied_parts": str(assembler.copied)}
+
+    def _source(self, partial: UploadInfo) -> Source:
+        length = partial.length or 0
+        if partial.storage == self.name and self.phase(partial) == COMPLETE:
+            return Source(length=length, key=partial.storage_meta.get("key", self.key(partial.id)))
+        return Source(length=length, path=self._local.path(partial.id))
+
+    # --- maintenance ---------------------------------------------------------------------
+
+    async def sweep_orphans(self, older_than: float = 3600.0, now: float | None = None) -> int:
+        """Abort multipart uploads under the prefix that no live upload owns
+        (record unknown, expired, complete, or naming another UploadId),
+        started more than ``older_than`` seconds ago. Returns how many."""
+        now = time.time() if now is None else now
+        aborted = 0
+        for item in await self.s3.list_multipart(self.prefix):
+            if now - item.initiated < older_than:
+                continue
+            upload_id = item.key[len(self.prefix) :]
+            if not protocol.is_valid_upload_id(upload_id):
+                continue
+            info = await self._state.get(upload_id)
+            owned = (
+                info is not None
+                and info.state is UploadState.UPLOADING
+                and info.storage == self.name
+                and info.storage_meta.get("upload_id") == item.upload_id
+                and (info.expires_at is None or info.expires_at >= now)
+            )
+            if not owned:
+                await self.s3.abort(item.key, item.upload_id)
+                aborted += 1
+        return aborted

@@ -1,0 +1,374 @@
+"""``MultipartPipeline``: one S3-relayed upload's bytes on their way to S3.
+
+Bytes written are cut along the upload's :class:`~storage.parts.PartPlan`
+into the :class:`~storage.spool.PartSpool`; every part that fills is sealed
+and uploaded with UploadPart by a background task (at most ``s3.concurrency``
+at once per process, shared by all uploads) while the client keeps sending.
+A confirmed part is recorded in the state store (``put_part``) and its spool
+file deleted. So at any moment the bytes held durably are: the recorded parts
+followed by the spool files (:func:`scan` computes that from what survives a
+crash), and a new process resumes from exactly there.
+
+Failures: part uploads are retried in the background with capped exponential
+backoff (:data:`RETRY_ROUNDS` rounds; any new request for the upload retries
+at once). While S3 is failing and the spool is full, writes raise the last
+:class:`errors.StorageUnavailable` (503 + Retry-After) instead of waiting;
+nothing already spooled is lost.
+
+Tail in the bucket (``s3.tail_in_bucket``, for instances that share no data
+dir): at the end of each request every sealed part is uploaded and the
+unfinished last part is stored as the object ``<key>.part`` (metadata
+``part=<number>``), so another instance can continue the upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from storage.parts import PartPlan, split
+from storage.s3_client import AsyncS3, is_missing
+from storage.spool import PartSpool
+from tusd_py import errors
+from tusd_py.models import PartRecord
+from tusd_py.state.base import StateStore
+
+log = logging.getLogger("tusd_py.storage")
+
+#: Background retry rounds per part before it waits for the next request.
+RETRY_ROUNDS = 12
+#: Backoff bounds (seconds) between retry rounds.
+BACKOFF_MIN = 0.25
+BACKOFF_MAX = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """What an upload holds, from recorded parts and spool files."""
+
+    offset: int
+    #: Full spool parts not yet recorded (upload pending).
+    sealed: list[int] = field(default_factory=list)
+    #: ``(number, size)`` of the unfinished last spool part, if any.
+    tail: tuple[int, int] | None = None
+    #: Spool files that are stale (already recorded, or beyond a gap).
+    stale: list[int] = field(default_factory=list)
+
+
+def scan(plan: PartPlan, recorded: Mapping[int, PartRecord], files: Mapping[int, int]) -> Scan:
+    """The contiguous bytes held: recorded parts, then spool files, from part 1.
+
+    A recorded part wins over a spool file of the same number; the first
+    short part ends the upload's held bytes; files after a gap are stale.
+    """
+    offset = 0
+    sealed: list[int] = []
+    tail: tuple[int, int] | None = None
+    number = 1
+    while True:
+        full = plan.part_size(number)
+        if number in recorded:
+            size = recorded[number].size
+        elif number in files and files[number] > 0:
+            size = files[number]
+            if size >= full:
+                size = full
+                sealed.append(number)
+            else:
+                tail = (number, size)
+        else:
+            break
+        offset += size
+        number += 1
+        if size < full:
+            break
+    kept = set(sealed) | ({tail[0]} if tail else set())
+    stale = sorted(n for n in files if n not in kept)
+    return Scan(offset, sealed, tail, stale)
+
+
+def is_transient(exc: errors.TusError) -> bool:
+    """Failures worth retrying (endpoint down, throttled, state store down)."""
+    return isinstance(exc, (errors.StorageUnavailable, errors.StateStoreError))
+
+
+class MultipartPipeline:
+    """In-process state of one multipart upload (see module docstring).
+
+    Created by :meth:`load`; shared by the successive writers of the upload
+    in this process and dropped by its owner once idle.
+    """
+
+    def __init__(
+        self,
+        *,
+        s3: AsyncS3,
+        state: StateStore,
+        upload_id: str,
+        key: str,
+        multipart_id: str,
+        plan: PartPlan,
+        spool: PartSpool,
+        slots: asyncio.Semaphore,
+        tail_key: str | None,
+        recorded: dict[int, PartRecord],
+        offset: int,
+    ) -> None:
+        self.s3 = s3
+        self.state = state
+        self.upload_id = upload_id
+        self.key = key
+        self.multipart_id = multipart_id
+        self.plan = plan
+        self.spool = spool
+        self._slots = slots
+        self.tail_key = tail_key
+        self.recorded = recorded
+        #: Bytes held (recorded parts + spool), i.e. the upload's offset.
+        self.offset = offset
+        self.failure: errors.TusError | None = None
+        self.writers = 0
+        self.closed = False
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._kick = asyncio.Event()
+        self._progress = asyncio.Event()
+        self.on_idle: Callable[[MultipartPipeline], None] | None = None
+
+    # --- construction ------------------------------------------------------------
+
+    @classmethod
+    async def load(
+        cls,
+        *,
+        s3: AsyncS3,
+        state: StateStore,
+        upload_id: str,
+        key: str,
+        multipart_id: str,
+        plan: PartPlan,
+        spool: PartSpool,
+        slots: asyncio.Semaphore,
+        tail_key: str | None,
+    ) -> MultipartPipeline:
+        """Rebuild from the state store's parts and the spool on disk (or, in
+        tail-in-bucket mode, the ``.part`` object); queue sealed parts."""
+        recorded = {p.number: p for p in await state.list_parts(upload_id)}
+        if tail_key is not None:
+            spool.destroy()
+            base = scan(plan, recorded, {})
+            files: dict[int, int] = {}
+            found = await s3.head(tail_key)
+            if found is not None:
+                size, meta = found
+                number, inside = plan.locate(base.offset) if base.offset < plan.capacity else (0, 1)
+                if inside == 0 and meta.get("part") == str(number) and 0 < size < plan.part_size(number):
+                    spool.directory.mkdir(parents=True, exist_ok=True)
+                    got = await s3.download(tail_key, spool.path(number))
+                    if got == size:
+                        files[number] = size
+            spool.adopt(files)
+            held = scan(plan, recorded, files)
+        else:
+            files = spool.existing()
+            held = scan(plan, recorded, files)
+            for number in held.stale:
+                spool.forget(number, files[number])
+                files.pop(number)
+            spool.adopt(files)
+        pipeline = cls(
+            s3=s3,
+            state=state,
+            upload_id=upload_id,
+            key=key,
+            multipart_id=multipart_id,
+            plan=plan,
+            spool=spool,
+            slots=slots,
+            tail_key=tail_key,
+            recorded=recorded,
+            offset=held.offset,
+        )
+        for number in held.sealed:
+            spool.seal(number)
+            pipeline._schedule(number)
+        return pipeline
+
+    # --- writing -----------------------------------------------------------------
+
+    def attach(self) -> None:
+        """A writer starts using the pipeline; stalled retries run at once."""
+        self.writers += 1
+        self.kick()
+
+    def detach(self) -> None:
+        self.writers = max(0, self.writers - 1)
+        self._maybe_idle()
+
+    def _check_room(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if not self._tasks and self.spool.pending:
+            self._reschedule()
+
+    async def write(self, data: bytes) -> None:
+        """Spool ``data`` after the bytes held; seal and queue full parts.
+
+        Awaits while the spool is full (back-pressure); raises the pending S3
+        failure instead when S3 is failing."""
+        if self.closed:
+            raise errors.StorageError("write to a closed S3 upload pipeline")
+        view = memoryview(data)
+        try:
+            pieces = list(split(self.plan, self.offset, len(view)))
+        except ValueError as exc:
+            raise errors.MaxSizeExceeded(f"upload too large for S3 multipart: {exc}") from None
+        for piece in pieces:
+            if piece.part_offset == 0:
+                await self.spool.wait_for_room(self._check_room)
+            self.spool.append(piece.number, view[piece.buffer_offset : piece.buffer_offset + piece.length])
+            self.offset += piece.length
+            if piece.fills_part:
+                self.spool.seal(piece.number)
+                self._schedule(piece.number)
+
+    # --- background uploads --------------------------------------------------------
+
+    def _part_length(self, number: int) -> int:
+        start = self.plan.part_start(number)
+        return min(self.plan.part_size(number), self.offset - start)
+
+    def _schedule(self, number: int) -> None:
+        if number in self._tasks or self.closed:
+            return
+        self._tasks[number] = asyncio.create_task(self._upload(number, self._part_length(number)))
+
+    def _reschedule(self) -> None:
+        for number in self.spool.pending_numbers():
+            self._schedule(number)
+
+    def kick(self) -> None:
+        """Retry failed parts now instead of after their backoff; the last
+        failure is forgotten until a retry fails again."""
+        self.failure = None
+        self._kick.set()
+        self._kick = asyncio.Event()
+        self._reschedule()
+
+    def _signal(self) -> None:
+        self._progress.set()
+        self._progress = asyncio.Event()
+        self.spool.notify()
+
+    async def _upload(self, number: int, size: int) -> None:
+        delay = BACKOFF_MIN
+        try:
+            for _ in range(RETRY_ROUNDS):
+                try:
+                    async with self._slots:
+                        etag = await self.s3.upload_part(
+                            self.key, self.multipart_id, number, self.spool.path(number), size
+                        )
+                    record = PartRecord(number=number, etag=etag, size=size)
+                    await self.state.put_part(self.upload_id, record)
+                except errors.TusError as exc:
+                    self.failure = exc
+                    self._signal()
+                    if not is_transient(exc):
+                        log.warning("part %d of %s failed: %s", number, self.upload_id, exc.message)
+                        return
+                    kick = self._kick
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(kick.wait(), delay)
+                    delay = min(delay * 2, BACKOFF_MAX)
+                    continue
+                self.recorded[number] = record
+                self.failure = None
+                self.spool.done(number, size)
+                self._signal()
+                return
+            log.warning(
+                "part %d of %s: S3 still failing, waiting for the next request", number, self.upload_id
+            )
+        finally:
+            self._tasks.pop(number, None)
+            self._maybe_idle()
+
+    def _maybe_idle(self) -> None:
+        if not self._tasks and not self.writers and not self.spool.pending and self.on_idle is not None:
+            self.on_idle(self)
+
+    # --- flushing ------------------------------------------------------------------
+
+    async def flush(self, *, final: bool) -> None:
+        """Wait until every sealed part is in S3; with ``final``, the unfinished
+        last part is sealed and uploaded too. Raises the S3 failure that stops
+        progress (background retries go on)."""
+        if final and self.offset > 0 and self.offset < self.plan.capacity:
+            number, inside = self.plan.locate(self.offset)
+            if inside > 0:
+                self.spool.seal(number)
+                self._schedule(number)
+        self.kick()
+        while self.spool.pending:
+            if not self._tasks:
+                self._reschedule()
+            progress = self._progress
+            await progress.wait()
+            if self.failure is not None and self.spool.pending:
+                raise self.failure
+
+    async def store_tail(self) -> None:
+        """Tail-in-bucket mode: upload sealed parts, then the unfinished part
+        as ``<key>.part`` (or delete a stale one)."""
+        assert self.tail_key is not None
+        await self.flush(final=False)
+        if self.offset >= self.plan.capacity:
+            return
+        number, inside = self.plan.locate(self.offset)
+        if inside:
+            await self.s3.put_file(self.tail_key, self.spool.path(number), inside, {"part": str(number)})
+        else:
+            await self.s3.delete(self.tail_key)
+
+    def parts_in_order(self, length: int) -> list[PartRecord]:
+        """The recorded parts ``1..n``; raises unless they hold exactly ``length`` bytes."""
+        parts = [self.recorded[n] for n in sorted(self.recorded)]
+        held = sum(p.size for p in parts)
+        if [p.number for p in parts] != list(range(1, len(parts) + 1)) or held != length:
+            raise errors.StorageError(
+                f"S3 parts of upload {self.upload_id} hold {held} bytes "
+                f"in {len(parts)} parts, expected {length}"
+            )
+        return parts
+
+    async def complete(self, length: int) -> None:
+        """CompleteMultipartUpload (an empty object when no byte was sent)."""
+        parts = self.parts_in_order(length)
+        if not parts:
+            await self.s3.abort(self.key, self.multipart_id)
+            await self.s3.put_file(self.key, None, 0, {})
+            return
+        try:
+            await self.s3.complete(self.key, self.multipart_id, [(p.number, p.etag) for p in parts])
+        except errors.StorageError as exc:
+            # A retried completion whose first attempt succeeded.
+            found = await self.s3.head(self.key) if is_missing(exc) else None
+            if found is None or found[0] != length:
+                raise
+        if self.tail_key is not None:
+            await self.s3.delete(self.tail_key)
+
+    async def shutdown(self) -> None:
+        """Stop background uploads (spooled bytes stay on disk)."""
+        self.closed = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.spool.close_current()
+        self.spool.notify()
