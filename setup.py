@@ -18,6 +18,7 @@ setup(
         "pyjwt[crypto]>=2.8",
         "python-magic>=0.4.27",
         "sqlite-utils>=3.36",
+        "tqdm>=4.66",  # progress bars of `tusd-py upload`/`download` (bytes, rate, ETA)
     ],
     extras_require={
         "test": [
@@ -30,6 +31,7 @@ setup(
             "ruff>=0.5",
             "boto3-stubs[s3]",
             "types-requests",
+            "types-tqdm",
         ],
     },
     entry_points={"console_scripts": ["tusd-py=tusd_py.cli:main"]},
