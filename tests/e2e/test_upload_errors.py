@@ -155,3 +155,25 @@ def test_unreachable_server_gives_up_with_exit_5(small_file: Path, cache_dir: Pa
     assert rc == 5
     assert "gave up after 3 attempts" in stderr and "connection refused" in stderr
     assert len([e for e in events if e["event"] == "retry"]) == 2
+
+
+def test_other_files_go_on_after_one_fails(
+    tmp_path: Path, live_server: ServerProcess, cache_dir: Path
+) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    good = tmp_path / "good.bin"
+    make_file(good, 100_000, seed=12, hole_every=0)
+    missing = tmp_path / "missing.bin"
+    result = run_cli(
+        ["upload", str(missing), str(empty), str(good), "--url", live_server.url, "--progress", "json"],
+        cache_dir,
+    )
+    assert result.returncode == 1
+    assert f"{missing}: cannot open" in _human(result.stderr)
+    urls = result.stdout.split()
+    assert len(urls) == 2
+    error = next(e for e in result.events if e["event"] == "error")
+    assert error["file"] == str(missing) and error["exit_code"] == 1
+    sizes = [e["size"] for e in result.events if e["event"] == "done"]
+    assert sizes == [0, 100_000]

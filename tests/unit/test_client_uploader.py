@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tusd_py.client.errors import GaveUp, PermanentError, TransportError
+from tusd_py.client.errors import ClientError, GaveUp, PermanentError, TransportError
 from tusd_py.client.filejob import FileUpload, UploadOptions, plan_parts
 from tusd_py.client.progress import FileProgress, JsonLinesReporter
 from tusd_py.client.resume_store import ResumeStore
@@ -51,6 +52,7 @@ class FakeTus:
         self.received = 0
         self.patch_offsets: list[int] = []
         self.log: list[tuple[str, int]] = []
+        self.on_patch: Callable[[], None] | None = None
         self._next = 0
 
     def close(self) -> None:
@@ -84,6 +86,8 @@ class FakeTus:
                 200, {"Upload-Offset": str(offset), "Upload-Length": str(self.lengths[upload_id])}
             )
         assert method == "PATCH" and body is not None
+        if self.on_patch is not None:
+            self.on_patch()
         offset = int(headers["Upload-Offset"])
         self.patch_offsets.append(offset)
         if offset != len(data):
@@ -291,3 +295,22 @@ def test_file_upload_resumes_from_the_store_and_recreates_a_lost_upload(
     assert again.url.endswith("/files/u2") and not again.resumed
     assert bytes(fake.uploads["u2"]) == data
     assert "is gone" in stream.getvalue()
+
+
+def test_a_file_changed_during_the_upload_is_reported(tmp_path: Path, content: tuple[Path, bytes]) -> None:
+    path, _ = content
+    fake = FakeTus()
+    fake.on_patch = lambda: os.utime(path, ns=(0, path.stat().st_mtime_ns + 10**9))
+    store = ResumeStore(tmp_path / "cache")
+    job = FileUpload(
+        str(path),
+        UploadOptions(endpoint=ENDPOINT),
+        store=store,
+        reporter=JsonLinesReporter(io.StringIO()),
+        transport_factory=lambda: fake,
+        clock=FakeClock(),
+        cancel=threading.Event(),
+    )
+    with pytest.raises(ClientError, match="changed while it was being uploaded"):
+        job.run()
+    assert store.keys() == []

@@ -180,8 +180,17 @@ class Runtime:
         self.reporter: Reporter = make_reporter(args.progress, stderr)
         self.store = ResumeStore(default_cache_dir(environ))
 
+        self._transports: list[HttpTransport] = []
+
     def transport(self) -> HttpTransport:
-        return HttpTransport(timeout=self.timeout)
+        transport = HttpTransport(timeout=self.timeout)
+        self._transports.append(transport)
+        return transport
+
+    def close(self) -> None:
+        self.reporter.close()
+        for transport in self._transports:
+            transport.close()
 
     def session(self) -> TusSession:
         return TusSession(self.transport(), token=self.token)
@@ -195,20 +204,30 @@ def _run(args: argparse.Namespace, body: Callable[[Runtime], int]) -> int:
         runtime = Runtime(args, os.environ, stderr)
         return body(runtime)
     except ClientError as exc:
-        if runtime is not None:
-            fields: dict[str, Any] = {"message": str(exc), "exit_code": exc.exit_code}
-            if isinstance(exc, PermanentError):
-                fields.update(status=exc.status, code=exc.code)
-            runtime.reporter.event("error", fields)
-            runtime.reporter.close()
-        print(f"tusd-py {args.command}: {exc}", file=stderr, flush=True)
+        if runtime is None:
+            print(f"tusd-py {args.command}: {exc}", file=stderr, flush=True)
+        else:
+            _report(runtime, args.command, exc)
         return exc.exit_code
     except (KeyboardInterrupt, Cancelled):
         if runtime is not None:
             runtime.cancel.set()
-            runtime.reporter.close()
         print(f"tusd-py {args.command}: interrupted; run the same command again to resume", file=stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if runtime is not None:
+            runtime.close()
+
+
+def _report(runtime: Runtime, command: str, exc: ClientError, file: str | None = None) -> None:
+    """An ``error`` event and the human-readable line on stderr."""
+    fields: dict[str, Any] = {"message": str(exc), "exit_code": exc.exit_code}
+    if file is not None:
+        fields["file"] = file
+    if isinstance(exc, PermanentError):
+        fields.update(status=exc.status, code=exc.code)
+    runtime.reporter.event("error", fields)
+    runtime.reporter.message(f"tusd-py {command}: {exc}")
 
 
 def _upload(args: argparse.Namespace) -> int:
@@ -225,6 +244,7 @@ def _upload(args: argparse.Namespace) -> int:
             metadata=dict(args.metadata),
             policy=rt.policy,
         )
+        exit_code = EXIT_OK
         for path in args.files:
             job = FileUpload(
                 path,
@@ -235,9 +255,12 @@ def _upload(args: argparse.Namespace) -> int:
                 clock=rt.clock,
                 cancel=rt.cancel,
             )
-            print(job.run().url, flush=True)
-        rt.reporter.close()
-        return EXIT_OK
+            try:
+                print(job.run().url, flush=True)
+            except ClientError as exc:  # report, go on with the next file, fail at the end
+                _report(rt, args.command, exc, file=path)
+                exit_code = exit_code or exc.exit_code
+        return exit_code
 
     return _run(args, body)
 
@@ -275,7 +298,6 @@ def _download(args: argparse.Namespace) -> int:
             cancel=rt.cancel,
         )
         result = job.run()
-        rt.reporter.close()
         print(result.path, flush=True)
         return EXIT_OK
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import stat
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -103,7 +104,7 @@ class FileUpload:
             raise ClientError(f"{self.path}: cannot open: {exc.strerror}") from exc
         try:
             st = os.fstat(fd)
-            if not os.path.isfile(self.path):
+            if not stat.S_ISREG(st.st_mode):
                 raise ClientError(f"{self.path}: not a regular file")
             self.size = st.st_size
             self.key = fingerprint(self.path, st.st_size, st.st_mtime_ns, self.options.endpoint)
@@ -116,6 +117,7 @@ class FileUpload:
                 url, resumed = self._single(fd)
             else:
                 url, resumed = self._parallel(fd, parts)
+            self._check_unchanged(st)
             self.store.update(self.key, lambda old: {**(old or {}), "complete": True})
             self.progress.finish()
             sent = self.progress.moved
@@ -127,6 +129,19 @@ class FileUpload:
                 transport.close()
 
     # --- helpers ---------------------------------------------------------------
+
+    def _check_unchanged(self, before: os.stat_result) -> None:
+        """Raise if the file was modified while it was being sent (the upload may mix versions)."""
+        try:
+            after = os.stat(self.path)
+        except OSError as exc:
+            raise ClientError(f"{self.path}: vanished while uploading ({exc.strerror})") from exc
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            self.store.delete(self.key)
+            raise ClientError(
+                f"{self.path}: the file changed while it was being uploaded, so the upload may mix "
+                "old and new bytes. What to do: run the command again to upload the current version."
+            )
 
     def _session(self) -> TusSession:
         transport = self.transport_factory()
@@ -274,21 +289,27 @@ class FileUpload:
 
     def _run_parts(self, fd: int, plan: list[tuple[int, int]], stored: list[Any]) -> list[str]:
         urls: list[str] = [""] * len(plan)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(plan), thread_name_prefix="part") as pool:
+        first_error: BaseException | None = None
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(plan), thread_name_prefix="part")
+        try:
             futures = {
                 pool.submit(self._run_part, fd, index, start, length, stored[index]): index
                 for index, (start, length) in enumerate(plan)
             }
-            first_error: BaseException | None = None
             for future in concurrent.futures.as_completed(futures):
                 try:
                     urls[futures[future]] = future.result()
                 except Cancelled:
                     continue
-                except BaseException as exc:  # re-raised below; the others are cancelled
+                except Exception as exc:  # re-raised below; the other parts are cancelled
                     if first_error is None:
                         first_error = exc
                         self.cancel.set()
+        except BaseException:  # Ctrl-C in the main thread: stop every part, then leave
+            self.cancel.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         if first_error is not None:
             raise first_error
         if self.cancel.is_set():

@@ -39,6 +39,7 @@ USER_AGENT = "tusd-py-client/1"
 _MAX_ERROR_BODY = 64 * 1024
 _MAX_LINE = 4096
 _BLOCK = 1 << 20
+_SEND_SLICE = 64 * 1024
 
 
 class Body(Protocol):
@@ -162,12 +163,12 @@ def describe_error(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, http.client.RemoteDisconnected):  # a ConnectionResetError too
+        return "server closed the connection without answering"
     if isinstance(exc, ConnectionResetError):
         return "connection reset by peer"
     if isinstance(exc, BrokenPipeError):
         return "connection closed by peer while sending"
-    if isinstance(exc, http.client.RemoteDisconnected):
-        return "server closed the connection without answering"
     if isinstance(exc, http.client.IncompleteRead):
         return "connection closed mid-response"
     if isinstance(exc, socket.gaierror):
@@ -250,6 +251,7 @@ class HttpTransport:
         self._conns: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
         self._used: set[tuple[str, str, int]] = set()
         self._no_expect: set[tuple[str, str, int]] = set()
+        self._continued: set[tuple[str, str, int]] = set()
 
     def close(self) -> None:
         for key in list(self._conns):
@@ -335,13 +337,14 @@ class HttpTransport:
                     if expect:
                         self._await_continue(key, conn, method)
                     state.body_started = True
-                    self._send_body(conn, body, on_sent, state)
+                    try:
+                        self._send_body(conn, body, on_sent, state)
+                    except (OSError, http.client.HTTPException) as exc:
+                        raise _EarlyResponse(self._late_response(conn, method, exc)) from None
                 raw = conn.getresponse()
             except _EarlyResponse as early:
                 raw = early.response
                 raw.will_close = True
-            except (OSError, http.client.HTTPException) as exc:
-                raw = self._late_response(conn, method, exc)
         except (OSError, http.client.HTTPException) as exc:
             self._drop(key)
             raise TransportError(
@@ -381,8 +384,8 @@ class HttpTransport:
                 if len(line) > _MAX_LINE:
                     raise http.client.LineTooLong("status line")
         except TimeoutError:
-            if line:
-                raise
+            if line or key in self._continued:
+                raise  # this server does answer expectations: the link is dead
             # No answer to the expectation: send the body anyway, and stop asking this origin.
             self._no_expect.add(key)
             return
@@ -400,6 +403,7 @@ class HttpTransport:
                     blank += byte
                     if len(blank) > _MAX_LINE:
                         raise http.client.LineTooLong("header line")
+            self._continued.add(key)
             return
         response = http.client.HTTPResponse(_Prefixed(line, sock), method=method)  # type: ignore[arg-type]
         response.begin()
@@ -413,10 +417,15 @@ class HttpTransport:
             block = body.read(min(self.block_size, remaining))
             if not block:
                 raise ClientError("the file got shorter while it was being uploaded; run the command again")
-            conn.send(block)
+            view = memoryview(block)
+            # Send in slices: the socket timeout bounds each send call, so a slow link
+            # is not mistaken for a dead one.
+            for start in range(0, len(view), _SEND_SLICE):
+                piece = view[start : start + _SEND_SLICE]
+                conn.send(piece)
+                state.sent += len(piece)
+                on_sent(len(piece))
             remaining -= len(block)
-            state.sent += len(block)
-            on_sent(len(block))
 
     def _late_response(
         self, conn: http.client.HTTPConnection, method: str, exc: BaseException

@@ -25,7 +25,6 @@ import base64
 import hashlib
 import os
 import threading
-import time
 import zlib
 from collections.abc import Callable
 from typing import Protocol, TypeVar
@@ -64,10 +63,6 @@ class SystemClock:
     def sleep(self, seconds: float) -> None:
         if self.cancel.wait(max(0.0, seconds)):
             raise Cancelled()
-
-    @staticmethod
-    def monotonic() -> float:
-        return time.monotonic()
 
 
 class FileSlice:
@@ -234,7 +229,7 @@ class RangeUploader:
         """Upload until the server holds all ``length`` bytes. ``offset`` is a confirmed offset
         (e.g. 0 right after creation); None means ask the server first."""
         budget = RetryBudget(self.policy)
-        base = self.part or 0
+        key = self.part or 0
         high_water = -1
         resynced = False
         what = f"uploading {self.progress.file}"
@@ -245,7 +240,7 @@ class RangeUploader:
                 if offset is None:
                     offset = self.sync(url, length)
                     self.progress.event("resync", **self._fields(offset=offset))
-                self.progress.acked(base, offset, start)
+                self.progress.acked(key, offset, start)
                 if offset > high_water:
                     if high_water >= 0:
                         budget.progressed()
