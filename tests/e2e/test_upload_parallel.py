@@ -114,3 +114,50 @@ def test_parallel_parts_resume_after_sigkill(
     assert not any(e["event"] == "created" and "part" in e for e in second.events)
     final_url = second.stdout.strip().replace(f":{proxy.port}/", f":{live_server.port}/")
     assert sha256_url(final_url) == (size, expected)
+
+
+def test_ctrl_c_stops_every_part_and_the_rerun_finishes(
+    tmp_path: Path, live_server: ServerProcess, cache_dir: Path
+) -> None:
+    size = 32 * MIB
+    source = tmp_path / "interrupted.bin"
+    expected = make_file(source, size, seed=6)
+    with FaultProxy(live_server.port, fault_directions=(), rate=1 * MIB, lifetime=240) as proxy:
+        args = [
+            "upload",
+            str(source),
+            "--url",
+            f"http://127.0.0.1:{proxy.port}/files/",
+            "--parallel",
+            "3",
+            "--chunk-size",
+            "1MiB",
+            "--progress",
+            "json",
+        ]
+        log = tmp_path / "first.stderr"
+        first = start_cli(args, cache_dir, log)
+        try:
+            wait_until(
+                lambda: (
+                    max([e["acked"] for e in events(log.read_text()) if e["event"] == "progress"] or [0])
+                    >= 2 * MIB
+                ),
+                120,
+                "2 MiB acknowledged",
+            )
+            first.send_signal(signal.SIGINT)
+            assert first.wait(60) == 130
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait(10)
+            assert first.stdout is not None
+            first.stdout.close()
+        assert "interrupted; run the same command again to resume" in log.read_text()
+        proxy.rate = None
+        second = run_cli(args, cache_dir)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert len([e for e in second.events if e["event"] == "resume"]) == 3
+    final_url = second.stdout.strip().replace(f":{proxy.port}/", f":{live_server.port}/")
+    assert sha256_url(final_url) == (size, expected)
