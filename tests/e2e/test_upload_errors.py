@@ -177,3 +177,12 @@ def test_other_files_go_on_after_one_fails(
     assert error["file"] == str(missing) and error["exit_code"] == 1
     sizes = [e["size"] for e in result.events if e["event"] == "done"]
     assert sizes == [0, 100_000]
+
+
+def test_checksum_the_server_lacks_exits_4(small_file: Path, cache_dir: Path) -> None:
+    script = {"OPTIONS": [Reply(204, {"Tus-Version": "1.0.0", "Tus-Extension": "creation,termination"})]}
+    with StubServer(script) as stub:
+        rc, stderr, _events = _upload(small_file, stub.url, cache_dir, "--checksum", "md5")
+        assert stub.seen("POST") == []
+    assert rc == 4
+    assert "does not support Upload-Checksum with md5" in stderr and "What to do:" in stderr

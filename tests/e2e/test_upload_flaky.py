@@ -70,3 +70,39 @@ def test_200mib_upload_survives_cuts_and_stalls(
         f"proxy: {stats.upstream_bytes / SIZE:.4f}x upstream, {stats.cuts} cuts, {stats.stalls} stalls, "
         f"{stats.pauses} pauses, {stats.connections} connections"
     )
+
+
+def test_checksummed_parallel_upload_through_cuts(
+    tmp_path: Path, live_server: ServerProcess, cache_dir: Path
+) -> None:
+    size = 12 * MIB + 7
+    source = tmp_path / "summed.bin"
+    expected = make_file(source, size, seed=13)
+    with FaultProxy(live_server.port, cut_min=1 * MIB, cut_max=3 * MIB, seed=5, lifetime=120) as proxy:
+        result = run_cli(
+            [
+                "upload",
+                str(source),
+                "--url",
+                f"http://127.0.0.1:{proxy.port}/files/",
+                "--parallel",
+                "2",
+                "--checksum",
+                "sha1",
+                "--chunk-size",
+                "512KiB",
+                "--retry-delay",
+                "0.01",
+                "--progress",
+                "json",
+            ],
+            cache_dir,
+        )
+        cuts = proxy.stats.cuts
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert cuts >= 3
+    final_url = result.stdout.strip().replace(f":{proxy.port}/", f":{live_server.port}/")
+    assert sha256_url(final_url) == (size, expected)
+    # Every PATCH carried a checksum the server verified (a cut PATCH is discarded whole).
+    patches = [r for r in live_server.log_records() if r.get("method") == "PATCH" and r.get("status") == 204]
+    assert len(patches) >= size // (512 * 1024)
