@@ -24,7 +24,8 @@ from tests import services
 from tusd_py.app import make_app
 from tusd_py.config import Config, load_config
 from tusd_py.context import AppContext
-from tusd_py.server import build_context, http_server as make_http_server
+from tusd_py.server import build_context
+from tusd_py.server import http_server as make_http_server
 
 
 @pytest.fixture(scope="session")

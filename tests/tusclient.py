@@ -47,8 +47,9 @@ class Tus:
             request_timeout=60,
         )
 
-    async def create(self, length: int | None = None, headers: Mapping[str, str] | None = None,
-                     body: bytes | None = None) -> HTTPResponse:
+    async def create(
+        self, length: int | None = None, headers: Mapping[str, str] | None = None, body: bytes | None = None
+    ) -> HTTPResponse:
         h: dict[str, str] = {}
         if length is None:
             h["Upload-Defer-Length"] = "1"
@@ -64,8 +65,9 @@ class Tus:
         assert res.code == 201, (res.code, res.body)
         return str(res.headers["Location"])
 
-    async def patch(self, url: str, offset: int, data: bytes,
-                    headers: Mapping[str, str] | None = None) -> HTTPResponse:
+    async def patch(
+        self, url: str, offset: int, data: bytes, headers: Mapping[str, str] | None = None
+    ) -> HTTPResponse:
         h = {"Upload-Offset": str(offset), **PATCH_TYPE}
         h.update(headers or {})
         return await self.request("PATCH", url, h, data)
