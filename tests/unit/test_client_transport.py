@@ -28,12 +28,13 @@ class Body:
 
 
 def _read_head(conn: socket.socket) -> bytes:
+    """The request head, read byte by byte so no body byte is consumed with it."""
     data = b""
-    while b"\r\n\r\n" not in data:
-        block = conn.recv(4096)
-        if not block:
+    while not data.endswith(b"\r\n\r\n"):
+        byte = conn.recv(1)
+        if not byte:
             break
-        data += block
+        data += byte
     return data
 
 
