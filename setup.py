@@ -22,6 +22,7 @@ setup(
         "prometheus-client>=0.20",
         "limits>=4.2",
         "python-multipart>=0.0.18",
+        "tqdm>=4.66",  # progress bars of `tusd-py upload`/`download` (bytes, rate, ETA)
     ],
     extras_require={
         "test": [
@@ -35,6 +36,7 @@ setup(
             "boto3-stubs[s3]",
             "types-requests",
             "openapi-spec-validator>=0.7",
+            "types-tqdm",
         ],
     },
     entry_points={"console_scripts": ["tusd-py=tusd_py.cli:main"]},

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+import tornado.iostream
+
 from storage.base import ContentServer
 from tusd_py import errors, links, protocol
 from tusd_py.models import Principal, UploadInfo
@@ -148,7 +150,10 @@ async def serve(handler: BaseHandler, upload_id: str) -> None:
     if length == 0:
         handler.finish()
         return
-    async for block in storage.read(info, start, end):
-        handler.write(block)
-        await handler.flush()
+    try:
+        async for block in storage.read(info, start, end):
+            handler.write(block)
+            await handler.flush()
+    except tornado.iostream.StreamClosedError:
+        return  # the client went away mid-body (it can resume with Range): nothing to answer
     handler.finish()

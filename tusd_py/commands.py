@@ -5,9 +5,9 @@ from __future__ import annotations
 
 def register_all() -> None:
     """Import subcommand modules so they register with :mod:`tusd_py.cli`."""
-    from tusd_py import bench_cmd
-
-    bench_cmd.register()
-    from tusd_py import token_cmd
+    from tusd_py import bench_cmd, token_cmd
+    from tusd_py.client import cli as client_cli
 
     token_cmd.register()
+    client_cli.register()
+    bench_cmd.register()
