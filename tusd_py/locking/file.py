@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tusd_py import errors
+from tusd_py.locking.waiters import FreeWaiters
 
 log = logging.getLogger("tusd_py.app")
 
@@ -99,7 +100,7 @@ class FileLock:
         await locker.start()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        wake = locker.add_waiter(self.upload_id)
+        wake = locker.waiters.add(self.upload_id)
         try:
             asked, asked_at = "", 0.0
             delay = locker.poll_min
@@ -120,7 +121,7 @@ class FileLock:
                     await asyncio.wait_for(wake.wait(), min(remaining, delay))
                 delay = min(delay * 2, locker.poll_max)
         finally:
-            locker.remove_waiter(self.upload_id, wake)
+            locker.waiters.remove(self.upload_id, wake)
         self._hold(on_release_requested)
 
     async def try_acquire(self, on_release_requested: Callable[[], None]) -> bool:
@@ -165,7 +166,7 @@ class FileLock:
             log.warning("could not remove lock file %s: %s", self.path, exc)
         finally:
             os.close(fd)  # drops the flock
-        locker.notify_free(self.upload_id)
+        locker.waiters.notify(self.upload_id)
 
 
 class FileLocker:
@@ -188,7 +189,7 @@ class FileLocker:
         self.address = f"@tusd-py-lock-{os.getpid()}-{secrets.token_hex(8)}"
         #: Locks held in this process, by upload id.
         self.holders: dict[str, FileLock] = {}
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self.waiters = FreeWaiters()
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -256,22 +257,6 @@ class FileLocker:
             # ECONNREFUSED: the holder's process is gone (its flock is gone with it).
             if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT, errno.EAGAIN):
                 log.warning("could not ask %s to release %s: %s", address, upload_id, exc)
-
-    def add_waiter(self, upload_id: str) -> asyncio.Event:
-        event = asyncio.Event()
-        self._waiters.setdefault(upload_id, set()).add(event)
-        return event
-
-    def remove_waiter(self, upload_id: str, event: asyncio.Event) -> None:
-        waiters = self._waiters.get(upload_id)
-        if waiters is not None:
-            waiters.discard(event)
-            if not waiters:
-                del self._waiters[upload_id]
-
-    def notify_free(self, upload_id: str) -> None:
-        for event in self._waiters.get(upload_id, ()):
-            event.set()
 
     async def close(self) -> None:
         """Release locks still held and close the socket; idempotent."""

@@ -32,6 +32,7 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 
 from tusd_py import errors
+from tusd_py.locking.waiters import FreeWaiters
 from tusd_py.redis_errors import REDIS_FAILURES, map_redis_errors, text
 
 log = logging.getLogger("tusd_py.app")
@@ -94,7 +95,7 @@ class RedisLock:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         token = secrets.token_hex(16)
-        wake = locker.add_waiter(self.upload_id)
+        wake = locker.waiters.add(self.upload_id)
         try:
             asked: str | None = None
             asked_at = 0.0
@@ -120,7 +121,7 @@ class RedisLock:
                     await asyncio.wait_for(wake.wait(), min(remaining, delay))
                 delay = min(delay * 2, locker.poll_max)
         finally:
-            locker.remove_waiter(self.upload_id, wake)
+            locker.waiters.remove(self.upload_id, wake)
         self._hold(token, on_release_requested, sent_at)
 
     async def try_acquire(self, on_release_requested: Callable[[], None]) -> bool:
@@ -220,7 +221,7 @@ class RedisLock:
                 extra={"upload_id": self.upload_id},
             )
         finally:
-            locker.notify_free(self.upload_id)  # waiters in this process retry now
+            locker.waiters.notify(self.upload_id)  # waiters in this process retry now
 
 
 class RedisLocker:
@@ -253,7 +254,7 @@ class RedisLocker:
         self.ask_interval = ask_interval
         #: Locks held in this process, by upload id.
         self.holders: dict[str, RedisLock] = {}
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self.waiters = FreeWaiters()
         self._take = redis.register_script(_TAKE)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
@@ -290,22 +291,6 @@ class RedisLocker:
         with map_redis_errors("lock release request"):
             await self._redis.publish(self.channel, f"release {upload_id} {token}")
 
-    def add_waiter(self, upload_id: str) -> asyncio.Event:
-        event = asyncio.Event()
-        self._waiters.setdefault(upload_id, set()).add(event)
-        return event
-
-    def remove_waiter(self, upload_id: str, event: asyncio.Event) -> None:
-        waiters = self._waiters.get(upload_id)
-        if waiters is not None:
-            waiters.discard(event)
-            if not waiters:
-                del self._waiters[upload_id]
-
-    def notify_free(self, upload_id: str) -> None:
-        for event in self._waiters.get(upload_id, ()):
-            event.set()
-
     def _dispatch(self, data: object) -> None:
         """Handle ``release <id> <token>`` and ``free <id>`` messages."""
         parts = (text(data) or "").split(" ") if isinstance(data, (bytes, str)) else []
@@ -314,7 +299,7 @@ class RedisLocker:
             if holder is not None and holder.token == parts[2]:
                 holder.request_release()
         elif len(parts) == 2 and parts[0] == "free":
-            self.notify_free(parts[1])
+            self.waiters.notify(parts[1])
 
     # --- subscription -----------------------------------------------------------------
 
