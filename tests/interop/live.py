@@ -77,8 +77,9 @@ class LiveServer:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_server(root: Path, args: Sequence[str]) -> LiveServer:
-    """Start ``tusd-py serve`` with ``args`` on a free loopback port under ``root``.
+def start_server(root: Path, args: Sequence[str], extra_env: Mapping[str, str] | None = None) -> LiveServer:
+    """Start ``tusd-py serve`` with ``args`` (and ``extra_env`` on top of this
+    process's environment) on a free loopback port under ``root``.
 
     Returns once ``/healthz`` answers 200; raises ``RuntimeError`` with the
     server's log if it exits or does not answer within ``START_TIMEOUT``.
@@ -88,6 +89,7 @@ def start_server(root: Path, args: Sequence[str]) -> LiveServer:
     port = services.free_port()
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT)
+    env.update(extra_env or {})
     cmd = [
         sys.executable, "-m", "tusd_py", "serve", *args,
         "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
@@ -115,6 +117,19 @@ def _wait_until_serving(server: LiveServer) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"tusd-py did not answer /healthz within {START_TIMEOUT}s:\n{server.log_tail()}")
+
+
+def mint_token(server: LiveServer, user: str, tier: str) -> str:
+    """A JWT from ``tusd-py token`` signed with the secret ``server`` generated
+    in its data dir (what an operator would hand to a client)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUSD_PY_")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    cmd = [
+        sys.executable, "-m", "tusd_py", "token",
+        "--user", user, "--tier", tier, "--data-dir", str(server.data_dir),
+    ]  # fmt: skip
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, timeout=60)
+    return out.stdout.strip()
 
 
 def stop_server(server: LiveServer) -> None:

@@ -4,13 +4,16 @@ Each test runs ``tests/interop/js/upload.mjs`` in a subprocess with a
 deadline; the script prints one JSON line describing what the client did.
 Covers: chunked upload (``chunkSize``), abort then resume through
 ``FileUrlStorage`` (``findPreviousUploads`` + ``resumeFromPreviousUpload``),
-and ``parallelUploads: 3`` (partial uploads joined by concatenation). Bytes
+``parallelUploads: 3`` (partial uploads joined by concatenation), and an
+upload routed to S3. The server runs with auth on; every request carries a
+bearer token from ``tusd-py token``. Bytes
 are checked by sha256 via GET. The npm packages come from ``npm ci`` (root
 ``package.json`` / ``package-lock.json``; ``scripts/test`` runs it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -20,7 +23,16 @@ from typing import Any
 
 import pytest
 
-from tests.interop.live import REPO_ROOT, LiveServer, head, sha256_via_get, write_random_file
+from tests.integration import s3_support as s3t
+from tests.interop.live import (
+    REPO_ROOT,
+    LiveServer,
+    head,
+    mint_token,
+    server_errors,
+    sha256_via_get,
+    write_random_file,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -111,3 +123,25 @@ def test_parallel_uploads_are_concatenated(
     assert final["Upload-Concat"].startswith("final;")
     assert final["Upload-Length"] == str(SIZE) and final["Upload-Offset"] == str(SIZE)
     assert sha256_via_get(result["url"], client_headers) == digest
+
+
+def test_upload_routed_to_s3(
+    live_s3_server: LiveServer, s3_endpoint: str, s3_bucket: str, tmp_path: Path
+) -> None:
+    """A 14 MiB file (above the 12 MiB threshold) sent in 3 MiB chunks ends as
+    one S3 object, byte-identical, with no multipart upload left open."""
+    headers = {"Authorization": f"Bearer {mint_token(live_s3_server, 'interop-s3', 'premium')}"}
+    path = tmp_path / "big.bin"
+    size = 14 * MIB + 333
+    digest = write_random_file(path, size, seed=17)
+
+    result = run_js("chunked", live_s3_server, headers, file=str(path), chunkSize=3 * MIB)
+
+    assert len(result["patchOffsets"]) == math.ceil(size / (3 * MIB))
+    info = head(result["url"], headers)
+    assert info["Upload-Offset"] == str(size)
+    upload_id = result["url"].rstrip("/").rsplit("/", 1)[-1]
+    stored = s3t.object_bytes(s3_endpoint, s3_bucket, upload_id)
+    assert hashlib.sha256(stored).hexdigest() == digest
+    assert s3t.multipart_uploads(s3_endpoint, s3_bucket) == []
+    assert server_errors(live_s3_server.log_records()) == []

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from tusclient import client as tus_client
-from tusclient.exceptions import TusUploadFailed
+from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 from tusclient.storage.filestorage import FileStorage
 from tusclient.uploader.uploader import Uploader
 
@@ -184,3 +184,14 @@ def test_wrong_checksum_is_refused(
     assert failure.value.status_code == 460
     assert uploader.url is not None
     assert head(uploader.url, client_headers)["Upload-Offset"] == "0"
+
+
+def test_the_interop_server_requires_a_token(live_server: LiveServer, tmp_path: Path) -> None:
+    """The clients above pass because of their bearer token: without one, tuspy is refused."""
+    path = tmp_path / "anon.bin"
+    write_random_file(path, 1000, seed=3)
+    with _open_for_tuspy(path) as stream:
+        uploader = tus_client.TusClient(live_server.endpoint).uploader(file_stream=stream, chunk_size=500)
+        with pytest.raises(TusCommunicationError) as caught:
+            uploader.upload()
+    assert caught.value.status_code == 401
