@@ -159,6 +159,21 @@ class BaseHandler(tornado.web.RequestHandler):
         self.principal = principal
         return principal
 
+    async def admit(self, kind: RequestKind, *, required: bool = True) -> Principal | None:
+        """Authenticate the caller (see :meth:`authenticate`), then count the
+        request against the rate limits of ``kind``.
+
+        A refused credential is first counted as an anonymous request against
+        the per-IP request limit, so a flood of bad or missing tokens ends in
+        429 like any other flood; the 401 follows while under that limit."""
+        try:
+            principal = self.authenticate(required=required)
+        except errors.Unauthenticated:
+            await self.check_limits("request")
+            raise
+        await self.check_limits(kind)
+        return principal
+
     async def check_limits(self, kind: RequestKind) -> None:
         """Count the request against rate limits (before any body is read)."""
         headers = await self.ctx.guard.check(kind, self.principal, self.client_ip())

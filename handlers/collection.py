@@ -25,12 +25,10 @@ class CollectionHandler(StreamingHandler):
         if self.request.method == "OPTIONS":
             return
         if self.request.method == "GET":
-            self.authenticate()
-            await self.check_limits("request")
+            await self.admit("request")
             return
         self.require_tus_version()
-        self.authenticate()
-        await self.check_limits("create")
+        await self.admit("create")
         if self.ctx.lifecycle.draining:
             raise errors.ServerShutdown(retry_after=5)
         await self._create()

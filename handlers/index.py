@@ -65,8 +65,7 @@ class IndexHandler(StreamingHandler):
     async def prepare(self) -> None:
         if self.request.method == "OPTIONS":
             return
-        self.authenticate()
-        await self.check_limits("create")
+        await self.admit("create")
         if self.ctx.lifecycle.draining:
             raise errors.ServerShutdown(retry_after=5)
         await self._create()

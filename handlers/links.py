@@ -42,8 +42,7 @@ class JsonRouteHandler(BaseHandler):
         length = self.request.headers.get("Content-Length", "").strip()
         if length and (not length.isdigit() or int(length) > MAX_BODY):
             raise errors.InvalidBody(f"the JSON body must be at most {MAX_BODY} bytes")
-        self.authenticate()
-        await self.check_limits("request")
+        await self.admit("request")
 
     def data_received(self, chunk: bytes) -> None:
         if len(self._body) + len(chunk) > MAX_BODY:

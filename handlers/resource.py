@@ -33,10 +33,9 @@ class UploadHandler(StreamingHandler):
         if method != "GET":
             self.require_tus_version()
         if method == "GET" and download.has_link(self):
-            pass  # the signed link is the credential (checked in download.resolve)
+            await self.check_limits("request")  # the link is the credential (download.resolve)
         else:
-            self.authenticate(required=method != "GET")
-        await self.check_limits("request")
+            await self.admit("request", required=method != "GET")
         if method == "PATCH":
             await self._prepare_patch()
 

@@ -14,8 +14,7 @@ class StatusHandler(BaseHandler):
     async def prepare(self) -> None:
         if self.request.method == "OPTIONS":
             return
-        self.authenticate()
-        await self.check_limits("request")
+        await self.admit("request")
 
     def options(self, file_id: str) -> None:
         if self.is_preflight():

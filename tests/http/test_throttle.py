@@ -226,6 +226,22 @@ async def test_eleventh_creation_from_one_ip_is_429(
     assert (await tus.create(5, headers=auth(tus_config, "user10"))).code == 201
 
 
+@pytest.mark.parametrize("limits", [{"throttle.ip_requests_per_minute": 5}])
+@pytest.mark.gen_test
+async def test_a_flood_of_bad_tokens_is_throttled_per_ip(
+    http_client: AsyncHTTPClient, base_url: str, tus_config: Config, clock: FakeClock
+) -> None:
+    tus = Tus(http_client, base_url)
+    bad = {"Authorization": "Bearer not.a.token"}
+    codes = [(await tus.create(5, headers=bad)).code for _ in range(5)]
+    codes.append((await tus.head("/files/" + "0" * 32, bad)).code)
+    assert codes == [401] * 5 + [429]
+    res = await tus.create(5, headers={})
+    assert res.code == 429 and "per IP address" in error(res)["message"]
+    clock.advance(60)
+    assert (await tus.create(5, headers=bad)).code == 401
+
+
 CLIENT = """
 import socket, sys
 host, port, path, token = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
