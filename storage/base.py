@@ -99,6 +99,26 @@ class ContentServer(Protocol):
 
 
 @runtime_checkable
+class BoundedProgress(Protocol):
+    """A :class:`ChunkWriter` whose written bytes are not all held for every
+    instance until :meth:`ChunkWriter.close` (e.g. S3 tails kept in the bucket:
+    until the request ends, the unfinished part is on this host's disk only)."""
+
+    def publishable(self) -> int:
+        """How many of the bytes written so far (from the start of this
+        request) may be published as the upload's offset mid-request: the ones
+        any instance could continue from if this process died now."""
+
+
+@runtime_checkable
+class Rewindable(Protocol):
+    async def rewind(self, info: UploadInfo, offset: int) -> bool:
+        """The upload holds more than ``offset`` (its published offset) bytes:
+        make it hold exactly ``offset`` if the backend can (caller holds the
+        lock); True on success, False when nothing was changed."""
+
+
+@runtime_checkable
 class OrphanSweeper(Protocol):
     async def sweep_orphans(self, older_than: float = 3600.0, now: float | None = None) -> int:
         """Remove backend leftovers (e.g. S3 multipart uploads) that no live

@@ -18,6 +18,16 @@ Local layout: ``<data_dir>/uploads/<id>`` (local phase),
 ``<data_dir>/s3spool/<id>/`` (spool, see :mod:`storage.spool`).
 
 Every boto3 call runs in this storage's thread pool (:class:`AsyncS3`).
+
+Tail-in-bucket mode (``s3.tail_in_bucket``, instances without a shared data
+dir): the bucket plus the state store are the truth for every instance, so
+offsets are computed from them only (the spool is a per-request cache),
+offsets published while a body streams are bounded by what is in the bucket
+(:meth:`S3Writer.publishable`), a pipeline left idle in this process is
+reloaded before use (another instance may have continued the upload), and an
+upload holding more than was published can be rewound to the published
+offset (:meth:`S3Storage.rewind`), so a client resuming from HEAD's offset on
+any instance is never refused.
 """
 
 from __future__ import annotations
@@ -103,6 +113,16 @@ class S3Writer:
         if self._info.offset + self._written > self._storage.threshold:
             await self._switch()
 
+    def publishable(self) -> int:
+        """Bytes of this request another instance could continue from if this
+        process died now: all written bytes, except in tail-in-bucket mode,
+        where only those already in the bucket count (the rest is on this
+        host's disk until :meth:`close` stores the tail)."""
+        pipeline = self._pipeline
+        if pipeline is None or pipeline.tail_key is None:
+            return self._written
+        return max(0, min(self._written, pipeline.shared_offset - self._info.offset))
+
     async def _switch(self) -> None:
         if self._local is not None:
             local, self._local = self._local, None
@@ -187,7 +207,9 @@ class S3Storage:
 
     # --- pipelines -----------------------------------------------------------------
 
-    async def _pipeline(self, info: UploadInfo) -> MultipartPipeline:
+    async def _pipeline(self, info: UploadInfo, adopt_spool: bool = False) -> MultipartPipeline:
+        """The live pipeline of ``info``, else one loaded from the state store
+        and the spool or bucket (``adopt_spool``: see :meth:`MultipartPipeline.load`)."""
         live = self._pipelines.get(info.id)
         if live is not None and not live.closed:
             return live
@@ -206,6 +228,7 @@ class S3Storage:
                 spool=self.spool(info.id),
                 slots=self._slots,
                 tail_key=self.tail_key(info.id),
+                adopt_spool=adopt_spool,
             )
             pipeline.on_idle = self._drop_idle
             self._pipelines[info.id] = pipeline
@@ -220,6 +243,17 @@ class S3Storage:
         pipeline = self._pipelines.pop(upload_id, None)
         if pipeline is not None:
             await pipeline.shutdown()
+
+    async def _current_pipeline(self, info: UploadInfo) -> MultipartPipeline:
+        """The pipeline to continue ``info`` with (caller holds the lock). In
+        tail-in-bucket mode an idle pipeline of this process may be stale
+        (another instance continued the upload since), so it is dropped and
+        the upload reloaded from the bucket."""
+        if self.tail_key(info.id) is not None:
+            live = self._pipelines.get(info.id)
+            if live is not None and not live.closed and live.writers == 0:
+                await self._discard_pipeline(info.id)
+        return await self._pipeline(info)
 
     def pipeline_of(self, upload_id: str) -> MultipartPipeline | None:
         """The live pipeline of ``upload_id`` in this process (tests, metrics)."""
@@ -263,7 +297,7 @@ class S3Storage:
         await self._state.update(info.id, {"storage_meta": meta})
         with contextlib.suppress(FileNotFoundError), map_os_errors("switch to S3"):
             os.unlink(source)
-        pipeline = await self._pipeline(current.replace(storage_meta=meta))
+        pipeline = await self._pipeline(current.replace(storage_meta=meta), adopt_spool=True)
         if pipeline.offset != offset:
             raise errors.StorageError(f"switching {info.id} to S3 kept {pipeline.offset} of {offset} bytes")
         return pipeline
@@ -275,7 +309,7 @@ class S3Storage:
             return S3Writer(self, info, local, None)
         if self.phase(info) != S3:
             raise errors.StorageError(f"upload {info.id} is already stored")
-        pipeline = await self._pipeline(info)
+        pipeline = await self._current_pipeline(info)
         if pipeline.offset != info.offset:
             raise errors.OffsetMismatch(
                 f"storage holds {pipeline.offset} bytes of upload {info.id}, not {info.offset}; "
@@ -291,14 +325,15 @@ class S3Storage:
             return info.offset
         if phase == LOCAL:
             return await self._local.durable_offset(info)
+        tail = self.tail_key(info.id)
         live = self._pipelines.get(info.id)
-        if live is not None and not live.closed:
+        if live is not None and not live.closed and tail is None:
             return live.offset
         plan = PartPlan.from_meta(info.storage_meta)
         recorded = {p.number: p for p in await self._state.list_parts(info.id)}
-        tail = self.tail_key(info.id)
         if tail is None:
             return scan(plan, recorded, self.spool(info.id).existing()).offset
+        # Tail in the bucket: only what every instance can read counts.
         base = scan(plan, recorded, {}).offset
         found = await self.s3.head(tail)
         if found is not None and base < plan.capacity:
@@ -307,6 +342,43 @@ class S3Storage:
             if inside == 0 and meta.get("part") == str(number) and size < plan.part_size(number):
                 return base + size
         return base
+
+    async def rewind(self, info: UploadInfo, offset: int) -> bool:
+        """Make an upload that holds more than ``offset`` bytes hold exactly
+        ``offset`` (caller holds the lock); True on success.
+
+        Tail-in-bucket mode only, and only for offsets this storage publishes
+        (see :meth:`S3Writer.publishable`): a part boundary, or the end of the
+        ``.part`` object. This happens when an instance died after a part was
+        recorded but before the request published the offset: the client
+        resumes from the published offset, so the parts from there on are
+        forgotten (re-uploading a part number replaces it in S3) and a
+        ``.part`` object past a part boundary deleted. False (nothing changed
+        in the bucket) when ``offset`` is not such a point.
+        """
+        tail = self.tail_key(info.id)
+        info = await self._fresh(info)
+        if tail is None or self.phase(info) != S3 or info.state is not UploadState.UPLOADING:
+            return False
+        live = self._pipelines.get(info.id)
+        if live is not None and not live.closed and live.writers:
+            return False
+        plan = PartPlan.from_meta(info.storage_meta)
+        if offset < 0 or offset >= plan.capacity:
+            return False
+        number, inside = plan.locate(offset)
+        recorded = {p.number: p for p in await self._state.list_parts(info.id)}
+        if scan(plan, recorded, {}).offset < offset - inside:
+            return False  # parts before ``number`` are not all recorded
+        if inside:
+            found = await self.s3.head(tail)
+            if found is None or found[0] != inside or found[1].get("part") != str(number):
+                return False
+        await self._discard_pipeline(info.id)
+        await self._state.delete_parts(info.id, first=number)
+        if not inside:
+            await self.s3.delete(tail)
+        return await self.durable_offset(info) == offset
 
     async def finish(self, info: UploadInfo) -> Mapping[str, str]:
         info = await self._fresh(info)
@@ -317,7 +389,7 @@ class S3Storage:
             await self._local.finish(info)
             return {"phase": LOCAL}
         assert info.length is not None
-        pipeline = await self._pipeline(info)
+        pipeline = await self._current_pipeline(info)
         pipeline.attach()
         try:
             await pipeline.flush(final=True)

@@ -18,7 +18,10 @@ nothing already spooled is lost.
 Tail in the bucket (``s3.tail_in_bucket``, for instances that share no data
 dir): at the end of each request every sealed part is uploaded and the
 unfinished last part is stored as the object ``<key>.part`` (metadata
-``part=<number>``), so another instance can continue the upload.
+``part=<number>``), so another instance can continue the upload. In this mode
+only bytes in the bucket count for other instances: :attr:`shared_offset`
+(recorded parts, or the ``.part`` stored last) bounds what a request may
+publish before it ends; the local spool is a cache of this process.
 """
 
 from __future__ import annotations
@@ -116,6 +119,7 @@ class MultipartPipeline:
         tail_key: str | None,
         recorded: dict[int, PartRecord],
         offset: int,
+        bucket_offset: int = 0,
     ) -> None:
         self.s3 = s3
         self.state = state
@@ -129,6 +133,9 @@ class MultipartPipeline:
         self.recorded = recorded
         #: Bytes held (recorded parts + spool), i.e. the upload's offset.
         self.offset = offset
+        #: Tail-in-bucket mode: bytes covered by recorded parts and the ``.part``
+        #: object as this process last stored (or found) it.
+        self._bucket_offset = bucket_offset
         self.failure: errors.TusError | None = None
         self.writers = 0
         self.closed = False
@@ -152,11 +159,17 @@ class MultipartPipeline:
         spool: PartSpool,
         slots: asyncio.Semaphore,
         tail_key: str | None,
+        adopt_spool: bool = False,
     ) -> MultipartPipeline:
         """Rebuild from the state store's parts and the spool on disk (or, in
-        tail-in-bucket mode, the ``.part`` object); queue sealed parts."""
+        tail-in-bucket mode, the ``.part`` object); queue sealed parts.
+
+        ``adopt_spool``: in tail-in-bucket mode, take the spool files on disk
+        instead of the bucket's ``.part`` (a local upload just cut into spool
+        parts by the switch to S3; nothing of it is in the bucket yet)."""
         recorded = {p.number: p for p in await state.list_parts(upload_id)}
-        if tail_key is not None:
+        bucket_offset = 0
+        if tail_key is not None and not adopt_spool:
             spool.destroy()
             base = scan(plan, recorded, {})
             files: dict[int, int] = {}
@@ -171,6 +184,7 @@ class MultipartPipeline:
                         files[number] = size
             spool.adopt(files)
             held = scan(plan, recorded, files)
+            bucket_offset = held.offset
         else:
             files = spool.existing()
             held = scan(plan, recorded, files)
@@ -190,11 +204,19 @@ class MultipartPipeline:
             tail_key=tail_key,
             recorded=recorded,
             offset=held.offset,
+            bucket_offset=bucket_offset,
         )
         for number in held.sealed:
             spool.seal(number)
             pipeline._schedule(number)
         return pipeline
+
+    @property
+    def shared_offset(self) -> int:
+        """Tail-in-bucket mode: how many bytes another instance could continue
+        from right now (contiguous recorded parts, or the ``.part`` object as
+        last stored, whichever reaches further); never more than :attr:`offset`."""
+        return min(self.offset, max(self._bucket_offset, scan(self.plan, self.recorded, {}).offset))
 
     # --- writing -----------------------------------------------------------------
 
@@ -327,11 +349,13 @@ class MultipartPipeline:
         await self.flush(final=False)
         if self.offset >= self.plan.capacity:
             return
-        number, inside = self.plan.locate(self.offset)
+        offset = self.offset
+        number, inside = self.plan.locate(offset)
         if inside:
             await self.s3.put_file(self.tail_key, self.spool.path(number), inside, {"part": str(number)})
         else:
             await self.s3.delete(self.tail_key)
+        self._bucket_offset = offset
 
     def parts_in_order(self, length: int) -> list[PartRecord]:
         """The recorded parts ``1..n``; raises unless they hold exactly ``length`` bytes."""

@@ -8,7 +8,12 @@ and back; storages and state stores are reached through the
 Offsets: the state store's offset is what the server holds durably. While a
 body streams, the offset is published every ``progress_interval`` seconds
 (checksummed bodies excepted: they are all-or-nothing) and once more when the
-request ends, however it ends.
+request ends, however it ends. A writer may bound what is published before
+the request ends (:class:`storage.base.BoundedProgress`: bytes other instances
+cannot read yet are not announced). A client resuming from a published offset
+below what storage holds (an instance died between storing and publishing) is
+served by rewinding the storage to that offset when it can
+(:class:`storage.base.Rewindable`), else answered 409 with the corrected offset.
 """
 
 from __future__ import annotations
@@ -21,7 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from storage.base import Capability, ChunkWriter, Concatenatable, LengthDeferrable, Terminatable
+from storage.base import (
+    BoundedProgress,
+    Capability,
+    ChunkWriter,
+    Concatenatable,
+    LengthDeferrable,
+    Rewindable,
+    Terminatable,
+)
 from tusd_py import errors, protocol
 from tusd_py.checksum import Hasher, StagingFile, new_hasher
 from tusd_py.composer import Composer
@@ -371,6 +384,20 @@ class UploadService:
         storage = self.composer.storage(info.storage)
         if not info.is_complete:
             held = await storage.durable_offset(info)
+            if (
+                held > info.offset
+                and request.offset == info.offset
+                and isinstance(storage, Rewindable)
+                and await storage.rewind(info, info.offset)
+            ):
+                log.warning(
+                    "upload %s held %d bytes past its published offset %d; rewound to it",
+                    info.id,
+                    held - info.offset,
+                    info.offset,
+                    extra={"upload_id": info.id, "offset": info.offset},
+                )
+                held = info.offset
             if held != info.offset:
                 log.warning(
                     "offset of %s reconciled from %d to %d",
@@ -649,8 +676,12 @@ class AppendSession:
             self.info = await self.service.state.update(self.info.id, {"mime": mime})
 
     async def _publish(self) -> None:
+        """Publish the offset: every byte received, or while the writer is
+        open and bounds its progress, what it allows (never going back)."""
         offset = self.start + self.received
-        if offset == self._committed:
+        if isinstance(self._writer, BoundedProgress):
+            offset = self.start + min(self.received, self._writer.publishable())
+        if offset <= self._committed:
             return
         now = self.service.clock()
         self.info = await self.service.state.commit_offset(

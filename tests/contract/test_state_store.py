@@ -271,7 +271,13 @@ async def test_parts_are_recorded_replaced_listed_and_forgotten(store: StateStor
     other = make()
     await store.create(other)
     assert list(await store.list_parts(other.id)) == []
+    await store.delete_parts(info.id, first=3)
+    assert [p.number for p in await store.list_parts(info.id)] == [1, 2]
+    await store.delete_parts(info.id, first=11)
+    assert [p.number for p in await store.list_parts(info.id)] == [1, 2]
     await store.delete_parts(info.id)
+    assert list(await store.list_parts(info.id)) == []
+    await store.delete_parts(info.id, first=2)
     assert list(await store.list_parts(info.id)) == []
     assert await store.get(info.id) == info
 

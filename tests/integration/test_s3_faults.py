@@ -69,6 +69,46 @@ async def _offset(tus: Tus, url: str) -> int:
     return int(head.headers["Upload-Offset"])
 
 
+async def _readiness(tus: Tus, base_url: str) -> tuple[int, dict[str, str]]:
+    """``(status, checks)`` of one GET /readyz."""
+    res = await tus.get(base_url + "/readyz")
+    return res.code, json.loads(res.body)["checks"]
+
+
+async def _ready_within(tus: Tus, base_url: str, timeout: float) -> dict[str, str]:
+    """Poll /readyz until it answers 200 (bounded); returns its checks."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, checks = await _readiness(tus, base_url)
+        if code == 200:
+            return checks
+        assert time.monotonic() < deadline, f"/readyz still {code}: {checks}"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_readyz_follows_the_s3_endpoint(
+    http_client: AsyncHTTPClient, base_url: str, proxy: TcpProxy, bucket: str
+) -> None:
+    """/readyz is 200 while the configured S3 endpoint answers, 503 naming the
+    problem in ``storage.s3`` while it is down (the other checks stay "ok"),
+    and 200 again once it is back, with no restart of the server."""
+    tus = Tus(http_client, base_url)
+    code, checks = await _readiness(tus, base_url)
+    assert code == 200 and checks["storage.s3"] == "ok" and checks["state"] == "ok", checks
+
+    await proxy.stop()  # S3 endpoint down: connections refused
+    code, checks = await _readiness(tus, base_url)
+    assert code == 503, checks
+    problem = checks["storage.s3"]
+    assert "unreachable" in problem and bucket in problem and "HeadBucket" in problem, problem
+    assert all(v == "ok" for name, v in checks.items() if name != "storage.s3"), checks
+
+    await proxy.start()  # back on the same port
+    checks = await _ready_within(tus, base_url, timeout=15)
+    assert set(checks.values()) == {"ok"}, checks
+
+
 @pytest.mark.gen_test(timeout=180)
 async def test_s3_down_gives_503_and_loses_nothing_then_completes(
     http_client: AsyncHTTPClient,

@@ -98,8 +98,9 @@ class StateStore(Protocol):
     async def list_parts(self, upload_id: str) -> Sequence[PartRecord]:
         """The recorded parts ordered by part number."""
 
-    async def delete_parts(self, upload_id: str) -> None:
-        """Forget every part of an upload."""
+    async def delete_parts(self, upload_id: str, first: int = 1) -> None:
+        """Forget the parts of an upload numbered ``first`` or higher (every
+        part by default); parts below ``first`` stay recorded."""
 
     async def get_idempotency_key(self, owner: str, key: str, now: float) -> str | None:
         """The upload id ``(owner, key)`` is bound to, unless absent or expired

@@ -119,8 +119,14 @@ class MemoryStateStore:
         parts = self._parts.get(upload_id, {})
         return [parts[n] for n in sorted(parts)]
 
-    async def delete_parts(self, upload_id: str) -> None:
-        self._parts.pop(upload_id, None)
+    async def delete_parts(self, upload_id: str, first: int = 1) -> None:
+        parts = self._parts.get(upload_id)
+        if parts is None:
+            return
+        for number in [n for n in parts if n >= first]:
+            del parts[number]
+        if not parts:
+            del self._parts[upload_id]
 
     async def get_idempotency_key(self, owner: str, key: str, now: float) -> str | None:
         bound = self._keys.get((owner, key))

@@ -414,9 +414,15 @@ class RedisStateStore:
         parts.sort(key=lambda p: p.number)
         return parts
 
-    async def delete_parts(self, upload_id: str) -> None:
+    async def delete_parts(self, upload_id: str, first: int = 1) -> None:
+        key = self._parts_key(upload_id)
         with map_redis_errors("delete_parts"):
-            await self._redis.delete(self._parts_key(upload_id))
+            if first <= 1:
+                await self._redis.delete(key)
+                return
+            numbers = [n for n in (str(text(k)) for k in await self._redis.hkeys(key)) if int(n) >= first]
+            if numbers:
+                await self._redis.hdel(key, *numbers)
 
     # --- idempotency keys (POST /index) ------------------------------------------------
 

@@ -301,9 +301,9 @@ class SQLiteStateStore:
             ).fetchall()
         return [PartRecord(int(r[0]), str(r[1]), int(r[2])) for r in rows]
 
-    async def delete_parts(self, upload_id: str) -> None:
+    async def delete_parts(self, upload_id: str, first: int = 1) -> None:
         with map_sqlite_errors("delete_parts"):
-            self._conn.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+            self._conn.execute("DELETE FROM parts WHERE upload_id = ? AND number >= ?", (upload_id, first))
 
     async def get_idempotency_key(self, owner: str, key: str, now: float) -> str | None:
         with map_sqlite_errors("get_idempotency_key"):
