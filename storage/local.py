@@ -22,7 +22,7 @@ import concurrent.futures
 import contextlib
 import errno
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -61,12 +61,18 @@ def _fsync_path(path: Path) -> None:
 class LocalWriter:
     """Appends to one upload file at a fixed starting offset.
 
-    With a ``writeback`` pool, every ``writeback_bytes`` (default
-    ``WRITEBACK_BYTES``) written an ``fdatasync`` is queued on it (at most one per writer), so the kernel
-    writes the file out while more bytes arrive and the fsync that makes the
-    upload durable (``on_complete``/``every_patch``) has only the tail left.
-    ``close`` drops a flush that has not started yet, waits for a running
-    one (the fd stays open until it returns) and reports its error.
+    With a ``writeback`` pool, each time the file's size crosses a multiple
+    of ``writeback_bytes`` (default ``WRITEBACK_BYTES``; counted from the
+    file offset ``start``, so a run of small PATCHes flushes as often as one
+    big one) an ``fdatasync`` of a duplicate of the fd is queued on it (at
+    most one running per writer), so the kernel writes the file out while
+    more bytes arrive and the fsync that makes the upload durable
+    (``on_complete``/``every_patch``) has only the tail left.
+
+    A queued or running flush keeps its own fd: with ``fsync``, ``close``
+    waits for it and reports its error; without, ``close`` returns at once
+    and a later failure goes to ``on_flush_error`` (the storage then refuses
+    to complete the upload). A flush that already failed is reported by close.
     """
 
     def __init__(
@@ -75,14 +81,20 @@ class LocalWriter:
         fsync: bool,
         writeback: concurrent.futures.Executor | None = None,
         writeback_bytes: int = 0,
+        *,
+        start: int = 0,
+        on_flush_error: Callable[[OSError], None] | None = None,
+        datasync: Callable[[int], None] = os.fdatasync,
     ) -> None:
         self._fd: int | None = fd
         self._fsync = fsync
         self._written = 0
         self._writeback = writeback
         self._writeback_bytes = writeback_bytes or WRITEBACK_BYTES
-        self._unflushed = 0
+        self._unflushed = start % self._writeback_bytes
         self._flushing: concurrent.futures.Future[None] | None = None
+        self._on_flush_error = on_flush_error
+        self._datasync = datasync
 
     @property
     def written(self) -> int:
@@ -102,18 +114,41 @@ class LocalWriter:
         if self._writeback is not None:
             self._unflushed += len(chunk)
             if self._unflushed >= self._writeback_bytes and (self._flushing is None or self._flushing.done()):
-                self._unflushed = 0
-                with contextlib.suppress(RuntimeError):  # pool shut down: the final fsync does it all
-                    self._flushing = self._writeback.submit(os.fdatasync, fd)
+                self._unflushed %= self._writeback_bytes
+                self._start_flush(fd)
+
+    def _start_flush(self, fd: int) -> None:
+        assert self._writeback is not None
+        if self._flushing is not None and self._flushing.exception() is not None:
+            return  # reported by close
+        dup = os.dup(fd)
+        try:
+            self._flushing = self._writeback.submit(self._flush, dup)
+        except RuntimeError:  # pool shut down: the final fsync does it all
+            os.close(dup)
+
+    def _flush(self, fd: int) -> None:
+        try:
+            self._datasync(fd)
+        finally:
+            os.close(fd)
+
+    def _report_late(self, future: concurrent.futures.Future[None]) -> None:
+        exc = None if future.cancelled() else future.exception()
+        if isinstance(exc, OSError) and self._on_flush_error is not None:
+            self._on_flush_error(exc)
 
     async def close(self) -> int:
         fd, self._fd = self._fd, None
         if fd is not None:
             try:
                 flushing, self._flushing = self._flushing, None
-                if flushing is not None and not flushing.cancel():
-                    with map_os_errors("fsync"):
-                        await asyncio.wrap_future(flushing)
+                if flushing is not None:
+                    if flushing.done() or self._fsync:
+                        with map_os_errors("fsync"):
+                            await asyncio.wrap_future(flushing)
+                    else:
+                        flushing.add_done_callback(self._report_late)
                 if self._fsync:
                     with map_os_errors("fsync"):
                         await asyncio.get_running_loop().run_in_executor(None, os.fsync, fd)
@@ -142,6 +177,9 @@ class LocalStorage:
         #: Background fdatasyncs of LocalWriter (own threads, so a queue of them
         #: never delays the default executor's reads and fsyncs).
         self._writeback = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="tusd-writeback")
+        #: upload id → error of a background flush that failed after its
+        #: writer closed (set from a writeback thread; the upload cannot complete).
+        self._flush_failures: dict[str, str] = {}
 
     def path(self, upload_id: str) -> Path:
         """The file of ``upload_id``; the id is validated (no traversal)."""
@@ -164,7 +202,18 @@ class LocalStorage:
                 os.close(fd)
                 raise
         writeback = self._writeback if self._fsync != "never" else None
-        return LocalWriter(fd, fsync=self._fsync == "every_patch", writeback=writeback)
+        upload_id = info.id
+
+        def failed(exc: OSError) -> None:
+            self._flush_failures[upload_id] = exc.strerror or str(exc)
+
+        return LocalWriter(
+            fd,
+            fsync=self._fsync == "every_patch",
+            writeback=writeback,
+            start=info.offset,
+            on_flush_error=failed,
+        )
 
     async def durable_offset(self, info: UploadInfo) -> int:
         try:
@@ -173,6 +222,11 @@ class LocalStorage:
             return 0
 
     async def finish(self, info: UploadInfo) -> Mapping[str, str]:
+        failure = self._flush_failures.get(info.id)
+        if failure is not None:
+            raise errors.StorageError(
+                f"local storage failed during a background flush of upload {info.id}: {failure}"
+            )
         if self._fsync == "on_complete":
             with map_os_errors("fsync"):
                 await asyncio.get_running_loop().run_in_executor(None, _fsync_path, self.path(info.id))
@@ -182,6 +236,7 @@ class LocalStorage:
         return dict(info.storage_meta)
 
     async def terminate(self, info: UploadInfo) -> None:
+        self._flush_failures.pop(info.id, None)
         with map_os_errors("terminate"), contextlib.suppress(FileNotFoundError):
             os.unlink(self.path(info.id))
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from storage.local import LocalWriter
+from storage.local import LocalStorage, LocalWriter
 from tusd_py import errors
+from tusd_py.models import UploadInfo
 
 KIB = 1024
 
@@ -57,7 +58,66 @@ def test_flushes_every_writeback_bytes_and_keeps_the_bytes(tmp_path: Path, pool:
     # 192 KiB in 16 KiB chunks with a flush every 64 KiB: one to three flushes
     # (a flush is skipped while the previous one still runs), all fdatasync.
     assert 1 <= len(pool.submitted) <= 3
-    assert set(pool.submitted) == {os.fdatasync}
+
+
+def test_small_writers_flush_at_file_offsets_like_one_big_one(tmp_path: Path, pool: CountingPool) -> None:
+    """A run of 8 KiB PATCHes (one writer each) flushes whenever the file
+    crosses a multiple of 64 KiB, not never (each writer alone is too small)."""
+    path = tmp_path / "upload"
+    synced: list[int] = []
+
+    def datasync(fd: int) -> None:
+        synced.append(fd)
+        os.fdatasync(fd)
+
+    async def run() -> None:
+        for i in range(24):
+            writer = LocalWriter(
+                open_fd(path), fsync=False, writeback=pool, writeback_bytes=64 * KIB, start=i * 8 * KIB,
+                datasync=datasync,
+            )  # fmt: skip
+            os.lseek(writer._fd or 0, i * 8 * KIB, os.SEEK_SET)
+            await writer.write(bytes([i]) * (8 * KIB))
+            await writer.close()
+
+    asyncio.run(run())
+    pool.shutdown(wait=True)
+    assert len(pool.submitted) == 3 and len(synced) == 3  # every queued flush ran
+    assert path.read_bytes() == b"".join(bytes([i]) * (8 * KIB) for i in range(24))
+
+
+def test_close_does_not_wait_for_a_running_flush(tmp_path: Path) -> None:
+    """Without fsync, close returns while a flush runs; the flush keeps its own
+    fd and a late failure goes to ``on_flush_error``."""
+    started, release = threading.Event(), threading.Event()
+    failures: list[OSError] = []
+
+    def slow_failing_sync(fd: int) -> None:
+        started.set()
+        release.wait(30)
+        os.fstat(fd)  # its own fd is still open after the writer closed
+        raise OSError(errno.EIO, "Input/output error")
+
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    path = tmp_path / "upload"
+    writer = LocalWriter(
+        open_fd(path), fsync=False, writeback=executor, writeback_bytes=KIB,
+        on_flush_error=failures.append, datasync=slow_failing_sync,
+    )  # fmt: skip
+
+    async def run() -> int:
+        await writer.write(b"v" * (2 * KIB))
+        assert await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+        return await asyncio.wait_for(writer.close(), 10)
+
+    try:
+        assert asyncio.run(run()) == 2 * KIB
+        assert failures == []
+    finally:
+        release.set()
+        executor.shutdown(wait=True)
+    assert [f.errno for f in failures] == [errno.EIO]
+    assert path.read_bytes() == b"v" * (2 * KIB)
 
 
 def test_no_pool_no_flush(tmp_path: Path) -> None:
@@ -71,14 +131,20 @@ def test_no_pool_no_flush(tmp_path: Path) -> None:
     assert asyncio.run(run()) == 200 * KIB
 
 
-def test_close_drops_a_flush_that_has_not_started(tmp_path: Path) -> None:
+def test_close_leaves_a_queued_flush_to_run(tmp_path: Path) -> None:
     blocker = threading.Event()
     executor = CountingPool()
     executor.submit(blocker.wait, 30)  # occupies the only thread
+    synced: list[int] = []
+
+    def datasync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_size)  # its own fd, open after the writer closed
+
     try:
         writer = LocalWriter(
-            open_fd(tmp_path / "upload"), fsync=False, writeback=executor, writeback_bytes=KIB
-        )
+            open_fd(tmp_path / "upload"), fsync=False, writeback=executor, writeback_bytes=KIB,
+            datasync=datasync,
+        )  # fmt: skip
 
         async def run() -> concurrent.futures.Future[None] | None:
             await writer.write(b"y" * (2 * KIB))
@@ -87,10 +153,11 @@ def test_close_drops_a_flush_that_has_not_started(tmp_path: Path) -> None:
             return queued
 
         queued = asyncio.run(run())
-        assert queued is not None and queued.cancelled()
+        assert queued is not None and not queued.done()
     finally:
         blocker.set()
         executor.shutdown(wait=True)
+    assert queued.result() is None and synced == [2 * KIB]
 
 
 class FailingPool(concurrent.futures.Executor):
@@ -129,3 +196,25 @@ def test_a_shut_down_pool_only_skips_the_flush(tmp_path: Path) -> None:
 
     assert asyncio.run(run()) == 4 * KIB
     assert path.read_bytes() == b"w" * (4 * KIB)
+
+
+def test_storage_refuses_to_complete_after_a_failed_background_flush(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path, fsync="on_complete")
+    info = UploadInfo(id="a" * 32, owner="u", length=3, offset=3)
+
+    async def run() -> None:
+        await storage.create(info)
+        writer = await storage.open_writer(info.replace(offset=0))
+        assert writer._on_flush_error is not None
+        writer._on_flush_error(OSError(errno.EIO, "Input/output error"))  # as a writeback thread would
+        await writer.close()
+        with pytest.raises(errors.StorageError, match="background flush"):
+            await storage.finish(info)
+        await storage.terminate(info)  # forgets the failure with the upload
+        await storage.create(info)
+        await storage.finish(info)
+
+    try:
+        asyncio.run(run())
+    finally:
+        asyncio.run(storage.close())
