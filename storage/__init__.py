@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from storage.base import Capability, ChunkWriter, Storage, StoragePolicy
 from storage.local import LocalStorage
-from storage.s3 import S3Storage
 from tusd_py.config import Config
 from tusd_py.state.base import StateStore
 
@@ -19,6 +18,8 @@ def build_storages(config: Config, state: StateStore) -> tuple[dict[str, Storage
     storages: dict[str, Storage] = {"disk": LocalStorage(config.data_dir, config.local.fsync)}
     if not config.s3.bucket:
         return storages, lambda _length: "disk"
+    from storage.s3 import S3Storage  # boto3 costs ~10 MiB of RSS: loaded only when used
+
     storages["s3"] = S3Storage(config, state)
     threshold = config.s3.threshold
 
