@@ -52,7 +52,11 @@ def child_env(**extra: str) -> dict[str, str]:
 class ServerProcess:
     """A real ``tusd-py serve`` subprocess on a free loopback port."""
 
-    def __init__(self, data_dir: Path, log_path: Path, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, data_dir: Path, log_path: Path, extra_args: Sequence[str] = (), *, auth: bool = False
+    ) -> None:
+        """``auth``: serve with JWT auth on (the secret generated in ``data_dir``;
+        mint tokens with :meth:`token`); off by default (``--no-auth``)."""
         self.data_dir = data_dir
         self.log_path = log_path
         self._out_path = log_path.with_suffix(".out")
@@ -61,7 +65,7 @@ class ServerProcess:
             "-m",
             "tusd_py",
             "serve",
-            "--no-auth",
+            *([] if auth else ["--no-auth"]),
             "--port",
             "0",
             "--data-dir",
@@ -85,6 +89,12 @@ class ServerProcess:
             if "listening on " in line:
                 return line
         return None
+
+    def token(self, user: str, tier: str = "basic") -> str:
+        """A JWT from ``tusd-py token`` with this server's generated secret."""
+        argv = cli_args("token", "--user", user, "--tier", tier, "--data-dir", str(self.data_dir))
+        out = subprocess.run(argv, env=child_env(), capture_output=True, text=True, timeout=60, check=True)
+        return out.stdout.strip()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
