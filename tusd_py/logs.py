@@ -6,21 +6,20 @@ Loggers: ``tusd_py.access`` (one line per request), ``tusd_py.app``
 ``log_function`` calls it through ``tusd_py.app``).
 
 Logging never blocks the event loop: :func:`configure_logging` installs a
-:class:`LogPipeline` whose handler only puts records into a bounded queue
-(``put_nowait``; when the writer falls behind, records are dropped and
-counted, and the count is logged once the writer catches up). One thread
-formats the JSON and writes it to the stream (stderr → journald under
-systemd). Extras passed to a log call must not be mutated afterwards.
+:class:`LogPipeline` whose handler only appends records to a bounded batch
+(when the writer falls behind, records are dropped and counted, and the count
+is logged once the writer catches up). One thread formats the JSON and
+writes each batch to the stream at once (stderr → journald under systemd),
+at most :data:`BATCH_DELAY` after its first record. Extras passed to a log
+call must not be mutated afterwards.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
-import logging.handlers
-import queue
 import sys
+import threading
 import time
 from typing import Any
 
@@ -30,6 +29,9 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"
 
 #: Records buffered between the loop and the writer thread before dropping.
 QUEUE_CAPACITY = 10_000
+#: Seconds the writer thread lets a batch grow after its first record (the
+#: most a line waits before it is written).
+BATCH_DELAY = 0.005
 #: Status logged for a request whose connection ended before any response
 #: (client gone, body cut on shutdown, idle timeout); ``code`` says why.
 UNANSWERED_STATUS = 499
@@ -57,72 +59,113 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
-class _QueueHandler(logging.handlers.QueueHandler):
-    """Enqueues without blocking; counts what a full queue forced it to drop."""
+class _BatchHandler(logging.Handler):
+    """Appends records to the current batch without blocking (any thread);
+    counts what a full batch forced it to drop.
 
-    def __init__(self, q: queue.Queue[Any]) -> None:
-        super().__init__(q)
+    Only the first record of an empty batch wakes the writer thread, so a
+    busy server pays one thread hand-off per :data:`BATCH_DELAY`, not one per
+    request (measured: a queue hand-off per access line cost ~20 % of HEAD
+    throughput on 2 cores)."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
         self.dropped = 0
+        self.batch: list[logging.LogRecord] = []
+        self.pending = threading.Event()
+        self.guard = threading.Lock()
         self._plain = logging.Formatter()
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        # Merge message and args now (args may change later); leave the JSON
-        # encoding to the writer thread.
-        record = copy.copy(record)
-        record.msg = record.getMessage()
-        record.args = None
-        if record.exc_info:
-            record.exc_text = self._plain.formatException(record.exc_info)
-            record.exc_info = None
-        return record
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Filters apply (workers tag their records); no per-handler lock:
+        # ``emit`` takes ``guard`` only to append.
+        if self.filters and not self.filter(record):
+            return False
+        self.emit(record)
+        return True
 
-    def enqueue(self, record: logging.LogRecord) -> None:
+    def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.queue.put_nowait(record)
-        except queue.Full:
-            self.dropped += 1
+            # Merge message and args now (args may change later); leave the
+            # JSON encoding to the writer thread.
+            if record.args:
+                record.msg = record.getMessage()
+                record.args = None
+            if record.exc_info:
+                record.exc_text = self._plain.formatException(record.exc_info)
+                record.exc_info = None
+        except Exception:  # a broken format string must not break the caller
+            self.handleError(record)
+            return
+        with self.guard:
+            if len(self.batch) >= self.capacity:
+                self.dropped += 1
+                return
+            self.batch.append(record)
+            first = len(self.batch) == 1
+        if first:
+            self.pending.set()
+
+    def take(self) -> list[logging.LogRecord]:
+        """The records so far; the batch starts empty again."""
+        with self.guard:
+            batch, self.batch = self.batch, []
+            self.pending.clear()
+        return batch
 
 
-class _Listener(logging.handlers.QueueListener):
-    """The writer thread; reports dropped records when it catches up."""
+class _Writer(threading.Thread):
+    """Formats batches of records as JSON lines and writes each batch with one
+    write; reports dropped records when it catches up."""
 
-    def __init__(self, q: queue.Queue[Any], source: _QueueHandler, output: logging.Handler) -> None:
-        super().__init__(q, output)
-        self._records = q
+    def __init__(self, source: _BatchHandler, stream: Any) -> None:
+        super().__init__(name="tusd-log-writer", daemon=True)
         self._source = source
+        self._stream = stream
+        self._formatter = JsonFormatter()
         self._reported = 0
+        self.stopping = threading.Event()
 
-    def handle(self, record: logging.LogRecord) -> None:
-        dropped = self._source.dropped
-        if dropped > self._reported:
-            notice = logging.LogRecord(
-                "tusd_py.app",
-                logging.WARNING,
-                __file__,
-                0,
-                "%d log records dropped",
-                (dropped - self._reported,),
-                None,
-            )
-            self._reported = dropped
-            super().handle(notice)
-        super().handle(record)
+    def run(self) -> None:
+        while True:
+            self._source.pending.wait()
+            if not self.stopping.is_set():
+                self.stopping.wait(BATCH_DELAY)  # let the batch grow
+            self._write(self._source.take())
+            if self.stopping.is_set() and not self._source.batch:
+                return
 
-    def enqueue_sentinel(self) -> None:
-        # Blocking put (the base class's put_nowait fails on a full queue);
-        # the thread is draining it. ``None`` is QueueListener's sentinel.
-        self._records.put(getattr(self, "_sentinel", None))
+    def _write(self, batch: list[logging.LogRecord]) -> None:
+        lines = []
+        for record in batch:
+            dropped = self._source.dropped
+            if dropped > self._reported:
+                notice = logging.LogRecord(
+                    "tusd_py.app", logging.WARNING, __file__, 0, "%d log records dropped",
+                    (dropped - self._reported,), None,
+                )  # fmt: skip
+                self._reported = dropped
+                lines.append(self._formatter.format(notice))
+            try:
+                lines.append(self._formatter.format(record))
+            except Exception:  # one unencodable record must not lose the batch
+                lines.append(json.dumps({"level": "error", "msg": f"unloggable record from {record.name}"}))
+        if not lines:
+            return
+        try:
+            self._stream.write("\n".join(lines) + "\n")
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass  # stderr gone: nothing left to tell
 
 
 class LogPipeline:
     """A non-blocking handler for the loop and the thread that writes JSON lines."""
 
     def __init__(self, stream: Any, capacity: int = QUEUE_CAPACITY) -> None:
-        records: queue.Queue[Any] = queue.Queue(capacity)
-        self.handler = _QueueHandler(records)
-        output = logging.StreamHandler(stream)
-        output.setFormatter(JsonFormatter())
-        self._listener = _Listener(records, self.handler, output)
+        self.handler = _BatchHandler(capacity)
+        self._writer = _Writer(self.handler, stream)
         self._running = False
 
     @property
@@ -131,14 +174,16 @@ class LogPipeline:
 
     def start(self) -> None:
         if not self._running:
-            self._listener.start()
+            self._writer.start()
             self._running = True
 
     def stop(self) -> None:
         """Write what is queued and stop the thread; idempotent."""
         if self._running:
             self._running = False
-            self._listener.stop()
+            self._writer.stopping.set()
+            self.handler.pending.set()
+            self._writer.join()
 
 
 def configure_logging(level: str = "INFO", stream: Any = None) -> LogPipeline:

@@ -68,3 +68,30 @@ def test_a_stalled_output_drops_records_instead_of_blocking() -> None:
     pipeline.stop()
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [r["msg"] for r in lines] == ["first", "45 log records dropped"] + [f"line {i}" for i in range(5)]
+
+
+class CountingStream(io.StringIO):
+    """Counts the writes it receives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_a_burst_is_written_in_batches_in_order() -> None:
+    """One write per batch, not per record (a per-record hand-off to the writer
+    thread cost ~20 % of HEAD throughput); nothing lost, order kept."""
+    out = CountingStream()
+    pipeline = LogPipeline(out)
+    pipeline.start()
+    logger = make_logger(pipeline)
+    for i in range(1000):
+        logger.info("line %d", i, extra={"n": i})
+    pipeline.stop()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["n"] for r in lines] == list(range(1000))
+    assert out.writes < 500, out.writes
