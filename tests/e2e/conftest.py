@@ -25,11 +25,17 @@ def server_args() -> list[str]:
 
 
 @pytest.fixture
-def live_server(tmp_path: Path, server_args: list[str]) -> Iterator[ServerProcess]:
-    """``python -m tusd_py serve --no-auth --port 0 --data-dir D`` (real subprocess)."""
+def server_auth() -> bool:
+    """Serve with JWT auth on (override per module); off: ``--no-auth``."""
+    return False
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, server_args: list[str], server_auth: bool) -> Iterator[ServerProcess]:
+    """``python -m tusd_py serve [--no-auth] --port 0 --data-dir D`` (real subprocess)."""
     data = tmp_path / "server-data"
     data.mkdir()
-    server = ServerProcess(data, tmp_path / "server.log", server_args)
+    server = ServerProcess(data, tmp_path / "server.log", server_args, auth=server_auth)
     try:
         yield server
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,24 +11,16 @@ from tests.e2e.helpers import MIB, ServerProcess, make_file, run_cli, sha256_fil
 
 
 @pytest.fixture
-def auth_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    data = tmp_path / "server-data"
-    data.mkdir()
-    server = ServerProcess(data, tmp_path / "server.log", auth=True)
-    try:
-        yield server
-    finally:
-        server.stop()
-    errors = [r for r in server.log_records() if r.get("status") == 500 or r.get("level") == "error"]
-    assert not errors, f"server logged errors: {errors[:3]}"
+def server_auth() -> bool:
+    return True
 
 
-def test_upload_status_ls_download_with_a_token(tmp_path: Path, auth_server: ServerProcess) -> None:
+def test_upload_status_ls_download_with_a_token(tmp_path: Path, live_server: ServerProcess) -> None:
     cache = tmp_path / "cache"
     source = tmp_path / "notes.bin"
     digest = make_file(source, 2 * MIB + 3, seed=8)
-    alice = auth_server.token("alice")
-    url = auth_server.url
+    alice = live_server.token("alice")
+    url = live_server.url
 
     up = run_cli(["upload", str(source), "--url", url, "--progress", "none"], cache, TUSD_PY_TOKEN=alice)
     assert up.returncode == 0, up.stderr
@@ -56,20 +47,20 @@ def test_upload_status_ls_download_with_a_token(tmp_path: Path, auth_server: Ser
     bob = run_cli(
         ["status", upload_id, "--url", url, "--progress", "none"],
         cache,
-        TUSD_PY_TOKEN=auth_server.token("bob"),
+        TUSD_PY_TOKEN=live_server.token("bob"),
     )
     assert bob.returncode == 4 and "HTTP 404" in bob.stderr
 
 
 @pytest.mark.parametrize("token", [None, "not-a-jwt"], ids=["no-token", "bad-token"])
 def test_refused_credentials_exit_3_with_the_servers_reason(
-    tmp_path: Path, auth_server: ServerProcess, token: str | None
+    tmp_path: Path, live_server: ServerProcess, token: str | None
 ) -> None:
     source = tmp_path / "a.bin"
     make_file(source, 1000, seed=2)
     env = {"TUSD_PY_TOKEN": token} if token else {}
     res = run_cli(
-        ["upload", str(source), "--url", auth_server.url, "--progress", "none"], tmp_path / "cache", **env
+        ["upload", str(source), "--url", live_server.url, "--progress", "none"], tmp_path / "cache", **env
     )
     assert res.returncode == 3, res.stderr
     assert "HTTP 401" in res.stderr and "--token" in res.stderr

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tests import services
+from tests.integration import tushttp
 
 ROOT = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(rb"listening on (http://[^\s]+?)(/files/)?\s")
@@ -215,3 +216,24 @@ def server_errors(log_path: Path) -> list[str]:
             if '"status": 500' in line or '"exc": ' in line or line.startswith("Traceback"):
                 bad.append(line[:2000])
     return bad
+
+
+class ServerGroup:
+    """Several ``serve`` processes started together (one server to clients)."""
+
+    def __init__(self, servers: list[ServerProcess]) -> None:
+        self.servers = start_all(servers)
+
+    def url(self, index: int, upload_url: str) -> str:
+        """``upload_url`` on server ``index``."""
+        return tushttp.on(self.servers[index].base_url, upload_url)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {s.log_path.name}\n{s.log_tail()}" for s in self.servers)
+
+    def stop(self) -> None:
+        """Stop every server; fail on any 500 or uncaught exception in their logs."""
+        for server in self.servers:
+            server.stop()
+        bad = [line for server in self.servers for line in server_errors(server.log_path)]
+        assert not bad, "\n".join(bad)

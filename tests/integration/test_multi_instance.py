@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration import tushttp as tus
-from tests.integration.procs import RedisProcess, ServerProcess, server_errors, start_all
+from tests.integration.procs import RedisProcess, ServerGroup, ServerProcess
 
 MIB = 1 << 20
 #: Short lock TTL so a killed holder's lock frees quickly in tests.
@@ -32,32 +32,18 @@ def instance_env(redis_url: str, prefix: str) -> dict[str, str]:
     }
 
 
-class Cluster:
+class Cluster(ServerGroup):
     """Server processes sharing one Redis prefix and one data dir."""
 
     def __init__(self, tmp_path: Path, redis_url: str, names: str) -> None:
         self.data_dir = tmp_path / "shared-data"
         self.env = instance_env(redis_url, f"it-{uuid.uuid4().hex[:10]}:")
-        self.servers = [ServerProcess(self.data_dir, tmp_path / f"{n}.log", self.env) for n in names]
-        start_all(self.servers)
-
-    def url(self, index: int, upload_url: str) -> str:
-        return tus.on(self.servers[index].base_url, upload_url)
+        super().__init__([ServerProcess(self.data_dir, tmp_path / f"{n}.log", self.env) for n in names])
 
     def stored(self, upload_url: str) -> bytes:
         """The bytes of an upload's file in the shared data dir."""
         upload_id = upload_url.rstrip("/").rsplit("/", 1)[-1]
         return (self.data_dir / "uploads" / upload_id).read_bytes()
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {s.log_path.name}\n{s.log_tail()}" for s in self.servers)
-
-    def stop(self) -> None:
-        """Stop every server and fail on any 500 or uncaught exception in their logs."""
-        for server in self.servers:
-            server.stop()
-        bad = [line for server in self.servers for line in server_errors(server.log_path)]
-        assert not bad, "\n".join(bad)
 
 
 @pytest.fixture

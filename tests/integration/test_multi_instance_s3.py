@@ -24,7 +24,7 @@ import pytest
 
 from tests.integration import s3_support as s3t
 from tests.integration import tushttp as tus
-from tests.integration.procs import ServerProcess, server_errors, start_all
+from tests.integration.procs import ServerGroup, ServerProcess
 
 MIB = s3t.MIB
 #: Short lock TTL so a killed holder's lock frees quickly.
@@ -44,20 +44,16 @@ def instance_env(redis_url: str, prefix: str, s3_endpoint: str, bucket: str) -> 
     return env
 
 
-class S3Cluster:
+class S3Cluster(ServerGroup):
     """Server processes sharing a Redis prefix and a bucket, each on its own data dir."""
 
     def __init__(self, tmp_path: Path, redis_url: str, s3_endpoint: str, bucket: str) -> None:
         self.endpoint = s3_endpoint
         self.bucket = bucket
         env = instance_env(redis_url, f"it-s3-{uuid.uuid4().hex[:10]}:", s3_endpoint, bucket)
-        self.servers = [
-            ServerProcess(tmp_path / f"host-{name}", tmp_path / f"{name}.log", env) for name in "ab"
-        ]
-        start_all(self.servers)
-
-    def url(self, index: int, upload_url: str) -> str:
-        return tus.on(self.servers[index].base_url, upload_url)
+        super().__init__(
+            [ServerProcess(tmp_path / f"host-{name}", tmp_path / f"{name}.log", env) for name in "ab"]
+        )
 
     def urls(self, upload_url: str) -> list[str]:
         return [self.url(i, upload_url) for i in range(len(self.servers))]
@@ -73,16 +69,6 @@ class S3Cluster:
         assert upload_id not in pending
         listed = s3t.client(self.endpoint).list_objects_v2(Bucket=self.bucket, Prefix=upload_id)
         assert [o["Key"] for o in listed.get("Contents", [])] == [upload_id]
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {s.log_path.name}\n{s.log_tail()}" for s in self.servers)
-
-    def stop(self) -> None:
-        """Stop every server; fail on any 500 or uncaught exception in their logs."""
-        for server in self.servers:
-            server.stop()
-        bad = [line for server in self.servers for line in server_errors(server.log_path)]
-        assert not bad, "\n".join(bad)
 
 
 @pytest.fixture
