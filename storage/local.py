@@ -119,13 +119,18 @@ class LocalWriter:
 
     def _start_flush(self, fd: int) -> None:
         assert self._writeback is not None
-        if self._flushing is not None and self._flushing.exception() is not None:
+        previous = self._flushing
+        if previous is not None and not previous.cancelled() and previous.exception() is not None:
             return  # reported by close
         dup = os.dup(fd)
         try:
-            self._flushing = self._writeback.submit(self._flush, dup)
+            flushing = self._writeback.submit(self._flush, dup)
         except RuntimeError:  # pool shut down: the final fsync does it all
             os.close(dup)
+            return
+        # A flush cancelled before it ran (pool shut down) never closes its fd.
+        flushing.add_done_callback(lambda f: os.close(dup) if f.cancelled() else None)
+        self._flushing = flushing
 
     def _flush(self, fd: int) -> None:
         try:
@@ -143,7 +148,7 @@ class LocalWriter:
         if fd is not None:
             try:
                 flushing, self._flushing = self._flushing, None
-                if flushing is not None:
+                if flushing is not None and not flushing.cancelled():
                     if flushing.done() or self._fsync:
                         with map_os_errors("fsync"):
                             await asyncio.wrap_future(flushing)

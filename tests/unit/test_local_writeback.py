@@ -218,3 +218,24 @@ def test_storage_refuses_to_complete_after_a_failed_background_flush(tmp_path: P
         asyncio.run(run())
     finally:
         asyncio.run(storage.close())
+
+
+def test_a_flush_cancelled_by_pool_shutdown_is_dropped_without_leaking_its_fd(tmp_path: Path) -> None:
+    blocker = threading.Event()
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    executor.submit(blocker.wait, 30)  # occupies the only thread
+    fds_before = len(os.listdir("/proc/self/fd"))
+    writer = LocalWriter(open_fd(tmp_path / "upload"), fsync=False, writeback=executor, writeback_bytes=KIB)
+
+    async def run() -> int:
+        await writer.write(b"u" * (2 * KIB))  # queues a flush behind the blocker
+        executor.shutdown(wait=False, cancel_futures=True)  # the server stopping
+        await writer.write(b"u" * (2 * KIB))  # a cancelled flush does not break writing
+        return await writer.close()
+
+    try:
+        assert asyncio.run(run()) == 4 * KIB
+    finally:
+        blocker.set()
+        executor.shutdown(wait=True)
+    assert len(os.listdir("/proc/self/fd")) == fds_before
