@@ -1,6 +1,7 @@
 """Shared fixtures.
 
-* ``redis_url`` / ``s3_endpoint`` (session): real services, see ``tests/services.py``.
+* ``redis_url`` / ``s3_endpoint`` (session): real services, see ``tests/services.py``;
+  ``bucket``: a fresh bucket on ``s3_endpoint`` for one test.
 * ``tus_config``: a :class:`Config` on a temporary data dir (auth off, fast
   progress publishing); tweak with the ``config_overrides`` fixture.
 * ``ctx`` / ``app`` / ``http_server`` / ``base_url``: the application on a
@@ -22,6 +23,7 @@ import tornado.testing
 import tornado.web
 
 from tests import services
+from tests.integration.s3_support import new_bucket
 from tusd_py.app import make_app
 from tusd_py.config import Config, load_config
 from tusd_py.context import AppContext
@@ -47,6 +49,12 @@ def s3_endpoint() -> Iterator[str]:
         return
     with services.moto_server() as url:
         yield url
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> str:
+    """A fresh bucket (so ListMultipartUploads sees only this test's uploads)."""
+    return new_bucket(s3_endpoint)
 
 
 @pytest.fixture

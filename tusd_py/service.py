@@ -565,6 +565,8 @@ class AppendSession:
         self._hasher: Hasher | None = None
         self._staging: StagingFile | None = None
         self._writer: ChunkWriter | None = None
+        #: The writer when it bounds what may be published mid-request (checked once).
+        self._bounded: BoundedProgress | None = None
         self.received = 0
         self._closed = False
         self._failed: errors.TusError | None = None
@@ -594,6 +596,7 @@ class AppendSession:
             self._hasher = new_hasher(self._checksum.algorithm)
             self._staging = StagingFile(self.service.staging_dir)
         self._writer = await storage.open_writer(self.info)
+        self._bounded = self._writer if isinstance(self._writer, BoundedProgress) else None
         self._next_publish = asyncio.get_running_loop().time() + self._interval
 
     async def write(self, chunk: bytes) -> None:
@@ -689,8 +692,8 @@ class AppendSession:
         """Publish the offset: every byte received, or while the writer is
         open and bounds its progress, what it allows (never going back)."""
         offset = self.start + self.received
-        if isinstance(self._writer, BoundedProgress):
-            offset = self.start + min(self.received, self._writer.publishable())
+        if self._bounded is not None and self._writer is not None:
+            offset = self.start + min(self.received, self._bounded.publishable())
         if offset <= self._committed:
             return
         now = self.service.clock()

@@ -29,11 +29,6 @@ MIB = s3t.MIB
 
 
 @pytest.fixture
-def bucket(s3_endpoint: str) -> str:
-    return s3t.new_bucket(s3_endpoint)
-
-
-@pytest.fixture
 def proxy_rate() -> float | None:
     return None
 

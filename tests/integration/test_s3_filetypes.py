@@ -23,11 +23,6 @@ DATA = ELF + s3t.pattern(14 * MIB - len(ELF), seed=9)
 
 
 @pytest.fixture
-def bucket(s3_endpoint: str) -> str:
-    return s3t.new_bucket(s3_endpoint)
-
-
-@pytest.fixture
 def config_overrides(s3_endpoint: str, bucket: str) -> dict[str, Any]:
     return s3t.overrides(s3_endpoint, bucket)
 

@@ -17,11 +17,6 @@ MIB = s3t.MIB
 
 
 @pytest.fixture
-def bucket(s3_endpoint: str) -> str:
-    return s3t.new_bucket(s3_endpoint)
-
-
-@pytest.fixture
 def s3_extra() -> dict[str, Any]:
     """Extra ``[s3]`` settings; parametrize a test with ``s3_extra`` to change them."""
     return {}

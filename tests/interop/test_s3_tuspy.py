@@ -17,11 +17,6 @@ MIB = s3t.MIB
 
 
 @pytest.fixture
-def bucket(s3_endpoint: str) -> str:
-    return s3t.new_bucket(s3_endpoint)
-
-
-@pytest.fixture
 def config_overrides(s3_endpoint: str, bucket: str) -> dict[str, Any]:
     return s3t.overrides(s3_endpoint, bucket)
 
