@@ -61,6 +61,12 @@ class ServerConfig:
     lock_timeout: float = 20.0
     #: On SIGTERM, in-flight uploads get this long to finish.
     drain_timeout: float = 25.0
+    #: A request refused before its body is read has up to this many body bytes
+    #: read and discarded, so the client receives the refusal instead of a reset.
+    refusal_drain: int = 64 * MIB
+    #: A release request (another client wants the upload) cuts the holder only
+    #: once its client has sent nothing for this long (seconds).
+    release_idle: float = 2.0
     #: Incomplete uploads expire this long after their last PATCH (sliding).
     expiration: float = 24 * 3600.0
     #: Interval of the expiry sweeper.
@@ -123,6 +129,9 @@ class RedisConfig:
     prefix: str = "tusd-py:"
     #: Upload locks expire this long (seconds) after their holder stops heartbeating.
     lock_ttl: float = 10.0
+    #: Connect/read timeout of one Redis command (seconds): past it the request
+    #: gets 503 with Retry-After instead of waiting.
+    timeout: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -272,6 +281,10 @@ def validate(config: Config) -> None:
             raise ConfigError(f"server.{key}", "must be positive")
     if s.drain_timeout < 0:
         raise ConfigError("server.drain_timeout", "must not be negative")
+    if s.refusal_drain < 0:
+        raise ConfigError("server.refusal_drain", "must not be negative")
+    if s.release_idle < 0:
+        raise ConfigError("server.release_idle", "must not be negative")
     if s.max_header_size < 1024:
         raise ConfigError("server.max_header_size", "must be at least 1024 bytes")
     if s.read_size < 4096:
@@ -293,6 +306,8 @@ def validate(config: Config) -> None:
         raise ConfigError("s3.timeout", "must be positive")
     if s3.download not in ("redirect", "proxy"):
         raise ConfigError("s3.download", "must be redirect or proxy")
+    if config.redis.timeout <= 0:
+        raise ConfigError("redis.timeout", "must be positive")
     if config.redis.lock_ttl < 0.2:
         raise ConfigError("redis.lock_ttl", "must be at least 0.2 seconds")
     if config.redis.url and not re.match(r"^(redis|rediss|unix)://", config.redis.url):

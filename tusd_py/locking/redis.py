@@ -341,7 +341,7 @@ class RedisLocker:
                 backoff = min(backoff * 2, 1.0)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     async def close(self) -> None:
         """Release locks still held (after a drain there should be none) and
