@@ -36,6 +36,7 @@ setup(
             "boto3-stubs[s3]",
             "types-requests",
             "openapi-spec-validator>=0.7",
+            "schemathesis>=4.0",  # property-based checks of the live API against /openapi.json
             "types-tqdm",
         ],
     },
