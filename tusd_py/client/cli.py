@@ -125,7 +125,10 @@ def _upload_args(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="split each file into N partial uploads sent at once, then concatenate",
+        help=(
+            "split each file into N partial uploads sent at once, then concatenate; one creation "
+            "per file, N uploads at once (keep N within your tier's limit: basic 5)"
+        ),
     )
     parser.add_argument(
         "--checksum", choices=CHECKSUM_ALGORITHMS, default=None, help="send Upload-Checksum with every PATCH"
