@@ -165,7 +165,7 @@ def suggest_collection(endpoint: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return "http://HOST:PORT/files/"
     suggestion = f"{parts.scheme}://{parts.netloc}/files/"
-    return suggestion if suggestion != endpoint else "http://HOST:PORT/files/ of the server"
+    return suggestion if suggestion != endpoint else "http://HOST:PORT/files/"
 
 
 def _split_page(page: Any) -> tuple[list[dict[str, Any]], str | None]:
