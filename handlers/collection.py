@@ -28,7 +28,8 @@ class CollectionHandler(StreamingHandler):
             await self.admit("request")
             return
         self.require_tus_version()
-        await self.admit("create")
+        partial = self.request.headers.get("Upload-Concat", "").strip() == "partial"
+        await self.admit("partial" if partial else "create")
         if self.ctx.lifecycle.draining:
             raise errors.ServerShutdown(retry_after=5)
         await self._create()

@@ -26,6 +26,19 @@ def generated_secret_path(config: Config) -> Path:
     return config.data_dir / GENERATED_NAME
 
 
+def missing_generated_secret(config: Config) -> Path | None:
+    """The absolute path of the generated secret when ``config`` would need
+    one and none exists yet (``serve`` never started with this data dir), else None.
+
+    Does not create anything: ``tusd-py token`` uses it to refuse to mint with
+    a secret no server uses.
+    """
+    if config.auth.secret:
+        return None
+    path = generated_secret_path(config)
+    return None if path.exists() else path.absolute()
+
+
 def resolve_secret(config: Config) -> str:
     """The secret for ``config``, generating the data-dir file if needed.
 

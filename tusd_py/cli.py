@@ -70,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     pipeline = configure_logging()
     try:
-        return serve(config)
+        return serve(config, args.config)
     finally:
         pipeline.stop()
 

@@ -18,8 +18,9 @@ from tusd_py.config import Config
 from tusd_py.models import Principal
 from tusd_py.tiers import tier_of, tier_table
 
-#: ``create``: a request that creates an upload; ``request``: any other.
-RequestKind = Literal["create", "request"]
+#: ``create``: a request that creates an upload; ``partial``: one that creates a
+#: partial upload (``Upload-Concat: partial``); ``request``: any other.
+RequestKind = Literal["create", "partial", "request"]
 
 
 @runtime_checkable

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import shlex
 
 from tusd_py.config import Config, ConfigError, is_loopback
 from tusd_py.jwt_auth import HMAC_ALGORITHMS
 from tusd_py.server import RunningServer, run
 from tusd_py.workers import serve_workers
+
+#: Environment variables that can carry the HMAC secret (``token`` needs them too).
+_SECRET_ENV = ("TUSD_PY_AUTH_SECRET", "TUSD_PY_AUTH_SECRET_FILE")
 
 
 def check_serve_allowed(config: Config) -> None:
@@ -20,35 +25,48 @@ def check_serve_allowed(config: Config) -> None:
         )
 
 
-def _announce_url(config: Config, port: int) -> None:
+def _announce_url(config: Config, port: int, *, config_file: str | None = None) -> None:
     host = config.server.host
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}{config.server.base_path}"
     workers = f" ({config.server.workers} workers)" if config.server.workers > 1 else ""
     print(f"tusd-py listening on {url}{workers}", flush=True)
-    print(token_hint(config), flush=True)
+    print(token_hint(config, config_file), flush=True)
 
 
-def token_hint(config: Config) -> str:
-    """How to get a token for this server (one line)."""
+def token_hint(config: Config, config_file: str | None = None) -> str:
+    """How to get a token for this server (one line).
+
+    The command it shows works from any directory: ``--data-dir`` (where the
+    generated secret lives) and ``--config`` are absolute paths. A secret set
+    only in the environment is named, since ``token`` needs it too.
+    """
     if not config.auth.enabled:
         return "auth is off (--no-auth): every request acts as the admin user 'local'"
     if config.auth.algorithm not in HMAC_ALGORITHMS:
         return f"auth: bearer JWTs signed with {config.auth.algorithm} by your identity provider"
-    where = "" if config.auth.secret else f" --data-dir {shlex.quote(config.server.data_dir)}"
+    where = ""
+    if config_file:
+        where += f" --config {shlex.quote(os.path.abspath(config_file))}"
+    if not config.auth.secret:
+        where += f" --data-dir {shlex.quote(os.path.abspath(config.server.data_dir))}"
+    elif any(os.environ.get(name) for name in _SECRET_ENV):
+        where += f" (with this server's {' or '.join(_SECRET_ENV)} set)"
     return (
-        f"get a token: tusd-py token --user NAME{where} [--tier premium|admin] [--ttl SECONDS]"
-        " (plus this server's --config, if any); send it as 'Authorization: Bearer TOKEN'"
+        f"get a token: tusd-py token --user NAME{where} [--tier premium|admin] [--ttl SECONDS]; "
+        "send it as 'Authorization: Bearer TOKEN'"
     )
 
 
-def _announce(running: RunningServer) -> None:
-    _announce_url(running.ctx.config, running.port)
-
-
-def serve(config: Config) -> int:
-    """Run until SIGTERM; returns the exit code."""
+def serve(config: Config, config_file: str | None = None) -> int:
+    """Run until SIGTERM; returns the exit code. ``config_file``: the ``--config``
+    the config came from (named in the token hint)."""
     check_serve_allowed(config)
+    announce_url = functools.partial(_announce_url, config_file=config_file)
     if config.server.workers > 1:
-        return serve_workers(config, _announce_url)
-    return asyncio.run(run(config, announce=_announce))
+        return serve_workers(config, announce_url)
+
+    def announce(running: RunningServer) -> None:
+        announce_url(running.ctx.config, running.port)
+
+    return asyncio.run(run(config, announce=announce))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shlex
 import stat
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def create(url: str, token: str | None) -> int:
 def test_first_serve_generates_a_secret_and_token_output_is_accepted(tmp_path: Path) -> None:
     with serve(tmp_path) as (url, lines):
         assert lines[0].strip() == f"tusd-py listening on {url}"
-        assert "tusd-py token --user NAME --data-dir ./data" in lines[1]
+        assert f"tusd-py token --user NAME --data-dir {tmp_path / 'data'} " in lines[1]
         secret = tmp_path / "data" / "auth-secret"
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
         assert create(url, None) == 401
@@ -105,9 +106,48 @@ def test_first_serve_generates_a_secret_and_token_output_is_accepted(tmp_path: P
         assert claims["sub"] == "alice" and claims["tier"] == "premium"
         assert claims["exp"] - claims["iat"] == 120
         assert create(url, token) == 201
-        # a token signed with another data dir's secret is refused
+        # a data dir serve never used has no secret: no token, and no secret made there
         other = tusd("token", "--user", "alice", "--data-dir", str(tmp_path / "elsewhere"))
-        assert create(url, other.stdout.strip()) == 401
+        assert other.returncode == 2 and other.stdout == ""
+        assert not (tmp_path / "elsewhere").exists()
+
+
+def hint_command(line: str) -> list[str]:
+    """The argv of the banner's ``get a token: tusd-py token ...`` hint, for user alice."""
+    command = line.split("get a token: ", 1)[1].split(" [--tier", 1)[0]
+    words = shlex.split(command.replace("NAME", "alice"))
+    assert words[:2] == ["tusd-py", "token"], words
+    return words[2:]
+
+
+def test_token_from_another_directory_refuses_and_the_banner_hint_works_anywhere(tmp_path: Path) -> None:
+    home = tmp_path / "srv"
+    home.mkdir()
+    (home / "tusd.toml").write_text('[server]\ndata_dir = "state"\n')  # both paths relative
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with serve(home, "--config", "tusd.toml") as (url, lines):
+        assert (home / "state" / "auth-secret").exists()
+        # the issue's mistake: `token` in another directory used to make ./data/auth-secret there
+        res = tusd("token", "--user", "alice", cwd=elsewhere)
+        assert res.returncode == 2 and res.stdout == ""
+        assert f"{elsewhere / 'data' / 'auth-secret'} does not exist" in res.stderr
+        assert "--data-dir" in res.stderr and "--config" in res.stderr
+        assert list(elsewhere.iterdir()) == []
+        # the hint, copied as printed, works from any directory
+        argv = hint_command(lines[1])
+        assert argv == [
+            "--user",
+            "alice",
+            "--config",
+            str(home / "tusd.toml"),
+            "--data-dir",
+            str(home / "state"),
+        ]
+        minted = tusd("token", *argv, cwd=elsewhere)
+        assert minted.returncode == 0, minted.stderr
+        assert create(url, minted.stdout.strip()) == 201
+        assert list(elsewhere.iterdir()) == []
 
 
 def test_token_uses_the_config_file(tmp_path: Path) -> None:
@@ -116,7 +156,7 @@ def test_token_uses_the_config_file(tmp_path: Path) -> None:
         f'[server]\ndata_dir = "{tmp_path / "d"}"\n[auth]\nsecret = "{"c" * 40}"\naudience = "aud-1"\n'
     )
     with serve(tmp_path, "--config", str(conf)) as (url, lines):
-        assert "--data-dir" not in lines[1]
+        assert "--data-dir" not in lines[1] and f"--config {conf} " in lines[1]
         minted = tusd("token", "--user", "bob", "--config", str(conf))
         assert minted.returncode == 0, minted.stderr
         assert jwt.decode(minted.stdout.strip(), options={"verify_signature": False})["aud"] == "aud-1"

@@ -6,6 +6,8 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.faultproxy import MIB, FaultProxy
 from tests.e2e.helpers import (
     ServerProcess,
@@ -116,9 +118,14 @@ def test_parallel_parts_resume_after_sigkill(
     assert sha256_url(final_url) == (size, expected)
 
 
-def test_ctrl_c_stops_every_part_and_the_rerun_finishes(
-    tmp_path: Path, live_server: ServerProcess, cache_dir: Path
+@pytest.mark.parametrize(
+    ("sig", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"]
+)
+def test_interrupt_stops_every_part_and_the_rerun_finishes(
+    tmp_path: Path, live_server: ServerProcess, cache_dir: Path, sig: signal.Signals, exit_code: int
 ) -> None:
+    """Ctrl-C and SIGTERM (e.g. systemd, ``kill``) both stop every part, print the
+    resume hint and keep the resume state; the exit codes tell them apart."""
     size = 32 * MIB
     source = tmp_path / "interrupted.bin"
     expected = make_file(source, size, seed=6)
@@ -146,15 +153,16 @@ def test_ctrl_c_stops_every_part_and_the_rerun_finishes(
                 120,
                 "2 MiB acknowledged",
             )
-            first.send_signal(signal.SIGINT)
-            assert first.wait(60) == 130
+            first.send_signal(sig)
+            assert first.wait(60) == exit_code
         finally:
             if first.poll() is None:
                 first.kill()
                 first.wait(10)
             assert first.stdout is not None
             first.stdout.close()
-        assert "interrupted; run the same command again to resume" in log.read_text()
+        hint = [line for line in log.read_text().splitlines() if line.startswith("tusd-py upload: ")]
+        assert len(hint) == 1 and hint[0].endswith("; run the same command again to resume"), hint
         proxy.rate = None
         second = run_cli(args, cache_dir)
     assert second.returncode == 0, second.stderr[-2000:]

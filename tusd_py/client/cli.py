@@ -4,20 +4,27 @@
 
     tusd-py upload FILE... --url URL [--token T] [--chunk-size 64MiB] [--parallel N]
                    [--checksum sha256|sha1|md5|crc32] [--metadata k=v ...]
-    tusd-py status ID --url URL
+    tusd-py status ID --url URL          (or: tusd-py status UPLOAD_URL)
     tusd-py ls --url URL [--state S] [--visibility V] [--json]
-    tusd-py download ID [-o PATH] --url URL
+    tusd-py download ID [-o PATH] --url URL   (or: tusd-py download UPLOAD_URL)
 
 ``--url`` is the server's upload collection (``http://HOST:PORT/files/``);
-the token comes from ``--token`` or ``$TUSD_PY_TOKEN`` and is sent as
-``Authorization: Bearer``. Resume state lives in
-``$XDG_CACHE_HOME/tusd-py/resume.json``. ``upload`` prints one upload URL per
-file on stdout; ``status`` prints a JSON object; ``download`` prints the path
-written. Progress and events go to stderr (see :mod:`tusd_py.client.progress`).
+``status`` and ``download`` do without it when given a full upload URL (the
+collection is that URL without its last segment). The token comes from
+``--token`` or ``$TUSD_PY_TOKEN`` and is sent as ``Authorization: Bearer``.
+Resume state lives in ``$XDG_CACHE_HOME/tusd-py/resume.json``. ``upload``
+prints one upload URL per file on stdout; ``status`` prints a JSON object;
+``download`` prints the path written. Progress and events go to stderr (see
+:mod:`tusd_py.client.progress`).
 
 Exit codes: 0 ok, 1 local error (file unreadable, ...), 2 usage, 3 the
 server refused the credentials (401/403), 4 the server refused the request
-(404 on create, 410, 413, 415, ...), 5 gave up after retries, 130 interrupted.
+(404 on create, 410, 413, 415, ...), 5 gave up after retries, 130 interrupted
+(Ctrl-C), 143 terminated (SIGTERM). Both interruptions cancel every part, print
+the resume hint and keep the resume state.
+
+Each error is printed once on stderr, as a plain line; with ``--progress json``
+an ``error`` event with its status, code and exit code comes before it.
 """
 
 from __future__ import annotations
@@ -26,18 +33,25 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from types import FrameType
 from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tusd_py.client.download import Download
 from tusd_py.client.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TERMINATED,
     Cancelled,
     ClientError,
     PermanentError,
+    Terminated,
+    UsageError,
 )
 from tusd_py.client.filejob import FileUpload, UploadOptions
 from tusd_py.client.listing import Lister, describe_item, upload_url
@@ -52,7 +66,8 @@ from tusd_py.config import parse_size
 _META_KEY = re.compile(r"[!-+\--~]+")  # printable ASCII without space and comma
 EXIT_CODES_HELP = (
     "exit codes: 0 ok, 1 local error, 2 usage, 3 credentials refused (401/403), "
-    "4 request refused (404/410/413/415...), 5 gave up after retries, 130 interrupted"
+    "4 request refused (404/410/413/415...), 5 gave up after retries, 130 interrupted (Ctrl-C), "
+    "143 terminated (SIGTERM)"
 )
 
 
@@ -75,9 +90,12 @@ def _metadata(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, *, url_optional: bool = False) -> None:
     parser.add_argument(
-        "--url", required=True, help="the server's upload collection, e.g. http://127.0.0.1:8080/files/"
+        "--url",
+        required=not url_optional,
+        help="the server's upload collection, e.g. http://127.0.0.1:8080/files/"
+        + (" (not needed when ID is a full upload URL)" if url_optional else ""),
     )
     parser.add_argument("--token", default=None, help="bearer token (default: $TUSD_PY_TOKEN)")
     parser.add_argument(
@@ -125,7 +143,10 @@ def _upload_args(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="split each file into N partial uploads sent at once, then concatenate",
+        help=(
+            "split each file into N partial uploads sent at once, then concatenate; one creation "
+            "per file, N uploads at once (keep N within your tier's limit: basic 5)"
+        ),
     )
     parser.add_argument(
         "--checksum", choices=CHECKSUM_ALGORITHMS, default=None, help="send Upload-Checksum with every PATCH"
@@ -142,7 +163,7 @@ def _upload_args(parser: argparse.ArgumentParser) -> None:
 
 def _status_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("id", metavar="ID", help="upload id or URL")
-    _common(parser)
+    _common(parser, url_optional=True)
 
 
 def _ls_args(parser: argparse.ArgumentParser) -> None:
@@ -162,7 +183,22 @@ def _download_args(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="file or directory to write (default: the upload's filename)",
     )
-    _common(parser)
+    _common(parser, url_optional=True)
+
+
+def endpoint_of(url: str | None, ident: str | None) -> str:
+    """The upload collection: ``url`` (``--url``), else the one a full upload
+    URL ``ident`` lives in (``http://h/files/ID`` -> ``http://h/files/``)."""
+    if url:
+        return url if url.endswith("/") else url + "/"
+    parts = urlsplit(ident or "")
+    path = parts.path.rstrip("/")
+    if parts.scheme not in ("http", "https") or not parts.netloc or "/" not in path:
+        raise UsageError(
+            "--url is needed unless ID is a full upload URL, e.g. "
+            "`tusd-py status http://127.0.0.1:8080/files/ID` or `... ID --url http://127.0.0.1:8080/files/`"
+        )
+    return urlunsplit((parts.scheme, parts.netloc, path.rsplit("/", 1)[0] + "/", "", ""))
 
 
 class Runtime:
@@ -171,7 +207,7 @@ class Runtime:
     def __init__(self, args: argparse.Namespace, environ: Mapping[str, str], stderr: IO[str]) -> None:
         if args.timeout <= 0 or args.retries < 0 or args.retry_delay < 0:
             raise ClientError("--timeout must be positive, --retries and --retry-delay not negative")
-        self.endpoint: str = args.url if args.url.endswith("/") else args.url + "/"
+        self.endpoint: str = endpoint_of(args.url, getattr(args, "id", None))
         self.token: str | None = args.token or environ.get("TUSD_PY_TOKEN") or None
         self.timeout: float = args.timeout
         self.policy = BackoffPolicy(initial=args.retry_delay, max_attempts=args.retries)
@@ -196,8 +232,32 @@ class Runtime:
         return TusSession(self.transport(), token=self.token)
 
 
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` in the main thread (as
+    SIGINT raises ``KeyboardInterrupt``); the previous handler comes back after.
+    Outside the main thread (where handlers cannot be set) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
 def _run(args: argparse.Namespace, body: Callable[[Runtime], int]) -> int:
     """Run a command body; every failure becomes a message and an exit code."""
+    with sigterm_raises():
+        return _run_body(args, body)
+
+
+def _run_body(args: argparse.Namespace, body: Callable[[Runtime], int]) -> int:
     stderr = sys.stderr
     runtime: Runtime | None = None
     try:
@@ -209,19 +269,26 @@ def _run(args: argparse.Namespace, body: Callable[[Runtime], int]) -> int:
         else:
             _report(runtime, args.command, exc)
         return exc.exit_code
-    except (KeyboardInterrupt, Cancelled):
+    except (KeyboardInterrupt, Cancelled, Terminated) as exc:
         if runtime is not None:
             runtime.cancel.set()
-        print(f"tusd-py {args.command}: interrupted; run the same command again to resume", file=stderr)
-        return EXIT_INTERRUPTED
+        terminated = isinstance(exc, Terminated)
+        print(
+            f"tusd-py {args.command}: interrupted{' (SIGTERM)' if terminated else ''}; "
+            "run the same command again to resume",
+            file=stderr,
+            flush=True,
+        )
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     finally:
         if runtime is not None:
             runtime.close()
 
 
 def _report(runtime: Runtime, command: str, exc: ClientError, file: str | None = None) -> None:
-    """An ``error`` event and the human-readable line on stderr."""
-    fields: dict[str, Any] = {"message": str(exc), "exit_code": exc.exit_code}
+    """An ``error`` event (for programs: status, code, exit code) and the
+    message, once, as a human-readable line on stderr."""
+    fields: dict[str, Any] = {"exit_code": exc.exit_code}
     if file is not None:
         fields["file"] = file
     if isinstance(exc, PermanentError):

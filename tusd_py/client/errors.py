@@ -12,7 +12,9 @@ Exception tree::
     │                                     names the status, the server's code and message
     │                                     and what to do
     └── GaveUp                   exit 5   retries exhausted; names the last failure
+    UsageError                   exit 2   the arguments do not say what to do
     Cancelled                    exit 130 (BaseException: another part failed / Ctrl-C)
+    Terminated                   exit 143 (BaseException: SIGTERM arrived)
 
 Foreign exceptions (``OSError``, ``http.client.HTTPException``) are translated
 into :class:`TransportError` by the transport, at the boundary.
@@ -30,6 +32,8 @@ EXIT_AUTH = 3
 EXIT_REJECTED = 4
 EXIT_GAVE_UP = 5
 EXIT_INTERRUPTED = 130
+#: 128 + SIGTERM, what a shell reports for a process killed by it.
+EXIT_TERMINATED = 143
 
 #: What a person can do about each permanent status.
 _ADVICE: Mapping[int, str] = {
@@ -62,6 +66,12 @@ class ClientError(Exception):
     """A failure of a client command; ``exit_code`` is what the process returns."""
 
     exit_code: int = EXIT_FAILURE
+
+
+class UsageError(ClientError):
+    """The command line does not say what to do (like an argparse error)."""
+
+    exit_code = EXIT_USAGE
 
 
 class TransportError(ClientError):
@@ -152,3 +162,7 @@ class GaveUp(ClientError):
 
 class Cancelled(BaseException):  # a control-flow signal, like KeyboardInterrupt
     """Work was cancelled (another part failed, or the user interrupted)."""
+
+
+class Terminated(BaseException):  # raised in the main thread by the SIGTERM handler
+    """SIGTERM arrived: stop like Ctrl-C (resume hint), but exit 143."""

@@ -11,7 +11,10 @@ JSON list and the key spellings ``files``/``uploads``/``data`` and
 ``cursor``/``next`` are accepted too. Each item is an object like the
 index-status one (``file_id`` or ``id``, ``filename``, ``size``/``length``,
 ``offset``, ``state``). Paging stops when no cursor comes back (at most
-``max_pages`` pages).
+``max_pages`` pages). When the listing answers 404/405, an ``OPTIONS`` tells
+a tus endpoint that cannot list (advice: upgrade the server) from a URL that is
+no tus endpoint at all, e.g. the server's root without ``/files/`` (advice: the
+collection URL to use instead).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from tusd_py.client.errors import (
     MISSING_UPLOAD_ADVICE,
@@ -125,16 +128,44 @@ class Lister:
                 page = self._get_json(url, "listing uploads")
             except PermanentError as exc:
                 if exc.status in (404, 405):
-                    raise PermanentError(
-                        f"the server at {self.endpoint} does not list uploads (GET answered {exc.status}). "
-                        "What to do: check --url, or upgrade the server to one with the REST listing "
-                        "(GET /files/)."
-                    ) from None
+                    raise self._not_listing(exc.status) from None
                 raise
             items, cursor = _split_page(page)
             yield from items
             if not cursor:
                 return
+
+    def is_tus_endpoint(self) -> bool:
+        """Whether ``OPTIONS`` on the endpoint answers like a tus server (``Tus-Version``)."""
+        try:
+            headers = self.session.options(self.endpoint)
+        except ClientError:
+            return False
+        return bool(headers.get("Tus-Version"))
+
+    def _not_listing(self, status: int) -> PermanentError:
+        """The error for a listing GET that answered ``status`` (404/405)."""
+        if self.is_tus_endpoint():
+            return PermanentError(
+                f"the tus server at {self.endpoint} does not list uploads (GET answered {status}). "
+                "What to do: upgrade the server to one with the REST listing (GET /files/).",
+                status=status,
+            )
+        return PermanentError(
+            f"{self.endpoint} does not look like a tus upload endpoint (GET answered {status}, "
+            "OPTIONS names no Tus-Version). What to do: pass the server's upload collection "
+            f"with --url, e.g. {suggest_collection(self.endpoint)}",
+            status=status,
+        )
+
+
+def suggest_collection(endpoint: str) -> str:
+    """The upload collection tusd-py serves by default (``/files/``) on the host of ``endpoint``."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "http://HOST:PORT/files/"
+    suggestion = f"{parts.scheme}://{parts.netloc}/files/"
+    return suggestion if suggestion != endpoint else "http://HOST:PORT/files/"
 
 
 def _split_page(page: Any) -> tuple[list[dict[str, Any]], str | None]:

@@ -23,13 +23,14 @@ stderr is a terminal):
   retry       ``file, attempt, delay, status, code, reason, part?`` waiting
               ``delay`` seconds before retrying (``status`` null: network error)
   done        ``file, url, size, sent`` ``sent``: body bytes sent by this run
-  error       ``file, status, code, message, exit_code``
+  error       ``file, status, code, exit_code``; the message itself is the
+              plain line that follows (each error is printed once)
   ==========  ==================================================================
 
 * ``none``: nothing but errors.
 
-Human-readable error messages always go to stderr as plain lines too (they do
-not start with ``{``).
+Human-readable error messages always go to stderr as plain lines (they do not
+start with ``{``), once each, whatever the mode.
 """
 
 from __future__ import annotations

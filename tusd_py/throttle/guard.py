@@ -7,6 +7,13 @@ all of them except the server-wide cap):
 * upload creations additionally: ``ip_creations_per_minute`` per client IP
   (raised to the caller's tier rate when that is higher) and the tier's
   ``creations_per_minute`` per user;
+* partial uploads (``Upload-Concat: partial``) are pieces of the one upload
+  their final upload creates, so they do not count as creations (``tusd-py
+  upload --parallel N`` or tus-js-client ``parallelUploads`` then cost one
+  creation per file, not N + 1). They count against windows of their own,
+  :data:`PARTIALS_PER_CREATION` times the creation limits, and like every
+  upload their bodies take stream slots (tier ``concurrency``) and their
+  lengths are checked against the tier's ``max_size``;
 * request bodies: the tier's ``concurrency`` per user (leases shared through
   the lease store, refreshed by one heartbeat task per process, lapsing
   ``lease_ttl`` seconds after a crash), and ``[server] max_streams`` per
@@ -39,6 +46,8 @@ log = logging.getLogger("tusd_py.app")
 
 #: Retry-After (seconds) for a full stream limit: a slot frees when any upload ends.
 STREAM_RETRY_AFTER = 5.0
+#: Partial uploads allowed per creation allowed (the client's largest ``--parallel``).
+PARTIALS_PER_CREATION = 64
 
 
 class _LeaseSlot:
@@ -98,33 +107,44 @@ class ThrottleGuard:
                     s.ip_requests_per_minute,
                 )
             )
-        if kind == "create":
-            tier_rate = tier_of(self.tiers, principal).creations_per_minute if principal else 0
-            if s.ip_creations_per_minute:
-                ip_limit = max(s.ip_creations_per_minute, tier_rate)
-                planned.append(
-                    (
-                        f"{ip_limit} upload creations per minute per IP address",
-                        "ip-creations",
-                        client_ip,
-                        ip_limit,
-                    )
-                )
-            if principal is not None and tier_rate:
-                planned.append(
-                    (
-                        f"{tier_rate} upload creations per minute per user of tier {principal.tier}",
-                        "user-creations",
-                        principal.user,
-                        tier_rate,
-                    )
-                )
+        if kind != "request":
+            planned.extend(self._creation_limits(kind, principal, client_ip))
         if not planned:
             return {}
         hits = await asyncio.gather(
             *(self.counters.hit(name, scope, ident, limit) for name, scope, ident, limit in planned)
         )
         return self._verdict(hits)
+
+    def _creation_limits(
+        self, kind: RequestKind, principal: Principal | None, client_ip: str
+    ) -> list[tuple[str, str, str, int]]:
+        """``(name, scope, ident, limit)`` of the creation windows of ``kind``
+        (``create`` or ``partial``: see the module docstring)."""
+        s = self.settings
+        factor, what, suffix = (
+            (1, "upload creations", "creations")
+            if kind == "create"
+            else (PARTIALS_PER_CREATION, "partial upload creations", "partials")
+        )
+        tier_rate = tier_of(self.tiers, principal).creations_per_minute if principal else 0
+        planned = []
+        if s.ip_creations_per_minute:
+            ip_limit = max(s.ip_creations_per_minute, tier_rate) * factor
+            planned.append(
+                (f"{ip_limit} {what} per minute per IP address", f"ip-{suffix}", client_ip, ip_limit)
+            )
+        if principal is not None and tier_rate:
+            user_limit = tier_rate * factor
+            planned.append(
+                (
+                    f"{user_limit} {what} per minute per user of tier {principal.tier}",
+                    f"user-{suffix}",
+                    principal.user,
+                    user_limit,
+                )
+            )
+        return planned
 
     def _verdict(self, hits: list[WindowHit]) -> dict[str, str]:
         """RateLimit headers of the tightest limit; raises 429 if any is exceeded."""
