@@ -17,7 +17,6 @@ local backend's writes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 from collections.abc import Callable
@@ -80,6 +79,13 @@ class PartSpool:
                 view = view[n:]
         self.peak_bytes = max(self.peak_bytes, self.bytes_held)
 
+    async def sync_current(self) -> None:
+        """fsync the open part file, if any, off the event loop
+        (``local.fsync = every_patch``)."""
+        if self._fd is not None:
+            with map_os_errors("spool fsync"):
+                await asyncio.get_running_loop().run_in_executor(None, os.fsync, self._fd)
+
     def close_current(self) -> None:
         """Close the open part file, if any (its bytes stay)."""
         fd, self._fd = self._fd, None
@@ -107,17 +113,24 @@ class PartSpool:
         self._pending.discard(number)
         if self._fd_number == number:
             self.close_current()
-        with contextlib.suppress(FileNotFoundError), map_os_errors("spool remove"):
-            os.unlink(self.path(number))
+        if self._remove(number):
             self.bytes_held = max(0, self.bytes_held - size)
         self.notify()
+
+    def _remove(self, number: int) -> bool:
+        """Delete part ``number``'s file; False if it was already gone."""
+        with map_os_errors("spool remove"):
+            try:
+                os.unlink(self.path(number))
+            except FileNotFoundError:
+                return False
+        return True
 
     def forget(self, number: int, size: int) -> None:
         """Delete part ``number``'s file without it being sealed (tail moved elsewhere)."""
         if self._fd_number == number:
             self.close_current()
-        with contextlib.suppress(FileNotFoundError), map_os_errors("spool remove"):
-            os.unlink(self.path(number))
+        if self._remove(number):
             self.bytes_held = max(0, self.bytes_held - size)
 
     def notify(self) -> None:
