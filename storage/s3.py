@@ -30,7 +30,7 @@ Tail-in-bucket mode (``s3.tail_in_bucket``, instances without a shared data
 dir): the bucket plus the state store are the truth for every instance, so
 offsets are computed from them only (the spool is a per-request cache),
 offsets published while a body streams are bounded by what is in the bucket
-(:meth:`S3Writer.publishable`), every request loads the upload
+(:meth:`storage.s3_writer.S3Writer.publishable`), every request loads the upload
 from the bucket (another instance may have continued it), and an
 upload holding more than was published can be rewound to the published
 offset (:meth:`S3Storage.rewind`), so a client resuming from HEAD's offset on
@@ -51,12 +51,13 @@ from typing import ClassVar
 from urllib.parse import quote
 
 from storage.base import Capability, PartsLedger
-from storage.local import LocalStorage, LocalWriter, map_os_errors
-from storage.parts import PartPlan
+from storage.local import LocalStorage, map_os_errors
+from storage.parts import PartPlan, scan
 from storage.s3_client import AsyncS3, S3Client, build_client
 from storage.s3_concat import Assembler, Source
-from storage.s3_pipeline import MultipartPipeline, scan
-from storage.spool import PartSpool
+from storage.s3_pipeline import MultipartPipeline
+from storage.s3_writer import S3Writer
+from storage.spool import PartSpool, copy_range
 from tusd_py import errors, protocol
 from tusd_py.config import Config
 from tusd_py.models import ConcatKind, UploadInfo, UploadState
@@ -64,98 +65,14 @@ from tusd_py.state.base import StateStore
 
 log = logging.getLogger("tusd_py.storage")
 
+#: Seconds a lock holder waits, when it stops its pipeline, for parts already
+#: being sent to S3 (capped by ``s3.timeout``): past it they are cancelled and
+#: left in the spool for the next holder, so the lock is handed over promptly.
+DRAIN_MAX = 5.0
+
 LOCAL = "local"
 S3 = "s3"
 COMPLETE = "complete"
-
-
-def _copy_range(source: Path, target: Path, start: int, length: int) -> None:
-    """Kernel copy of ``length`` bytes at ``start`` of ``source`` into a new ``target``."""
-    src = os.open(source, os.O_RDONLY)
-    try:
-        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        try:
-            done = 0
-            while done < length:
-                n = os.copy_file_range(src, out, length - done, start + done)
-                if n == 0:
-                    raise OSError(f"short copy from {source}")
-                done += n
-        finally:
-            os.close(out)
-    finally:
-        os.close(src)
-
-
-class S3Writer:
-    """Appends one request's bytes; starts local and switches to S3 when a
-    local-phase upload passes the threshold."""
-
-    def __init__(
-        self,
-        storage: S3Storage,
-        info: UploadInfo,
-        local: LocalWriter | None,
-        pipeline: MultipartPipeline | None,
-    ) -> None:
-        self._storage = storage
-        self._info = info
-        self._local = local
-        self._pipeline = pipeline
-        self._written = 0
-        self._closed = False
-
-    async def write(self, chunk: bytes) -> None:
-        if self._closed:
-            raise errors.StorageError("write after close")
-        if self._pipeline is None and self._info.offset + self._written > self._storage.threshold:
-            await self._switch()
-        if self._pipeline is not None:
-            await self._pipeline.write(chunk)
-            self._written += len(chunk)
-            return
-        assert self._local is not None
-        before = self._local.written
-        try:
-            await self._local.write(chunk)
-        finally:
-            self._written += self._local.written - before
-        if self._info.offset + self._written > self._storage.threshold:
-            await self._switch()
-
-    def publishable(self) -> int:
-        """Bytes of this request another instance could continue from if this
-        process died now: all written bytes, except in tail-in-bucket mode,
-        where only those already in the bucket count (the rest is on this
-        host's disk until :meth:`close` stores the tail)."""
-        pipeline = self._pipeline
-        if pipeline is None or pipeline.tail_key is None:
-            return self._written
-        return max(0, min(self._written, pipeline.shared_offset - self._info.offset))
-
-    async def _switch(self) -> None:
-        if self._local is not None:
-            local, self._local = self._local, None
-            await local.close()
-        self._pipeline = await self._storage.switch_to_s3(self._info, self._info.offset + self._written)
-        self._pipeline.attach()
-
-    async def close(self) -> int:
-        if self._closed:
-            return self._written
-        self._closed = True
-        if self._local is not None:
-            local, self._local = self._local, None
-            await local.close()
-        if self._pipeline is not None:
-            pipeline = self._pipeline
-            try:
-                if pipeline.tail_key is not None and not pipeline.closed:
-                    await pipeline.store_tail()
-            finally:
-                pipeline.detach()
-                await self._storage.release_pipeline(pipeline)
-        return self._written
 
 
 class S3Storage:
@@ -183,7 +100,11 @@ class S3Storage:
         #: The parts ledger (see :class:`storage.base.PartsLedger`).
         self._ledger: PartsLedger = state
         #: How long a stopping pipeline waits for the parts it is sending.
-        self._drain = cfg.timeout
+        self._drain = min(cfg.timeout, DRAIN_MAX)
+        #: How long a flush waits for a part upload to end (then 503 with
+        #: Retry-After): one S3 call's timeout, so a request finishing an upload
+        #: never waits on S3 much longer than ``server.network_timeout``.
+        self.stall = cfg.timeout
         self._fsync = config.local.fsync == "every_patch"
         self._local = LocalStorage(config.data_dir, config.local.fsync)
         self._spool_root = Path(config.data_dir) / "s3spool"
@@ -296,7 +217,7 @@ class S3Storage:
             while plan.part_start(number) < offset:
                 start = plan.part_start(number)
                 length = min(plan.part_size(number), offset - start)
-                await loop.run_in_executor(None, _copy_range, source, spool.path(number), start, length)
+                await loop.run_in_executor(None, copy_range, source, spool.path(number), start, length)
                 number += 1
         meta = {"phase": S3, "key": key, "upload_id": multipart_id, **plan.to_meta()}
         await self._ledger.delete_parts(info.id)
@@ -353,7 +274,7 @@ class S3Storage:
         ``offset`` (caller holds the lock); True on success.
 
         Tail-in-bucket mode only, and only for offsets this storage publishes
-        (see :meth:`S3Writer.publishable`): a part boundary, or the end of the
+        (see :meth:`storage.s3_writer.S3Writer.publishable`): a part boundary, or the end of the
         ``.part`` object. This happens when an instance died after a part was
         recorded but before the request published the offset: the client
         resumes from the published offset, so the parts from there on are
@@ -394,7 +315,7 @@ class S3Storage:
         pipeline = await self._open_pipeline(info)
         pipeline.attach()
         try:
-            await pipeline.flush(final=True)
+            await pipeline.flush(final=True, stall=self.stall)
             await pipeline.complete(info.length)
         finally:
             pipeline.detach()

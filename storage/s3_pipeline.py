@@ -44,11 +44,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from storage.base import PartsLedger
-from storage.parts import PartPlan, split
+from storage.parts import PartPlan, scan, split
 from storage.s3_client import AsyncS3, is_missing
 from storage.spool import PartSpool
 from tusd_py import errors
@@ -63,49 +61,10 @@ BACKOFF_MIN = 0.25
 BACKOFF_MAX = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class Scan:
-    """What an upload holds, from recorded parts and spool files."""
-
-    offset: int
-    #: Full spool parts not yet recorded (upload pending).
-    sealed: list[int] = field(default_factory=list)
-    #: ``(number, size)`` of the unfinished last spool part, if any.
-    tail: tuple[int, int] | None = None
-    #: Spool files that are stale (already recorded, or beyond a gap).
-    stale: list[int] = field(default_factory=list)
-
-
-def scan(plan: PartPlan, recorded: Mapping[int, PartRecord], files: Mapping[int, int]) -> Scan:
-    """The contiguous bytes held: recorded parts, then spool files, from part 1.
-
-    A recorded part wins over a spool file of the same number; the first
-    short part ends the upload's held bytes; files after a gap are stale.
-    """
-    offset = 0
-    sealed: list[int] = []
-    tail: tuple[int, int] | None = None
-    number = 1
-    while True:
-        full = plan.part_size(number)
-        if number in recorded:
-            size = recorded[number].size
-        elif number in files and files[number] > 0:
-            size = files[number]
-            if size >= full:
-                size = full
-                sealed.append(number)
-            else:
-                tail = (number, size)
-        else:
-            break
-        offset += size
-        number += 1
-        if size < full:
-            break
-    kept = set(sealed) | ({tail[0]} if tail else set())
-    stale = sorted(n for n in files if n not in kept)
-    return Scan(offset, sealed, tail, stale)
+def _stopped(upload_id: str) -> errors.UploadInterrupted:
+    return errors.UploadInterrupted(
+        f"the S3 upload of {upload_id} was taken over by a newer request; resume with HEAD"
+    )
 
 
 def is_transient(exc: errors.TusError) -> bool:
@@ -247,7 +206,7 @@ class MultipartPipeline:
 
     def _check_room(self) -> None:
         if self.closed:
-            raise errors.StorageError(f"the S3 pipeline of {self.upload_id} was stopped")
+            raise _stopped(self.upload_id)
         if self.failure is not None:
             raise self.failure
         if not self._tasks and self.spool.pending:
@@ -259,7 +218,7 @@ class MultipartPipeline:
         Awaits while the spool is full (back-pressure); raises the pending S3
         failure instead when S3 is failing."""
         if self.closed:
-            raise errors.StorageError("write to a closed S3 upload pipeline")
+            raise _stopped(self.upload_id)
         view = memoryview(data)
         try:
             pieces = list(split(self.plan, self.offset, len(view)))
@@ -376,10 +335,11 @@ class MultipartPipeline:
 
     # --- flushing ------------------------------------------------------------------
 
-    async def flush(self, *, final: bool) -> None:
+    async def flush(self, *, final: bool, stall: float = 60.0) -> None:
         """Wait until every sealed part is in S3; with ``final``, the unfinished
         last part is sealed and uploaded too. Raises the S3 failure that stops
-        progress (background retries go on)."""
+        progress (background retries go on), or 503 when no part upload ended
+        for ``stall`` seconds (so no request waits on S3 without bound)."""
         if final and self.offset > 0 and self.offset < self.plan.capacity:
             number, inside = self.plan.locate(self.offset)
             if inside > 0:
@@ -388,19 +348,26 @@ class MultipartPipeline:
         self.kick()
         while self.spool.pending:
             if self.closed:
-                raise errors.StorageError(f"the S3 pipeline of {self.upload_id} was stopped")
+                raise _stopped(self.upload_id)
             if not self._tasks:
                 self._reschedule()
             progress = self._progress
-            await progress.wait()
+            try:
+                await asyncio.wait_for(progress.wait(), stall)
+            except TimeoutError:
+                raise errors.StorageUnavailable(
+                    f"S3 accepted no part of upload {self.upload_id} for {stall:g} s; "
+                    "the bytes are kept, resume with HEAD",
+                    retry_after=stall,
+                ) from None
             if self.failure is not None and self.spool.pending:
                 raise self.failure
 
-    async def store_tail(self) -> None:
+    async def store_tail(self, stall: float = 60.0) -> None:
         """Tail-in-bucket mode: upload sealed parts, then the unfinished part
-        as ``<key>.part`` (or delete a stale one)."""
+        as ``<key>.part`` (or delete a stale one); ``stall``: see :meth:`flush`."""
         assert self.tail_key is not None
-        await self.flush(final=False)
+        await self.flush(final=False, stall=stall)
         if self.offset >= self.plan.capacity:
             return
         offset = self.offset
