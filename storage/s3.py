@@ -175,7 +175,7 @@ class S3Storage:
         being sent get :attr:`_drain` seconds, the rest stay in the spool."""
         if self._pipelines.get(pipeline.upload_id) is pipeline:
             del self._pipelines[pipeline.upload_id]
-        await pipeline.stop(self._drain, fsync=self._fsync)
+        await pipeline.stop(self._drain, fsync=self._fsync and pipeline.tail_key is None)
 
     async def _discard_pipeline(self, upload_id: str) -> None:
         pipeline = self._pipelines.pop(upload_id, None)

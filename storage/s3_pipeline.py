@@ -410,11 +410,10 @@ class MultipartPipeline:
         """Stop background uploads; the owner calls this before it releases
         the upload's lock. Parts being sent get up to ``drain`` seconds to be
         confirmed and recorded; the others are cancelled (their files stay in
-        the spool for the next lock holder). With ``fsync`` the part being
-        filled is fsynced first. Idempotent; never raises for a part upload
-        (failures were logged by :meth:`_retrieve`)."""
-        if fsync and not self.closed:
-            await self.spool.sync_current()
+        the spool for the next lock holder). With ``fsync`` the spool files
+        left are fsynced last (raises ``BackendError`` if that fails; the
+        pipeline is stopped all the same). Never raises for a part upload
+        (failures were logged by :meth:`_retrieve`). Idempotent."""
         self.closed = True
         self._kick.set()
         tasks = dict(self._tasks)
@@ -429,3 +428,5 @@ class MultipartPipeline:
                 await asyncio.wait(late)
         self.spool.close_current()
         self.spool.notify()
+        if fsync:
+            await self.spool.sync()

@@ -79,12 +79,13 @@ class PartSpool:
                 view = view[n:]
         self.peak_bytes = max(self.peak_bytes, self.bytes_held)
 
-    async def sync_current(self) -> None:
-        """fsync the open part file, if any, off the event loop
-        (``local.fsync = every_patch``)."""
-        if self._fd is not None:
-            with map_os_errors("spool fsync"):
-                await asyncio.get_running_loop().run_in_executor(None, os.fsync, self._fd)
+    async def sync(self) -> None:
+        """fsync every part file and the directory, off the event loop
+        (``local.fsync = every_patch``: the spool then holds durably what it
+        counts towards the offset)."""
+        self.close_current()
+        with map_os_errors("spool fsync"):
+            await asyncio.get_running_loop().run_in_executor(None, _sync_tree, self.directory)
 
     def close_current(self) -> None:
         """Close the open part file, if any (its bytes stay)."""
@@ -177,3 +178,23 @@ def copy_range(source: Path, target: Path, start: int, length: int) -> None:
             os.close(out)
     finally:
         os.close(src)
+
+
+def _sync_tree(directory: Path) -> None:
+    """fsync the files of ``directory``, then the directory (absent: nothing)."""
+    if not directory.is_dir():
+        return
+    for entry in os.scandir(directory):
+        try:
+            fd = os.open(entry.path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

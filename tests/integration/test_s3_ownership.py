@@ -44,6 +44,7 @@ async def _storage(tmp_path: Path, endpoint: str, bucket: str) -> AsyncIterator[
     overrides = {
         "server.data_dir": str(tmp_path / "shared"),
         "auth.enabled": False,
+        "local.fsync": "every_patch",  # the spool left behind is fsynced too
         **s3t.overrides(endpoint, bucket, concurrency=1, spool_parts=3, timeout=5.0),
     }
     state = await SQLiteStateStore.open(tmp_path / "state.db")
