@@ -53,11 +53,14 @@ class Storage(Protocol):
         """Prepare storage for a new upload; returns its ``storage_meta``."""
 
     async def open_writer(self, info: UploadInfo) -> ChunkWriter:
-        """A writer appending at ``info.offset``. The caller holds the lock."""
+        """A writer appending at ``info.offset``. The caller holds the lock
+        and passes the record as loaded under it."""
 
     async def durable_offset(self, info: UploadInfo) -> int:
         """How many bytes of the upload the storage really holds (truth for
-        reconciliation; may differ from ``info.offset`` after a crash)."""
+        reconciliation; may differ from ``info.offset`` after a crash),
+        computed from what every process sharing the storage sees, never from
+        one process's memory. ``info`` is the record as just loaded."""
 
     async def finish(self, info: UploadInfo) -> Mapping[str, str]:
         """Called once when offset reaches length; returns new ``storage_meta``."""

@@ -231,7 +231,6 @@ class S3Storage:
         return pipeline
 
     async def open_writer(self, info: UploadInfo) -> S3Writer:
-        info = await self._fresh(info)
         if self.phase(info) == LOCAL:
             local = await self._local.open_writer(info)
             return S3Writer(self, info, local, None)
@@ -248,7 +247,6 @@ class S3Storage:
         return S3Writer(self, info, None, pipeline)
 
     async def durable_offset(self, info: UploadInfo) -> int:
-        info = await self._fresh(info)
         phase = self.phase(info)
         if phase == COMPLETE or info.state is UploadState.COMPLETE:
             return info.offset
@@ -283,7 +281,6 @@ class S3Storage:
         in the bucket) when ``offset`` is not such a point.
         """
         tail = self.tail_key(info.id)
-        info = await self._fresh(info)
         if tail is None or self.phase(info) != S3 or info.state is not UploadState.UPLOADING:
             return False
         plan = PartPlan.from_meta(info.storage_meta)
