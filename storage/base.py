@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import ClassVar, Protocol, runtime_checkable
 
-from tusd_py.models import UploadInfo
+from tusd_py.models import PartRecord, UploadInfo
 
 
 class Capability(StrEnum):
@@ -53,11 +53,14 @@ class Storage(Protocol):
         """Prepare storage for a new upload; returns its ``storage_meta``."""
 
     async def open_writer(self, info: UploadInfo) -> ChunkWriter:
-        """A writer appending at ``info.offset``. The caller holds the lock."""
+        """A writer appending at ``info.offset``. The caller holds the lock
+        and passes the record as loaded under it."""
 
     async def durable_offset(self, info: UploadInfo) -> int:
         """How many bytes of the upload the storage really holds (truth for
-        reconciliation; may differ from ``info.offset`` after a crash)."""
+        reconciliation; may differ from ``info.offset`` after a crash),
+        computed from what every process sharing the storage sees, never from
+        one process's memory. ``info`` is the record as just loaded."""
 
     async def finish(self, info: UploadInfo) -> Mapping[str, str]:
         """Called once when offset reaches length; returns new ``storage_meta``."""
@@ -131,6 +134,22 @@ CAPABILITY_PROTOCOLS: Mapping[Capability, type] = {
     Capability.CONCATENATE: Concatenatable,
     Capability.DECLARE_LENGTH: LengthDeferrable,
 }
+
+
+class PartsLedger(Protocol):
+    """Where a multipart backend records the parts confirmed by S3 (number,
+    ETag, size), shared by every process of a deployment. It is the storage's
+    own ledger, not the upload record: the state stores implement it, and a
+    backend holding it never reads or writes anything else through it."""
+
+    async def put_part(self, upload_id: str, part: PartRecord) -> None:
+        """Record (or replace) one uploaded part."""
+
+    async def list_parts(self, upload_id: str) -> Sequence[PartRecord]:
+        """The recorded parts ordered by part number."""
+
+    async def delete_parts(self, upload_id: str, first: int = 1) -> None:
+        """Forget parts numbered ``first`` or higher."""
 
 
 #: Chooses a storage name for a new upload from its length (None = deferred).

@@ -1,4 +1,5 @@
-"""Pure multipart arithmetic: part sizes, part boundaries, the splitter.
+"""Pure multipart arithmetic: part sizes, part boundaries, the splitter, and
+:func:`scan` (the bytes that recorded parts and spool files hold).
 
 S3 rules encoded here: every part but the last is at least ``min_part_size``
 (5 MiB on AWS), no part is larger than :data:`MAX_PART_SIZE` (5 GiB), and an
@@ -15,7 +16,9 @@ small uploads on small parts yet reaches terabytes within ``max_parts``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from tusd_py.models import PartRecord
 
 MIB = 1 << 20
 #: Largest part (and largest UploadPartCopy range) S3 accepts.
@@ -179,3 +182,48 @@ def copy_ranges(start: int, end: int, minimum: int, maximum: int = MAX_PART_SIZE
         ranges.append((position, position + size))
         position += size
     return ranges
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """What an upload holds, from recorded parts and spool files."""
+
+    offset: int
+    #: Full spool parts not yet recorded (upload pending).
+    sealed: list[int] = field(default_factory=list)
+    #: ``(number, size)`` of the unfinished last spool part, if any.
+    tail: tuple[int, int] | None = None
+    #: Spool files that are stale (already recorded, or beyond a gap).
+    stale: list[int] = field(default_factory=list)
+
+
+def scan(plan: PartPlan, recorded: Mapping[int, PartRecord], files: Mapping[int, int]) -> Scan:
+    """The contiguous bytes held: recorded parts, then spool files, from part 1.
+
+    A recorded part wins over a spool file of the same number; the first
+    short part ends the upload's held bytes; files after a gap are stale.
+    """
+    offset = 0
+    sealed: list[int] = []
+    tail: tuple[int, int] | None = None
+    number = 1
+    while True:
+        full = plan.part_size(number)
+        if number in recorded:
+            size = recorded[number].size
+        elif number in files and files[number] > 0:
+            size = files[number]
+            if size >= full:
+                size = full
+                sealed.append(number)
+            else:
+                tail = (number, size)
+        else:
+            break
+        offset += size
+        number += 1
+        if size < full:
+            break
+    kept = set(sealed) | ({tail[0]} if tail else set())
+    stale = sorted(n for n in files if n not in kept)
+    return Scan(offset, sealed, tail, stale)

@@ -19,12 +19,19 @@ Local layout: ``<data_dir>/uploads/<id>`` (local phase),
 
 Every boto3 call runs in this storage's thread pool (:class:`AsyncS3`).
 
+Offsets: :meth:`S3Storage.durable_offset` is computed from facts every
+process sharing the deployment sees (the parts ledger, the spool files in the
+data dir, or the bucket), never from a pipeline in this process's memory. A
+pipeline exists only while the lock holder writes or finishes the upload, and
+is stopped before the lock is released (see :mod:`storage.s3_pipeline`), so
+exactly one process uploads a spooled part.
+
 Tail-in-bucket mode (``s3.tail_in_bucket``, instances without a shared data
 dir): the bucket plus the state store are the truth for every instance, so
 offsets are computed from them only (the spool is a per-request cache),
 offsets published while a body streams are bounded by what is in the bucket
-(:meth:`S3Writer.publishable`), a pipeline left idle in this process is
-reloaded before use (another instance may have continued the upload), and an
+(:meth:`storage.s3_writer.S3Writer.publishable`), every request loads the upload
+from the bucket (another instance may have continued it), and an
 upload holding more than was published can be rewound to the published
 offset (:meth:`S3Storage.rewind`), so a client resuming from HEAD's offset on
 any instance is never refused.
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -42,109 +50,29 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import quote
 
-from storage.base import Capability
-from storage.local import LocalStorage, LocalWriter, map_os_errors
-from storage.parts import PartPlan
+from storage.base import Capability, PartsLedger
+from storage.local import LocalStorage, map_os_errors
+from storage.parts import PartPlan, scan
 from storage.s3_client import AsyncS3, S3Client, build_client
 from storage.s3_concat import Assembler, Source
-from storage.s3_pipeline import MultipartPipeline, scan
-from storage.spool import PartSpool
+from storage.s3_pipeline import MultipartPipeline
+from storage.s3_writer import S3Writer
+from storage.spool import PartSpool, copy_range
 from tusd_py import errors, protocol
 from tusd_py.config import Config
 from tusd_py.models import ConcatKind, UploadInfo, UploadState
 from tusd_py.state.base import StateStore
 
+log = logging.getLogger("tusd_py.storage")
+
+#: Seconds a lock holder waits, when it stops its pipeline, for parts already
+#: being sent to S3 (capped by ``s3.timeout``): past it they are cancelled and
+#: left in the spool for the next holder, so the lock is handed over promptly.
+DRAIN_MAX = 5.0
+
 LOCAL = "local"
 S3 = "s3"
 COMPLETE = "complete"
-
-
-def _copy_range(source: Path, target: Path, start: int, length: int) -> None:
-    """Kernel copy of ``length`` bytes at ``start`` of ``source`` into a new ``target``."""
-    src = os.open(source, os.O_RDONLY)
-    try:
-        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        try:
-            done = 0
-            while done < length:
-                n = os.copy_file_range(src, out, length - done, start + done)
-                if n == 0:
-                    raise OSError(f"short copy from {source}")
-                done += n
-        finally:
-            os.close(out)
-    finally:
-        os.close(src)
-
-
-class S3Writer:
-    """Appends one request's bytes; starts local and switches to S3 when a
-    local-phase upload passes the threshold."""
-
-    def __init__(
-        self,
-        storage: S3Storage,
-        info: UploadInfo,
-        local: LocalWriter | None,
-        pipeline: MultipartPipeline | None,
-    ) -> None:
-        self._storage = storage
-        self._info = info
-        self._local = local
-        self._pipeline = pipeline
-        self._written = 0
-        self._closed = False
-
-    async def write(self, chunk: bytes) -> None:
-        if self._closed:
-            raise errors.StorageError("write after close")
-        if self._pipeline is None and self._info.offset + self._written > self._storage.threshold:
-            await self._switch()
-        if self._pipeline is not None:
-            await self._pipeline.write(chunk)
-            self._written += len(chunk)
-            return
-        assert self._local is not None
-        before = self._local.written
-        try:
-            await self._local.write(chunk)
-        finally:
-            self._written += self._local.written - before
-        if self._info.offset + self._written > self._storage.threshold:
-            await self._switch()
-
-    def publishable(self) -> int:
-        """Bytes of this request another instance could continue from if this
-        process died now: all written bytes, except in tail-in-bucket mode,
-        where only those already in the bucket count (the rest is on this
-        host's disk until :meth:`close` stores the tail)."""
-        pipeline = self._pipeline
-        if pipeline is None or pipeline.tail_key is None:
-            return self._written
-        return max(0, min(self._written, pipeline.shared_offset - self._info.offset))
-
-    async def _switch(self) -> None:
-        if self._local is not None:
-            local, self._local = self._local, None
-            await local.close()
-        self._pipeline = await self._storage.switch_to_s3(self._info, self._info.offset + self._written)
-        self._pipeline.attach()
-
-    async def close(self) -> int:
-        if self._closed:
-            return self._written
-        self._closed = True
-        if self._local is not None:
-            local, self._local = self._local, None
-            await local.close()
-        if self._pipeline is not None:
-            pipeline = self._pipeline
-            try:
-                if pipeline.tail_key is not None and not pipeline.closed:
-                    await pipeline.store_tail()
-            finally:
-                pipeline.detach()
-        return self._written
 
 
 class S3Storage:
@@ -166,13 +94,23 @@ class S3Storage:
         self.bucket = cfg.bucket
         self.prefix = cfg.prefix
         self.threshold = cfg.threshold
+        #: The upload records (read for ``storage_meta``; written only by the
+        #: switch to S3 and by concatenation).
         self._state = state
+        #: The parts ledger (see :class:`storage.base.PartsLedger`).
+        self._ledger: PartsLedger = state
+        #: How long a stopping pipeline waits for the parts it is sending.
+        self._drain = min(cfg.timeout, DRAIN_MAX)
+        #: How long a flush waits for a part upload to end (then 503 with
+        #: Retry-After): one S3 call's timeout, so a request finishing an upload
+        #: never waits on S3 much longer than ``server.network_timeout``.
+        self.stall = cfg.timeout
+        self._fsync = config.local.fsync == "every_patch"
         self._local = LocalStorage(config.data_dir, config.local.fsync)
         self._spool_root = Path(config.data_dir) / "s3spool"
         self._executor = ThreadPoolExecutor(max_workers=cfg.concurrency + 4, thread_name_prefix="tusd-s3")
         self.s3 = AsyncS3(client or build_client(cfg), cfg.bucket, self._executor)
         self._pipelines: dict[str, MultipartPipeline] = {}
-        self._loading = asyncio.Lock()
         self._slots = asyncio.Semaphore(cfg.concurrency)
 
     # --- naming ------------------------------------------------------------------
@@ -207,53 +145,42 @@ class S3Storage:
 
     # --- pipelines -----------------------------------------------------------------
 
-    async def _pipeline(self, info: UploadInfo, adopt_spool: bool = False) -> MultipartPipeline:
-        """The live pipeline of ``info``, else one loaded from the state store
-        and the spool or bucket (``adopt_spool``: see :meth:`MultipartPipeline.load`)."""
-        live = self._pipelines.get(info.id)
-        if live is not None and not live.closed:
-            return live
-        async with self._loading:
-            live = self._pipelines.get(info.id)
-            if live is not None and not live.closed:
-                return live
-            meta = info.storage_meta
-            pipeline = await MultipartPipeline.load(
-                s3=self.s3,
-                state=self._state,
-                upload_id=info.id,
-                key=meta["key"],
-                multipart_id=meta["upload_id"],
-                plan=PartPlan.from_meta(meta),
-                spool=self.spool(info.id),
-                slots=self._slots,
-                tail_key=self.tail_key(info.id),
-                adopt_spool=adopt_spool,
-            )
-            pipeline.on_idle = self._drop_idle
-            self._pipelines[info.id] = pipeline
-            return pipeline
+    async def _open_pipeline(self, info: UploadInfo, adopt_spool: bool = False) -> MultipartPipeline:
+        """A pipeline for the lock holder, loaded from the ledger and the spool
+        or bucket (``adopt_spool``: see :meth:`MultipartPipeline.load`). A
+        pipeline of this process still running for the upload belongs to a
+        holder that lost its lock: it is stopped first (its writer fails)."""
+        stale = self._pipelines.pop(info.id, None)
+        if stale is not None:
+            log.warning("stopping a stale S3 pipeline of %s", info.id, extra={"upload_id": info.id})
+            await stale.stop(self._drain)
+        meta = info.storage_meta
+        pipeline = await MultipartPipeline.load(
+            s3=self.s3,
+            ledger=self._ledger,
+            upload_id=info.id,
+            key=meta["key"],
+            multipart_id=meta["upload_id"],
+            plan=PartPlan.from_meta(meta),
+            spool=self.spool(info.id),
+            slots=self._slots,
+            tail_key=self.tail_key(info.id),
+            adopt_spool=adopt_spool,
+        )
+        self._pipelines[info.id] = pipeline
+        return pipeline
 
-    def _drop_idle(self, pipeline: MultipartPipeline) -> None:
+    async def release_pipeline(self, pipeline: MultipartPipeline) -> None:
+        """Stop ``pipeline`` (its holder is about to release the lock): parts
+        being sent get :attr:`_drain` seconds, the rest stay in the spool."""
         if self._pipelines.get(pipeline.upload_id) is pipeline:
             del self._pipelines[pipeline.upload_id]
-            pipeline.spool.close_current()
+        await pipeline.stop(self._drain, fsync=self._fsync and pipeline.tail_key is None)
 
     async def _discard_pipeline(self, upload_id: str) -> None:
         pipeline = self._pipelines.pop(upload_id, None)
         if pipeline is not None:
-            await pipeline.shutdown()
-
-    async def _current_pipeline(self, info: UploadInfo) -> MultipartPipeline:
-        """The pipeline to continue ``info`` with (caller holds the lock). In
-        tail-in-bucket mode an idle pipeline of this process may be stale
-        (another instance continued the upload since), so it is dropped and
-        the upload reloaded from the bucket."""
-        if self.tail_key(info.id) is not None:
-            live = self._pipelines.get(info.id)
-            if live is not None and not live.closed and live.writers == 0:
-                await self._discard_pipeline(info.id)
-        return await self._pipeline(info)
+            await pipeline.stop()
 
     def pipeline_of(self, upload_id: str) -> MultipartPipeline | None:
         """The live pipeline of ``upload_id`` in this process (tests, metrics)."""
@@ -276,7 +203,7 @@ class S3Storage:
         ``storage_meta`` recorded, the file deleted. Returns the pipeline."""
         current = await self._fresh(info)
         if self.phase(current) == S3:
-            return await self._pipeline(current)
+            return await self._open_pipeline(current)
         plan = self._plan(current.length)
         key = self.key(info.id)
         spool = self.spool(info.id)
@@ -290,27 +217,28 @@ class S3Storage:
             while plan.part_start(number) < offset:
                 start = plan.part_start(number)
                 length = min(plan.part_size(number), offset - start)
-                await loop.run_in_executor(None, _copy_range, source, spool.path(number), start, length)
+                await loop.run_in_executor(None, copy_range, source, spool.path(number), start, length)
                 number += 1
         meta = {"phase": S3, "key": key, "upload_id": multipart_id, **plan.to_meta()}
-        await self._state.delete_parts(info.id)
+        await self._ledger.delete_parts(info.id)
         await self._state.update(info.id, {"storage_meta": meta})
-        with contextlib.suppress(FileNotFoundError), map_os_errors("switch to S3"):
+        with map_os_errors("switch to S3"), contextlib.suppress(FileNotFoundError):
             os.unlink(source)
-        pipeline = await self._pipeline(current.replace(storage_meta=meta), adopt_spool=True)
+        pipeline = await self._open_pipeline(current.replace(storage_meta=meta), adopt_spool=True)
         if pipeline.offset != offset:
+            await self.release_pipeline(pipeline)
             raise errors.StorageError(f"switching {info.id} to S3 kept {pipeline.offset} of {offset} bytes")
         return pipeline
 
     async def open_writer(self, info: UploadInfo) -> S3Writer:
-        info = await self._fresh(info)
         if self.phase(info) == LOCAL:
             local = await self._local.open_writer(info)
             return S3Writer(self, info, local, None)
         if self.phase(info) != S3:
             raise errors.StorageError(f"upload {info.id} is already stored")
-        pipeline = await self._current_pipeline(info)
+        pipeline = await self._open_pipeline(info)
         if pipeline.offset != info.offset:
+            await self.release_pipeline(pipeline)
             raise errors.OffsetMismatch(
                 f"storage holds {pipeline.offset} bytes of upload {info.id}, not {info.offset}; "
                 "send HEAD to resume from the right offset"
@@ -319,18 +247,14 @@ class S3Storage:
         return S3Writer(self, info, None, pipeline)
 
     async def durable_offset(self, info: UploadInfo) -> int:
-        info = await self._fresh(info)
         phase = self.phase(info)
         if phase == COMPLETE or info.state is UploadState.COMPLETE:
             return info.offset
         if phase == LOCAL:
             return await self._local.durable_offset(info)
         tail = self.tail_key(info.id)
-        live = self._pipelines.get(info.id)
-        if live is not None and not live.closed and tail is None:
-            return live.offset
         plan = PartPlan.from_meta(info.storage_meta)
-        recorded = {p.number: p for p in await self._state.list_parts(info.id)}
+        recorded = {p.number: p for p in await self._ledger.list_parts(info.id)}
         if tail is None:
             return scan(plan, recorded, self.spool(info.id).existing()).offset
         # Tail in the bucket: only what every instance can read counts.
@@ -348,7 +272,7 @@ class S3Storage:
         ``offset`` (caller holds the lock); True on success.
 
         Tail-in-bucket mode only, and only for offsets this storage publishes
-        (see :meth:`S3Writer.publishable`): a part boundary, or the end of the
+        (see :meth:`storage.s3_writer.S3Writer.publishable`): a part boundary, or the end of the
         ``.part`` object. This happens when an instance died after a part was
         recorded but before the request published the offset: the client
         resumes from the published offset, so the parts from there on are
@@ -357,17 +281,13 @@ class S3Storage:
         in the bucket) when ``offset`` is not such a point.
         """
         tail = self.tail_key(info.id)
-        info = await self._fresh(info)
         if tail is None or self.phase(info) != S3 or info.state is not UploadState.UPLOADING:
-            return False
-        live = self._pipelines.get(info.id)
-        if live is not None and not live.closed and live.writers:
             return False
         plan = PartPlan.from_meta(info.storage_meta)
         if offset < 0 or offset >= plan.capacity:
             return False
         number, inside = plan.locate(offset)
-        recorded = {p.number: p for p in await self._state.list_parts(info.id)}
+        recorded = {p.number: p for p in await self._ledger.list_parts(info.id)}
         if scan(plan, recorded, {}).offset < offset - inside:
             return False  # parts before ``number`` are not all recorded
         if inside:
@@ -375,7 +295,7 @@ class S3Storage:
             if found is None or found[0] != inside or found[1].get("part") != str(number):
                 return False
         await self._discard_pipeline(info.id)
-        await self._state.delete_parts(info.id, first=number)
+        await self._ledger.delete_parts(info.id, first=number)
         if not inside:
             await self.s3.delete(tail)
         return await self.durable_offset(info) == offset
@@ -389,16 +309,16 @@ class S3Storage:
             await self._local.finish(info)
             return {"phase": LOCAL}
         assert info.length is not None
-        pipeline = await self._current_pipeline(info)
+        pipeline = await self._open_pipeline(info)
         pipeline.attach()
         try:
-            await pipeline.flush(final=True)
+            await pipeline.flush(final=True, stall=self.stall)
             await pipeline.complete(info.length)
         finally:
             pipeline.detach()
-        await self._discard_pipeline(info.id)
+            await self.release_pipeline(pipeline)
         pipeline.spool.destroy()
-        await self._state.delete_parts(info.id)
+        await self._ledger.delete_parts(info.id)
         return {"phase": COMPLETE, "key": info.storage_meta["key"]}
 
     async def declare_length(self, info: UploadInfo, length: int) -> Mapping[str, str]:
@@ -447,7 +367,7 @@ class S3Storage:
             await self.s3.delete(key)
         self.spool(info.id).destroy()
         await self._local.terminate(info)
-        await self._state.delete_parts(info.id)
+        await self._ledger.delete_parts(info.id)
 
     async def concatenate(self, final: UploadInfo, partials: Sequence[UploadInfo]) -> Mapping[str, str]:
         """Local partials under the threshold are joined on disk; otherwise

@@ -4,10 +4,25 @@ Bytes written are cut along the upload's :class:`~storage.parts.PartPlan`
 into the :class:`~storage.spool.PartSpool`; every part that fills is sealed
 and uploaded with UploadPart by a background task (at most ``s3.concurrency``
 at once per process, shared by all uploads) while the client keeps sending.
-A confirmed part is recorded in the state store (``put_part``) and its spool
-file deleted. So at any moment the bytes held durably are: the recorded parts
-followed by the spool files (:func:`scan` computes that from what survives a
-crash), and a new process resumes from exactly there.
+A confirmed part is recorded in the parts ledger (``put_part``, see
+:class:`storage.base.PartsLedger`) and its spool file deleted. So at any
+moment the bytes held durably are: the recorded parts followed by the spool
+files (:func:`scan` computes that from what survives a crash, and from what
+every process sharing the data dir sees), and a new process resumes from
+exactly there.
+
+Ownership: a pipeline lives only while the upload's lock holder writes or
+finishes the upload. The holder stops it (:meth:`MultipartPipeline.stop`)
+before it releases the lock: uploads already sending get a bounded time to
+finish and be recorded, queued ones are cancelled and their files left in
+the spool. The next holder, in this process or another, loads a new pipeline
+from the ledger and the spool and uploads what is left. So exactly one
+process uploads a spooled part at any time, and no offset is ever computed
+from a pipeline's memory.
+
+Background tasks: every part upload's outcome is retrieved; a failure is
+logged with the upload id and kept as :attr:`MultipartPipeline.failure`, so
+the writer's next write, flush or the request's end reports it.
 
 Failures: part uploads are retried in the background with capped exponential
 backoff (:data:`RETRY_ROUNDS` rounds; any new request for the upload retries
@@ -29,15 +44,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
-from storage.parts import PartPlan, split
+from storage.base import PartsLedger
+from storage.parts import PartPlan, scan, split
 from storage.s3_client import AsyncS3, is_missing
 from storage.spool import PartSpool
 from tusd_py import errors
 from tusd_py.models import PartRecord
-from tusd_py.state.base import StateStore
 
 log = logging.getLogger("tusd_py.storage")
 
@@ -48,49 +61,10 @@ BACKOFF_MIN = 0.25
 BACKOFF_MAX = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class Scan:
-    """What an upload holds, from recorded parts and spool files."""
-
-    offset: int
-    #: Full spool parts not yet recorded (upload pending).
-    sealed: list[int] = field(default_factory=list)
-    #: ``(number, size)`` of the unfinished last spool part, if any.
-    tail: tuple[int, int] | None = None
-    #: Spool files that are stale (already recorded, or beyond a gap).
-    stale: list[int] = field(default_factory=list)
-
-
-def scan(plan: PartPlan, recorded: Mapping[int, PartRecord], files: Mapping[int, int]) -> Scan:
-    """The contiguous bytes held: recorded parts, then spool files, from part 1.
-
-    A recorded part wins over a spool file of the same number; the first
-    short part ends the upload's held bytes; files after a gap are stale.
-    """
-    offset = 0
-    sealed: list[int] = []
-    tail: tuple[int, int] | None = None
-    number = 1
-    while True:
-        full = plan.part_size(number)
-        if number in recorded:
-            size = recorded[number].size
-        elif number in files and files[number] > 0:
-            size = files[number]
-            if size >= full:
-                size = full
-                sealed.append(number)
-            else:
-                tail = (number, size)
-        else:
-            break
-        offset += size
-        number += 1
-        if size < full:
-            break
-    kept = set(sealed) | ({tail[0]} if tail else set())
-    stale = sorted(n for n in files if n not in kept)
-    return Scan(offset, sealed, tail, stale)
+def _stopped(upload_id: str) -> errors.UploadInterrupted:
+    return errors.UploadInterrupted(
+        f"the S3 upload of {upload_id} was taken over by a newer request; resume with HEAD"
+    )
 
 
 def is_transient(exc: errors.TusError) -> bool:
@@ -101,15 +75,15 @@ def is_transient(exc: errors.TusError) -> bool:
 class MultipartPipeline:
     """In-process state of one multipart upload (see module docstring).
 
-    Created by :meth:`load`; shared by the successive writers of the upload
-    in this process and dropped by its owner once idle.
+    Created by :meth:`load` for a lock holder; stopped by it with
+    :meth:`stop` before the lock is released.
     """
 
     def __init__(
         self,
         *,
         s3: AsyncS3,
-        state: StateStore,
+        ledger: PartsLedger,
         upload_id: str,
         key: str,
         multipart_id: str,
@@ -122,7 +96,7 @@ class MultipartPipeline:
         bucket_offset: int = 0,
     ) -> None:
         self.s3 = s3
-        self.state = state
+        self.ledger = ledger
         self.upload_id = upload_id
         self.key = key
         self.multipart_id = multipart_id
@@ -140,9 +114,10 @@ class MultipartPipeline:
         self.writers = 0
         self.closed = False
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        #: Parts whose UploadPart (or ledger write) is running right now.
+        self._sending: set[int] = set()
         self._kick = asyncio.Event()
         self._progress = asyncio.Event()
-        self.on_idle: Callable[[MultipartPipeline], None] | None = None
 
     # --- construction ------------------------------------------------------------
 
@@ -151,7 +126,7 @@ class MultipartPipeline:
         cls,
         *,
         s3: AsyncS3,
-        state: StateStore,
+        ledger: PartsLedger,
         upload_id: str,
         key: str,
         multipart_id: str,
@@ -161,13 +136,13 @@ class MultipartPipeline:
         tail_key: str | None,
         adopt_spool: bool = False,
     ) -> MultipartPipeline:
-        """Rebuild from the state store's parts and the spool on disk (or, in
+        """Rebuild from the ledger's parts and the spool on disk (or, in
         tail-in-bucket mode, the ``.part`` object); queue sealed parts.
 
         ``adopt_spool``: in tail-in-bucket mode, take the spool files on disk
         instead of the bucket's ``.part`` (a local upload just cut into spool
         parts by the switch to S3; nothing of it is in the bucket yet)."""
-        recorded = {p.number: p for p in await state.list_parts(upload_id)}
+        recorded = {p.number: p for p in await ledger.list_parts(upload_id)}
         bucket_offset = 0
         if tail_key is not None and not adopt_spool:
             spool.destroy()
@@ -194,7 +169,7 @@ class MultipartPipeline:
             spool.adopt(files)
         pipeline = cls(
             s3=s3,
-            state=state,
+            ledger=ledger,
             upload_id=upload_id,
             key=key,
             multipart_id=multipart_id,
@@ -226,10 +201,12 @@ class MultipartPipeline:
         self.kick()
 
     def detach(self) -> None:
+        """A writer is done with the pipeline (its owner then stops it)."""
         self.writers = max(0, self.writers - 1)
-        self._maybe_idle()
 
     def _check_room(self) -> None:
+        if self.closed:
+            raise _stopped(self.upload_id)
         if self.failure is not None:
             raise self.failure
         if not self._tasks and self.spool.pending:
@@ -241,7 +218,7 @@ class MultipartPipeline:
         Awaits while the spool is full (back-pressure); raises the pending S3
         failure instead when S3 is failing."""
         if self.closed:
-            raise errors.StorageError("write to a closed S3 upload pipeline")
+            raise _stopped(self.upload_id)
         view = memoryview(data)
         try:
             pieces = list(split(self.plan, self.offset, len(view)))
@@ -265,7 +242,29 @@ class MultipartPipeline:
     def _schedule(self, number: int) -> None:
         if number in self._tasks or self.closed:
             return
-        self._tasks[number] = asyncio.create_task(self._upload(number, self._part_length(number)))
+        task = asyncio.create_task(
+            self._upload(number, self._part_length(number)), name=f"s3 part {number} of {self.upload_id}"
+        )
+        self._tasks[number] = task
+        task.add_done_callback(self._retrieve)
+
+    def _retrieve(self, task: asyncio.Task[None]) -> None:
+        """Done callback of every part upload: a failure that escaped
+        :meth:`_upload` is logged with the upload id and kept as
+        :attr:`failure` (the writer, flush or the request's end raises it)."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if isinstance(exc, errors.TusError):
+            failure = exc
+            log.warning("%s failed: %s", task.get_name(), exc.message, extra={"upload_id": self.upload_id})
+        else:
+            failure = errors.StorageError(f"uploading a part of {self.upload_id} to S3 failed: {exc!r}")
+            log.error("%s failed", task.get_name(), exc_info=exc, extra={"upload_id": self.upload_id})
+        self.failure = failure
+        self._signal()
 
     def _reschedule(self) -> None:
         for number in self.spool.pending_numbers():
@@ -290,16 +289,30 @@ class MultipartPipeline:
             for _ in range(RETRY_ROUNDS):
                 try:
                     async with self._slots:
-                        etag = await self.s3.upload_part(
-                            self.key, self.multipart_id, number, self.spool.path(number), size
-                        )
-                    record = PartRecord(number=number, etag=etag, size=size)
-                    await self.state.put_part(self.upload_id, record)
+                        if self.closed:
+                            return
+                        self._sending.add(number)
+                        try:
+                            etag = await self.s3.upload_part(
+                                self.key, self.multipart_id, number, self.spool.path(number), size
+                            )
+                            record = PartRecord(number=number, etag=etag, size=size)
+                            await self.ledger.put_part(self.upload_id, record)
+                        finally:
+                            self._sending.discard(number)
                 except errors.TusError as exc:
                     self.failure = exc
                     self._signal()
                     if not is_transient(exc):
-                        log.warning("part %d of %s failed: %s", number, self.upload_id, exc.message)
+                        log.warning(
+                            "part %d of %s failed: %s",
+                            number,
+                            self.upload_id,
+                            exc.message,
+                            extra={"upload_id": self.upload_id},
+                        )
+                        return
+                    if self.closed:
                         return
                     kick = self._kick
                     with contextlib.suppress(TimeoutError):
@@ -309,25 +322,24 @@ class MultipartPipeline:
                 self.recorded[number] = record
                 self.failure = None
                 self.spool.done(number, size)
-                self._signal()
                 return
             log.warning(
-                "part %d of %s: S3 still failing, waiting for the next request", number, self.upload_id
+                "part %d of %s: S3 still failing, waiting for the next request",
+                number,
+                self.upload_id,
+                extra={"upload_id": self.upload_id},
             )
         finally:
             self._tasks.pop(number, None)
-            self._maybe_idle()
-
-    def _maybe_idle(self) -> None:
-        if not self._tasks and not self.writers and not self.spool.pending and self.on_idle is not None:
-            self.on_idle(self)
+            self._signal()
 
     # --- flushing ------------------------------------------------------------------
 
-    async def flush(self, *, final: bool) -> None:
+    async def flush(self, *, final: bool, stall: float = 60.0) -> None:
         """Wait until every sealed part is in S3; with ``final``, the unfinished
         last part is sealed and uploaded too. Raises the S3 failure that stops
-        progress (background retries go on)."""
+        progress (background retries go on), or 503 when no part upload ended
+        for ``stall`` seconds (so no request waits on S3 without bound)."""
         if final and self.offset > 0 and self.offset < self.plan.capacity:
             number, inside = self.plan.locate(self.offset)
             if inside > 0:
@@ -335,18 +347,27 @@ class MultipartPipeline:
                 self._schedule(number)
         self.kick()
         while self.spool.pending:
+            if self.closed:
+                raise _stopped(self.upload_id)
             if not self._tasks:
                 self._reschedule()
             progress = self._progress
-            await progress.wait()
+            try:
+                await asyncio.wait_for(progress.wait(), stall)
+            except TimeoutError:
+                raise errors.StorageUnavailable(
+                    f"S3 accepted no part of upload {self.upload_id} for {stall:g} s; "
+                    "the bytes are kept, resume with HEAD",
+                    retry_after=stall,
+                ) from None
             if self.failure is not None and self.spool.pending:
                 raise self.failure
 
-    async def store_tail(self) -> None:
+    async def store_tail(self, stall: float = 60.0) -> None:
         """Tail-in-bucket mode: upload sealed parts, then the unfinished part
-        as ``<key>.part`` (or delete a stale one)."""
+        as ``<key>.part`` (or delete a stale one); ``stall``: see :meth:`flush`."""
         assert self.tail_key is not None
-        await self.flush(final=False)
+        await self.flush(final=False, stall=stall)
         if self.offset >= self.plan.capacity:
             return
         offset = self.offset
@@ -385,14 +406,27 @@ class MultipartPipeline:
         if self.tail_key is not None:
             await self.s3.delete(self.tail_key)
 
-    async def shutdown(self) -> None:
-        """Stop background uploads (spooled bytes stay on disk)."""
+    async def stop(self, drain: float = 0.0, *, fsync: bool = False) -> None:
+        """Stop background uploads; the owner calls this before it releases
+        the upload's lock. Parts being sent get up to ``drain`` seconds to be
+        confirmed and recorded; the others are cancelled (their files stay in
+        the spool for the next lock holder). With ``fsync`` the spool files
+        left are fsynced last (raises ``BackendError`` if that fails; the
+        pipeline is stopped all the same). Never raises for a part upload
+        (failures were logged by :meth:`_retrieve`). Idempotent."""
         self.closed = True
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._kick.set()
+        tasks = dict(self._tasks)
+        for number, task in tasks.items():
+            if drain <= 0 or number not in self._sending:
+                task.cancel()
+        if tasks:
+            _, late = await asyncio.wait(tasks.values(), timeout=drain if drain > 0 else None)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
         self.spool.close_current()
         self.spool.notify()
+        if fsync:
+            await self.spool.sync()

@@ -17,7 +17,6 @@ local backend's writes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 from collections.abc import Callable
@@ -80,6 +79,14 @@ class PartSpool:
                 view = view[n:]
         self.peak_bytes = max(self.peak_bytes, self.bytes_held)
 
+    async def sync(self) -> None:
+        """fsync every part file and the directory, off the event loop
+        (``local.fsync = every_patch``: the spool then holds durably what it
+        counts towards the offset)."""
+        self.close_current()
+        with map_os_errors("spool fsync"):
+            await asyncio.get_running_loop().run_in_executor(None, _sync_tree, self.directory)
+
     def close_current(self) -> None:
         """Close the open part file, if any (its bytes stay)."""
         fd, self._fd = self._fd, None
@@ -107,17 +114,24 @@ class PartSpool:
         self._pending.discard(number)
         if self._fd_number == number:
             self.close_current()
-        with contextlib.suppress(FileNotFoundError), map_os_errors("spool remove"):
-            os.unlink(self.path(number))
+        if self._remove(number):
             self.bytes_held = max(0, self.bytes_held - size)
         self.notify()
+
+    def _remove(self, number: int) -> bool:
+        """Delete part ``number``'s file; False if it was already gone."""
+        with map_os_errors("spool remove"):
+            try:
+                os.unlink(self.path(number))
+            except FileNotFoundError:
+                return False
+        return True
 
     def forget(self, number: int, size: int) -> None:
         """Delete part ``number``'s file without it being sealed (tail moved elsewhere)."""
         if self._fd_number == number:
             self.close_current()
-        with contextlib.suppress(FileNotFoundError), map_os_errors("spool remove"):
-            os.unlink(self.path(number))
+        if self._remove(number):
             self.bytes_held = max(0, self.bytes_held - size)
 
     def notify(self) -> None:
@@ -146,3 +160,41 @@ class PartSpool:
         shutil.rmtree(self.directory, ignore_errors=True)
         self.bytes_held = 0
         self.notify()
+
+
+def copy_range(source: Path, target: Path, start: int, length: int) -> None:
+    """Kernel copy of ``length`` bytes at ``start`` of ``source`` into a new ``target``."""
+    src = os.open(source, os.O_RDONLY)
+    try:
+        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            done = 0
+            while done < length:
+                n = os.copy_file_range(src, out, length - done, start + done)
+                if n == 0:
+                    raise OSError(f"short copy from {source}")
+                done += n
+        finally:
+            os.close(out)
+    finally:
+        os.close(src)
+
+
+def _sync_tree(directory: Path) -> None:
+    """fsync the files of ``directory``, then the directory (absent: nothing)."""
+    if not directory.is_dir():
+        return
+    for entry in os.scandir(directory):
+        try:
+            fd = os.open(entry.path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 60.0
 
 LogLine = dict[str, Any]
+#: What asyncio logs when a task failed and nobody awaited it (always a bug).
+ORPHANED_TASK = "Task exception was never retrieved"
 
 
 class ServerProcess:
@@ -88,17 +90,30 @@ class ServerProcess:
         self.proc.send_signal(sig)
 
     def wait(self, timeout: float = DEADLINE) -> int:
+        """Wait for the exit; fails on an orphaned task failure in the log."""
         code = self.proc.wait(timeout)
         self._reader.join(timeout)
+        self.assert_no_orphaned_tasks()
         return code
 
     def kill(self) -> None:
+        """SIGKILL (if still running), then fail if the log shows an orphaned
+        task failure (see :meth:`assert_no_orphaned_tasks`)."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(DEADLINE)
+        self._reader.join(DEADLINE)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+        self.assert_no_orphaned_tasks()
+
+    def assert_no_orphaned_tasks(self) -> None:
+        """Fail if asyncio logged a task failure nobody retrieved: every
+        background task's failure must be handled (and logged) by the server."""
+        with self._cond:
+            orphaned = [line for line in self.lines if ORPHANED_TASK in line]
+        assert not orphaned, "\n".join(orphaned)
 
     # --- logs --------------------------------------------------------------------
 

@@ -208,12 +208,22 @@ def start_all(servers: list[ServerProcess], timeout: float = 90.0) -> list[Serve
     return servers
 
 
+#: What asyncio logs when a task failed and nobody awaited it (always a bug).
+ORPHANED_TASK = "Task exception was never retrieved"
+
+
 def server_errors(log_path: Path) -> list[str]:
-    """Log lines of 500 answers or uncaught exceptions (each one is a bug)."""
+    """Log lines of 500 answers, uncaught exceptions or orphaned task
+    failures (each one is a bug)."""
     bad = []
     with contextlib.suppress(FileNotFoundError):
         for line in log_path.read_text(errors="replace").splitlines():
-            if '"status": 500' in line or '"exc": ' in line or line.startswith("Traceback"):
+            if (
+                '"status": 500' in line
+                or '"exc": ' in line
+                or line.startswith("Traceback")
+                or ORPHANED_TASK in line
+            ):
                 bad.append(line[:2000])
     return bad
 

@@ -19,6 +19,7 @@ import boto3
 import botocore.config
 
 from tests import services
+from tests.integration.procs import server_errors
 
 MIB = 1 << 20
 #: Lowered thresholds so tests move tens of MiB, not hundreds.
@@ -94,29 +95,34 @@ ROOT = Path(__file__).resolve().parents[2]
 @contextmanager
 def server_process(data_dir: Path, settings: dict[str, Any]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """``python -m tusd_py serve`` from this checkout on a free loopback port;
-    yields ``(process, base_url)`` once /healthz answers. Killed at exit."""
+    yields ``(process, base_url)`` once /healthz answers. Killed at exit; its
+    stderr goes to ``<data_dir>/../server-<port>.log``, which must then show no
+    500, traceback or orphaned task failure (:func:`procs.server_errors`)."""
     port = services.free_port()
     env = dict(os.environ)
     env.update(env_for(settings))
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tusd_py",
-            "serve",
-            "--no-auth",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"server-{port}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tusd_py",
+                "serve",
+                "--no-auth",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -133,3 +139,5 @@ def server_process(data_dir: Path, settings: dict[str, Any]) -> Iterator[tuple[s
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
+    bad = server_errors(log_path)
+    assert not bad, "\n".join(bad)

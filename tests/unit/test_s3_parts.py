@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from storage.parts import MAX_PART_SIZE, MIB, PartPlan, copy_ranges, optimal_part_size, split
-from storage.s3_pipeline import scan
+from storage.parts import MAX_PART_SIZE, MIB, PartPlan, copy_ranges, optimal_part_size, scan, split
 from tusd_py.models import PartRecord
 
 
