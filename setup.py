@@ -37,6 +37,7 @@ setup(
             "types-requests",
             "openapi-spec-validator>=0.7",
             "schemathesis>=4.0",  # property-based checks of the live API against /openapi.json
+            "playwright>=1.45",  # browser tests, driving Debian's chromium (no browser download)
             "types-tqdm",
         ],
     },
