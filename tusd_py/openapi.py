@@ -246,7 +246,13 @@ def _index() -> dict[str, Any]:
             "tags": ["rest"],
             "summary": "One-shot upload without tus (streamed into a tus upload)",
             "parameters": [
-                _header("Idempotency-Key", "A retry with the same key returns the same upload."),
+                _header(
+                    "Idempotency-Key",
+                    "A retry with the same key returns the same upload. The key is bound to the "
+                    "request head (method, path, visibility, media type without parameters, "
+                    "Content-Length, Transfer-Encoding, X-Filename, Upload-Metadata): the same key "
+                    "with another head is refused with 422 ERR_IDEMPOTENCY_KEY_REUSED.",
+                ),
                 _header("X-Filename", "File name of a raw body (percent-encoded UTF-8)."),
                 {"name": "visibility", "in": "query", "schema": {"enum": ["public", "private"]}},
             ],
@@ -272,6 +278,7 @@ def _index() -> dict[str, Any]:
                 "409": _json(_ref("IndexIncomplete"), "the keyed upload broke off; finish it with tus"),
                 "413": _error("larger than the caller's limit"),
                 "415": _error("wrong Content-Type or file type refused (names the detected type)"),
+                "422": _error("Idempotency-Key already used for a different request; nothing kept"),
             },
         },
         "options": {
