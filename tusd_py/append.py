@@ -17,6 +17,7 @@ from tusd_py import errors, protocol
 from tusd_py.checksum import Hasher, StagingFile, new_hasher
 from tusd_py.locking.base import Lock
 from tusd_py.models import Principal, UploadInfo
+from tusd_py.release import ReleaseGate
 
 if TYPE_CHECKING:
     from tusd_py.service import UploadService
@@ -52,6 +53,7 @@ class AppendSession:
         info: UploadInfo,
         lock: Lock,
         request: AppendRequest,
+        gate: ReleaseGate | None = None,
     ) -> None:
         self.service = service
         self.principal = principal
@@ -59,6 +61,7 @@ class AppendSession:
         self.start = info.offset
         self._committed = info.offset
         self._lock = lock
+        self._gate = gate
         self._remaining = service.remaining(principal, info)
         self._checksum = request.checksum
         self._hasher: Hasher | None = None
@@ -105,14 +108,20 @@ class AppendSession:
             return
         if self._failed is not None:
             raise self._failed
-        async with self._mutex:
-            if self._closed:
-                return
-            try:
-                await self._write_locked(chunk)
-            except errors.TusError as exc:
-                self._failed = exc
-                raise
+        if self._gate is not None:
+            self._gate.begin_write()
+        try:
+            async with self._mutex:
+                if self._closed:
+                    return
+                try:
+                    await self._write_locked(chunk)
+                except errors.TusError as exc:
+                    self._failed = exc
+                    raise
+        finally:
+            if self._gate is not None:
+                self._gate.end_write()
 
     async def _write_locked(self, chunk: bytes) -> None:
         overflow = False
@@ -259,6 +268,8 @@ class AppendSession:
 
     def _stop_publishing(self) -> None:
         self._closed = True
+        if self._gate is not None:
+            self._gate.close()
         if self._publish_timer is not None:
             self._publish_timer.cancel()
             self._publish_timer = None

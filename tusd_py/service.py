@@ -37,6 +37,7 @@ from tusd_py.composer import Composer
 from tusd_py.config import Config
 from tusd_py.events import EventSink, LogEventSink
 from tusd_py.models import ConcatKind, Principal, UploadInfo, UploadState
+from tusd_py.release import ReleaseGate
 
 log = logging.getLogger("tusd_py.app")
 
@@ -64,6 +65,14 @@ SizeLimit = Callable[[Principal], int]
 def may_access(principal: Principal, info: UploadInfo) -> bool:
     """Owners and admins may see and change an upload."""
     return principal.is_admin or info.owner == principal.user
+
+
+def offset_mismatch(sent: int, offset: int) -> errors.OffsetMismatch:
+    """The 409 for a PATCH at ``sent`` when the upload holds ``offset`` bytes."""
+    return errors.OffsetMismatch(
+        f"Upload-Offset is {sent} but the upload's offset is {offset}; "
+        "send HEAD to resume from the right offset"
+    )
 
 
 #: Seconds of the expiry window a PATCH may leave unrenewed at its start (at
@@ -346,6 +355,13 @@ class UploadService:
         Raises 404/410 (unknown, others', expired), 403 (final upload), 409
         (offset), 400/413 (length declaration, sizes), 423 (lock timeout).
         The returned session holds the lock until committed or aborted.
+
+        When another request holds the lock, a request that would be refused
+        anyway (no access, wrong offset against the record) is refused without
+        asking the holder to release; otherwise the holder is asked, and is cut
+        only once its client has been idle for ``server.release_idle``
+        (:class:`~tusd_py.release.ReleaseGate`; ``on_release_requested`` is
+        this request's own reaction when it is the holder asked to release).
         """
         info = await self.load(upload_id)
         if not may_access(principal, info):
@@ -353,13 +369,19 @@ class UploadService:
         if info.concat is ConcatKind.FINAL:
             raise errors.ModifyFinal()
         lock = self.composer.locker.new_lock(upload_id)
-        await lock.acquire(self.config.server.lock_timeout, on_release_requested)
+        gate = ReleaseGate(on_release_requested, self.config.server.release_idle)
+        if not await lock.try_acquire(gate.requested):
+            if request.offset != info.offset:
+                raise offset_mismatch(request.offset, info.offset)
+            await lock.acquire(self.config.server.lock_timeout, gate.requested)
+        gate.held_by(lock)
         try:
             info = await self._prepare_append(principal, upload_id, request)
         except BaseException:
+            gate.close()
             await lock.release()
             raise
-        session = AppendSession(self, principal, info, lock, request)
+        session = AppendSession(self, principal, info, lock, request, gate)
         try:
             await session.open()
         except BaseException:
@@ -398,10 +420,7 @@ class UploadService:
                 )
                 info = await self.state.reset_offset(info.id, held)
         if request.offset != info.offset:
-            raise errors.OffsetMismatch(
-                f"Upload-Offset is {request.offset} but the upload's offset is {info.offset}; "
-                "send HEAD to resume from the right offset"
-            )
+            raise offset_mismatch(request.offset, info.offset)
         if request.declared_length is not None:
             if info.length is not None:
                 if request.declared_length != info.length:
