@@ -154,6 +154,16 @@ def _collection(base_path: str) -> dict[str, Any]:
                 {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                 {"name": "state", "in": "query", "schema": {"enum": ["uploading", "complete", "expired"]}},
                 {"name": "visibility", "in": "query", "schema": {"enum": ["public", "private"]}},
+                {
+                    "name": "include",
+                    "in": "query",
+                    "description": (
+                        "partial: also list the partial uploads of concatenations (parallel uploads). "
+                        "They are hidden by default, expire like unfinished uploads until their final "
+                        "upload is assembled, and are deleted once it is."
+                    ),
+                    "schema": {"enum": ["partial"]},
+                },
             ],
             "responses": {
                 "200": _json(_ref("Listing"), "one page"),

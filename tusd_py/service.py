@@ -37,6 +37,7 @@ from tusd_py.composer import Composer
 from tusd_py.config import Config
 from tusd_py.events import EventSink, LogEventSink
 from tusd_py.models import ConcatKind, Principal, UploadInfo, UploadState
+from tusd_py.partials import is_expired, keeps_expiry, retire_assembled_partials
 from tusd_py.release import ReleaseGate
 
 log = logging.getLogger("tusd_py.app")
@@ -135,11 +136,7 @@ class UploadService:
         info = await self.state.get(upload_id)
         if info is None:
             raise errors.UploadNotFound()
-        if info.state is UploadState.EXPIRED or (
-            info.state is UploadState.UPLOADING
-            and info.expires_at is not None
-            and info.expires_at < self.clock()
-        ):
+        if is_expired(info, self.clock()):
             raise errors.UploadGone()
         return info
 
@@ -287,7 +284,7 @@ class UploadService:
         partials = []
         for partial_id in final.partials:
             part = await self.state.get(partial_id)
-            if part is None or part.state is UploadState.EXPIRED:
+            if part is None or is_expired(part, self.clock()):
                 return final
             if not part.is_complete:
                 if final.length is None:
@@ -324,18 +321,23 @@ class UploadService:
         final = await self.state.commit_offset(
             final.id, final.offset, total, updated_at=now, expires_at=final.expires_at
         )
-        return await self._finish(final)
+        final = await self._finish(final)
+        await retire_assembled_partials(self, partials)
+        return final
 
     async def _finish(self, info: UploadInfo) -> UploadInfo:
+        """Mark ``info`` complete. A complete upload no longer expires, except
+        a partial upload, which keeps the expiry until assembled (:mod:`tusd_py.partials`)."""
         storage = self.composer.storage(info.storage)
         meta = await storage.finish(info)
+        now = self.clock()
         info = await self.state.update(
             info.id,
             {
                 "state": UploadState.COMPLETE,
                 "storage_meta": dict(meta),
-                "expires_at": None,
-                "updated_at": self.clock(),
+                "expires_at": self._expiry(now) if info.concat is ConcatKind.PARTIAL else None,
+                "updated_at": now,
             },
         )
         self.events.emit("upload.finished", info)
@@ -506,7 +508,8 @@ class UploadService:
     # --- expiry --------------------------------------------------------------------
 
     async def sweep_expired(self, batch: int = 100) -> int:
-        """Remove expired incomplete uploads (data, parts, S3 multipart) and
+        """Remove expired incomplete uploads and unassembled complete partial
+        uploads (data, parts, S3 multipart) and
         leave tombstones answering 410; forget old tombstones. Returns how
         many uploads expired. Uploads locked by a live request are skipped."""
         now = self.clock()
@@ -519,7 +522,7 @@ class UploadService:
                 continue
             try:
                 current = await self.state.get(info.id)
-                if current is None or current.state is not UploadState.UPLOADING:
+                if current is None or not keeps_expiry(current):
                     continue
                 if current.expires_at is None or current.expires_at >= now:
                     continue

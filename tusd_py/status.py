@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tusd_py import errors
-from tusd_py.models import Principal, UploadInfo, UploadState
+from tusd_py.models import Principal, UploadInfo
+from tusd_py.partials import is_expired
 from tusd_py.service import UploadService, may_access
 
 #: ``state`` values a document may carry (SPEC §6); the later ones come with jobs.
@@ -29,9 +30,9 @@ def iso_time(timestamp: float | None) -> str | None:
 
 
 def state_of(info: UploadInfo, now: float) -> str:
-    """The REST state: an unfinished upload past its expiry reads ``expired``
-    even before the sweeper has turned it into a tombstone."""
-    if info.state is UploadState.UPLOADING and info.expires_at is not None and info.expires_at < now:
+    """The REST state: an unfinished upload (or unassembled partial) past its
+    expiry reads ``expired`` even before the sweeper has turned it into a tombstone."""
+    if is_expired(info, now):
         return "expired"
     return info.state.value
 

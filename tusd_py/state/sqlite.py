@@ -234,7 +234,8 @@ class SQLiteStateStore:
     async def list_expired(self, now: float, limit: int) -> Sequence[UploadInfo]:
         with map_sqlite_errors("list_expired"):
             rows = self._conn.execute(
-                _SELECT + " WHERE state = 'uploading' AND expires_at IS NOT NULL "
+                _SELECT + " WHERE (state = 'uploading' OR (state = 'complete' AND concat = 'partial')) "
+                "AND expires_at IS NOT NULL "
                 "AND expires_at < ? ORDER BY expires_at, id LIMIT ?",
                 (now, limit),
             ).fetchall()
@@ -257,6 +258,7 @@ class SQLiteStateStore:
         limit: int,
         state: str | None = None,
         visibility: str | None = None,
+        include_partials: bool = True,
     ) -> Sequence[UploadInfo]:
         where: list[str] = []
         args: list[Any] = []
@@ -272,6 +274,8 @@ class SQLiteStateStore:
         if visibility is not None:
             where.append("visibility = ?")
             args.append(visibility)
+        if not include_partials:
+            where.append("(concat IS NULL OR concat != 'partial')")
         sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY created_at, id LIMIT ?"
         args.append(limit)
