@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from storage.base import BoundedProgress, ChunkWriter
 from tusd_py import errors, protocol
-from tusd_py.checksum import Hasher, StagingFile, new_hasher
+from tusd_py.checksum import Hasher, StagingFile, digest_label, new_hasher
 from tusd_py.locking.base import Lock
 from tusd_py.models import Principal, UploadInfo
 from tusd_py.release import ReleaseGate
@@ -66,6 +66,9 @@ class AppendSession:
         self._checksum = request.checksum
         self._hasher: Hasher | None = None
         self._staging: StagingFile | None = None
+        #: Running hash of the whole upload through this body (None: unknown).
+        self._file_hasher: Hasher | None = None
+        self._file_checksum: str | None = None
         self._writer: ChunkWriter | None = None
         #: The writer when it bounds what may be published mid-request (checked once).
         self._bounded: BoundedProgress | None = None
@@ -97,6 +100,11 @@ class AppendSession:
         if self._checksum is not None:
             self._hasher = new_hasher(self._checksum.algorithm)
             self._staging = StagingFile(self.service.staging_dir)
+            self._file_hasher = self.service.digests.resume(
+                self.info.id, self._checksum.algorithm, self.info.offset
+            )
+        else:
+            self.service.digests.forget(self.info.id)  # a chunk no client digest covers
         self._writer = await storage.open_writer(self.info)
         self._bounded = self._writer if isinstance(self._writer, BoundedProgress) else None
         self._next_publish = asyncio.get_running_loop().time() + self._interval
@@ -135,6 +143,8 @@ class AppendSession:
                 assert self._hasher is not None
                 self._staging.write(chunk)
                 self._hasher.update(chunk)
+                if self._file_hasher is not None:
+                    self._file_hasher.update(chunk)
             else:
                 assert self._writer is not None
                 self._check_lock()
@@ -235,12 +245,24 @@ class AppendSession:
                         assert self._writer is not None
                         self._check_lock()
                         await self._staging.replay_into(self._writer)
+                        self._advance_file_digest(self._checksum.algorithm, self.start + self._staging.size)
                 info = await self._settle()
                 if self._failed is not None:
                     raise self._failed
                 return info
             finally:
                 await self._release()
+
+    def _advance_file_digest(self, algorithm: str, offset: int) -> None:
+        """A verified chunk was stored: keep the running hash for the next
+        PATCH, or, at the upload's last byte, the digest to record."""
+        if self._file_hasher is None:
+            return
+        if self.info.length is not None and offset == self.info.length:
+            self._file_checksum = digest_label(algorithm, self._file_hasher)
+            self.service.digests.forget(self.info.id)
+        else:
+            self.service.digests.advance(self.info.id, algorithm, offset, self._file_hasher)
 
     async def abort(self) -> UploadInfo:
         """End early: keep what was received (unless checksummed), publish."""
@@ -263,7 +285,7 @@ class AppendSession:
         await self._publish()
         info = self.info
         if info.length is not None and self._committed == info.length and not info.is_complete:
-            self.info = await self.service._finish(info)
+            self.info = await self.service._finish(info, checksum=self._file_checksum)
         return self.info
 
     def _stop_publishing(self) -> None:

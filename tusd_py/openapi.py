@@ -63,9 +63,22 @@ def _schemas() -> dict[str, Any]:
         "visibility": {"enum": ["public", "private"]},
         "created_at": time,
         "updated_at": time,
-        "expires_at": time,
+        "expires_at": {
+            **time,
+            "description": "null once complete (a partial upload keeps it until its final is assembled)",
+        },
         "mime": {**nullable_str, "description": "type detected from the first bytes"},
-        "checksum": nullable_str,
+        "checksum": {
+            **nullable_str,
+            "pattern": "^(sha1|sha256|sha512|md5|crc32):[0-9a-f]+$",
+            "examples": ["sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
+            "description": (
+                "digest of the whole upload, '<algorithm>:<hex>', when every PATCH carried "
+                "Upload-Checksum with that algorithm and one server process received them all; "
+                "null otherwise (no or mixed checksums, resumed on another instance, concatenated "
+                "final, not complete yet)"
+            ),
+        },
         "jobs": {"type": "array", "items": {"type": "object"}},
         "upload_url": {"type": "string"},
         "status_url": {"type": "string"},

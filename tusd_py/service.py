@@ -33,6 +33,7 @@ from storage.base import (
 )
 from tusd_py import errors, protocol
 from tusd_py.append import SNIFF_BYTES, AppendRequest, AppendSession
+from tusd_py.checksum import FileDigests
 from tusd_py.composer import Composer
 from tusd_py.config import Config
 from tusd_py.events import EventSink, LogEventSink
@@ -102,6 +103,8 @@ class UploadService:
         self._size_limit = size_limit
         self.inspector = inspector
         self.staging_dir = Path(config.server.data_dir) / "staging"
+        #: Running whole-upload hashes of checksummed uploads (this process only).
+        self.digests = FileDigests()
 
     # --- limits ------------------------------------------------------------
 
@@ -325,21 +328,22 @@ class UploadService:
         await retire_assembled_partials(self, partials)
         return final
 
-    async def _finish(self, info: UploadInfo) -> UploadInfo:
-        """Mark ``info`` complete. A complete upload no longer expires, except
-        a partial upload, which keeps the expiry until assembled (:mod:`tusd_py.partials`)."""
+    async def _finish(self, info: UploadInfo, checksum: str | None = None) -> UploadInfo:
+        """Mark ``info`` complete, recording its whole-upload ``checksum`` when
+        known. A complete upload no longer expires, except a partial upload,
+        which keeps the expiry until assembled (:mod:`tusd_py.partials`)."""
         storage = self.composer.storage(info.storage)
         meta = await storage.finish(info)
         now = self.clock()
-        info = await self.state.update(
-            info.id,
-            {
-                "state": UploadState.COMPLETE,
-                "storage_meta": dict(meta),
-                "expires_at": self._expiry(now) if info.concat is ConcatKind.PARTIAL else None,
-                "updated_at": now,
-            },
-        )
+        changes: dict[str, object] = {
+            "state": UploadState.COMPLETE,
+            "storage_meta": dict(meta),
+            "expires_at": self._expiry(now) if info.concat is ConcatKind.PARTIAL else None,
+            "updated_at": now,
+        }
+        if checksum is not None:
+            changes["checksum"] = checksum
+        info = await self.state.update(info.id, changes)
         self.events.emit("upload.finished", info)
         return info
 

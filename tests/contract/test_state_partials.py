@@ -1,13 +1,20 @@
-"""State-store contract for partial uploads (issue 12.5): complete partials
-keep an expiry the sweeper finds, and listings can leave partials out."""
+"""State-store contract for partial uploads (issue 12.5: complete partials
+keep an expiry the sweeper finds, listings can leave partials out) and the
+whole-upload checksum field (issue 12.7)."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
+import sqlite_utils
 
 from tusd_py import protocol
 from tusd_py.models import ConcatKind, UploadInfo, UploadState
+from tusd_py.state import codec
 from tusd_py.state.base import StateStore
+from tusd_py.state.sqlite import MIGRATIONS, SQLiteStateStore
 
 T0 = 1_700_000_000.0
 
@@ -61,3 +68,40 @@ async def test_listing_can_leave_partials_out_and_pages_stay_full(store: StateSt
         seen += [i.id for i in page]
         after = (page[-1].created_at, page[-1].id)
     assert seen == wholes
+
+
+@pytest.mark.gen_test
+async def test_the_whole_upload_checksum_round_trips(store: StateStore) -> None:
+    """Issue 12.7: the server-computed digest is a field of the record."""
+    info = make()
+    await store.create(info)
+    got = await store.get(info.id)
+    assert got is not None and got.checksum is None
+    updated = await store.update(info.id, {"state": UploadState.COMPLETE, "checksum": "sha256:ab12"})
+    assert updated.checksum == "sha256:ab12"
+    again = await store.get(info.id)
+    assert again is not None and again.checksum == "sha256:ab12"
+    listed = await store.list_uploads(owner="alice", after=None, limit=10)
+    assert [i.checksum for i in listed] == ["sha256:ab12"]
+
+
+@pytest.mark.gen_test
+async def test_sqlite_file_of_schema_2_is_migrated(tmp_path: Path) -> None:
+    """A state.db written before the checksum column keeps its records."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(str(path))
+    db = sqlite_utils.Database(conn)
+    for step in MIGRATIONS[:2]:
+        step(db)
+    row = {name: value for name, value in codec.to_row(make()).items() if name != "checksum"}
+    db.table("uploads").insert(row)
+    conn.execute("PRAGMA user_version=2")
+    conn.commit()
+    conn.close()
+    store = await SQLiteStateStore.open(path)
+    try:
+        got = await store.get(str(row["id"]))
+        assert got is not None and got.checksum is None
+        assert (await store.update(got.id, {"checksum": "md5:00"})).checksum == "md5:00"
+    finally:
+        await store.close()

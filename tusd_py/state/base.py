@@ -25,6 +25,7 @@ UPDATABLE_FIELDS = frozenset(
         "metadata_raw",
         "updated_at",
         "expires_at",
+        "checksum",
     }
 )
 

@@ -7,7 +7,8 @@ crash). Tables:
 * ``uploads`` — one row per upload (columns of :mod:`tusd_py.state.codec`);
 * ``parts`` — multipart parts ``(upload_id, number, etag, size)``;
 * ``idempotency_keys`` — ``(owner, idem_key) → upload_id`` of ``POST /index``
-  retries, until ``expires_at`` (schema version 2).
+  retries, until ``expires_at`` (schema version 2);
+* ``uploads.checksum`` — the whole-upload digest (schema version 3).
 
 The schema version lives in ``PRAGMA user_version`` and :data:`MIGRATIONS`
 brings older files forward on open. Point reads and writes run on the event
@@ -73,8 +74,12 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.table("idempotency_keys").create_index(["expires_at"])
 
 
+def _v3(db: sqlite_utils.Database) -> None:
+    db.table("uploads").add_column("checksum", str)
+
+
 #: Migration i brings a database from version i to i+1.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 _SELECT = "SELECT " + ", ".join(f'"{f}"' for f in codec.FIELDS) + " FROM uploads"
 
