@@ -40,7 +40,6 @@ class ReleaseGate:
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
         self._busy = 0
-        self._asked = False
         self._done = False
         self._timer: asyncio.TimerHandle | None = None
 
@@ -54,7 +53,6 @@ class ReleaseGate:
         """The lock's ``on_release_requested`` callback."""
         if self._done:
             return
-        self._asked = True
         lock = self._lock
         if lock is not None and (lock.backend_failing() or not lock.still_held()):
             self._fire()
@@ -77,11 +75,6 @@ class ReleaseGate:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-    @property
-    def asked(self) -> bool:
-        """True once a release request arrived during this hold."""
-        return self._asked
 
     def _check(self) -> None:
         self._timer = None

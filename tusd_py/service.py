@@ -377,8 +377,7 @@ class UploadService:
         lock = self.composer.locker.new_lock(upload_id)
         gate = ReleaseGate(on_release_requested, self.config.server.release_idle)
         if not await lock.try_acquire(gate.requested):
-            if request.offset != info.offset:
-                raise offset_mismatch(request.offset, info.offset)
+            self._refuse_before_release(principal, info, request)
             await lock.acquire(self.config.server.lock_timeout, gate.requested)
         gate.held_by(lock)
         try:
@@ -394,6 +393,19 @@ class UploadService:
             await session.abort()
             raise
         return session
+
+    def _refuse_before_release(self, principal: Principal, info: UploadInfo, request: AppendRequest) -> None:
+        """Raise what the record already says a PATCH will get (409 offset,
+        400 length change, 413 too long), so that it never disturbs the
+        request holding the upload. The full checks run again under the lock."""
+        if request.offset != info.offset:
+            raise offset_mismatch(request.offset, info.offset)
+        if info.length is None:
+            return
+        if request.declared_length is not None and request.declared_length != info.length:
+            raise errors.InvalidLength("Upload-Length is already set and cannot change")
+        if request.content_length is not None and request.content_length > info.length - info.offset:
+            raise self._overflow_error(principal, info, request.content_length)
 
     async def _prepare_append(
         self, principal: Principal, upload_id: str, request: AppendRequest

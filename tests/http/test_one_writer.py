@@ -91,15 +91,17 @@ async def open_patch(connect: Connect, tus: Tus, url: str, total: int, sent: byt
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_live_writer_is_never_cut(tus: Tus, stored: Stored, connect: Connect) -> None:
-    """While the holder keeps sending, neither a wrong-offset PATCH nor one at
-    the right offset cuts it: the first is refused at once, the second waits
-    and then sees the holder's offset."""
+    """While the holder keeps sending, neither a PATCH the record already
+    refuses (wrong offset, too long) nor one at the right offset cuts it: the
+    first are refused at once, the last waits and then sees the holder's offset."""
     data = secrets.token_bytes(4000)
     url = await tus.create_url(len(data))
     holder = await open_patch(connect, tus, url, len(data), data[:1000])
     wrong = await tus.patch(url, 500, b"x" * 10)
     assert wrong.code == 409
     assert json.loads(wrong.body)["error"]["code"] == "ERR_MISMATCHED_OFFSET"
+    too_long = await tus.patch(url, 1000, b"z" * 3001)
+    assert too_long.code == 413, too_long.body
     waiting = asyncio.ensure_future(tus.patch(url, 1000, b"y" * 3000))
     # Keep the holder live (a chunk well within release_idle) for longer than release_idle.
     for start in range(1000, 4000, 250):
