@@ -1,4 +1,5 @@
-"""Life cycle of the partial uploads of a concatenation (tus ``concatenation``).
+"""Concatenation (tus ``concatenation``): assembling finals, and the life
+cycle of partial uploads.
 
 Contract (issue 12.5):
 
@@ -26,8 +27,9 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from storage.base import Concatenatable
 from tusd_py import errors
-from tusd_py.models import ConcatKind, UploadInfo, UploadState
+from tusd_py.models import ConcatKind, Principal, UploadInfo, UploadState
 
 if TYPE_CHECKING:
     from tusd_py.service import UploadService
@@ -79,3 +81,78 @@ async def retire_assembled_partials(service: UploadService, partials: Sequence[U
                 extra={"upload_id": partial_id},
             )
     return changed
+
+
+async def load_partials(
+    service: UploadService, principal: Principal, partial_ids: Sequence[str]
+) -> list[UploadInfo]:
+    """The partials a new final names. Each must exist and belong to
+    ``principal`` (else 404), be a partial upload (else 400) and not have
+    expired (else 400)."""
+    from tusd_py.service import may_access  # runtime import: service imports this module
+
+    partials = []
+    for partial_id in partial_ids:
+        try:
+            part = await service.load(partial_id)
+        except errors.UploadGone:
+            raise errors.InvalidConcat(f"partial upload {partial_id} has expired") from None
+        except errors.UploadNotFound:
+            raise errors.UploadNotFound(f"partial upload {partial_id} not found") from None
+        if not may_access(principal, part):
+            raise errors.UploadNotFound(f"partial upload {partial_id} not found")
+        if part.concat is not ConcatKind.PARTIAL:
+            raise errors.InvalidConcat(f"upload {partial_id} is not a partial upload")
+        partials.append(part)
+    return partials
+
+
+async def try_assemble(service: UploadService, final: UploadInfo) -> UploadInfo:
+    """Assemble ``final`` if all its partials are complete (lazily, under
+    the final's lock); otherwise return it as it is (its length fixed once
+    every partial's length is known)."""
+    partials = []
+    for partial_id in final.partials:
+        part = await service.state.get(partial_id)
+        if part is None or is_expired(part, service.clock()):
+            return final
+        if not part.is_complete:
+            if final.length is None:
+                lengths = [
+                    p.length if p else None for p in [await service.state.get(i) for i in final.partials]
+                ]
+                if None not in lengths:
+                    final = await service.state.update(
+                        final.id, {"length": sum(x for x in lengths if x is not None)}
+                    )
+            return final
+        partials.append(part)
+    lock = service.composer.locker.new_lock(final.id)
+    await lock.acquire(service.config.server.lock_timeout, lambda: None)
+    try:
+        current = await service.state.get(final.id)
+        if current is None:
+            raise errors.UploadNotFound()
+        if current.is_complete:
+            return current
+        return await assemble(service, current, partials)
+    finally:
+        await lock.release()
+
+
+async def assemble(service: UploadService, final: UploadInfo, partials: Sequence[UploadInfo]) -> UploadInfo:
+    """Concatenate ``partials`` into ``final``, finish it and retire the partials."""
+    storage = service.composer.storage(final.storage)
+    assert isinstance(storage, Concatenatable)
+    total = sum(p.length or 0 for p in partials)
+    meta = await storage.concatenate(final, partials)
+    now = service.clock()
+    if final.length is None:
+        final = await service.state.update(final.id, {"length": total})
+    final = await service.state.update(final.id, {"storage_meta": dict(meta), "updated_at": now})
+    final = await service.state.commit_offset(
+        final.id, final.offset, total, updated_at=now, expires_at=final.expires_at
+    )
+    final = await service._finish(final)
+    await retire_assembled_partials(service, partials)
+    return final

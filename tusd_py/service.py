@@ -26,7 +26,6 @@ from typing import Protocol
 
 from storage.base import (
     Capability,
-    Concatenatable,
     LengthDeferrable,
     Rewindable,
     Terminatable,
@@ -38,7 +37,7 @@ from tusd_py.composer import Composer
 from tusd_py.config import Config
 from tusd_py.events import EventSink, LogEventSink
 from tusd_py.models import ConcatKind, Principal, UploadInfo, UploadState
-from tusd_py.partials import is_expired, keeps_expiry, retire_assembled_partials
+from tusd_py.partials import assemble, is_expired, keeps_expiry, load_partials, try_assemble
 from tusd_py.release import ReleaseGate
 
 log = logging.getLogger("tusd_py.app")
@@ -153,7 +152,7 @@ class UploadService:
         if not may_access(principal, info):
             raise errors.UploadNotFound()
         if info.concat is ConcatKind.FINAL and not info.is_complete:
-            info = await self._try_assemble(info)
+            info = await try_assemble(self, info)
         elif (
             info.state is UploadState.UPLOADING
             and info.length is not None
@@ -241,19 +240,7 @@ class UploadService:
         """
         if not self.composer.has(Capability.CONCATENATE):
             raise errors.InvalidConcat("this server does not support concatenation")
-        partials = []
-        for partial_id in partial_ids:
-            try:
-                part = await self.load(partial_id)
-            except errors.UploadGone:
-                raise errors.InvalidConcat(f"partial upload {partial_id} has expired") from None
-            except errors.UploadNotFound:
-                raise errors.UploadNotFound(f"partial upload {partial_id} not found") from None
-            if not may_access(principal, part):
-                raise errors.UploadNotFound(f"partial upload {partial_id} not found")
-            if part.concat is not ConcatKind.PARTIAL:
-                raise errors.InvalidConcat(f"upload {partial_id} is not a partial upload")
-            partials.append(part)
+        partials = await load_partials(self, principal, partial_ids)
         lengths = [p.length for p in partials]
         total = sum(x for x in lengths if x is not None) if None not in lengths else None
         if total is not None:
@@ -279,54 +266,8 @@ class UploadService:
         await self.state.create(info)
         self.events.emit("upload.created", info)
         if all(p.is_complete for p in partials):
-            info = await self._assemble(info, partials)
+            info = await assemble(self, info, partials)
         return info
-
-    async def _try_assemble(self, final: UploadInfo) -> UploadInfo:
-        """Assemble ``final`` if all its partials are complete (lazily)."""
-        partials = []
-        for partial_id in final.partials:
-            part = await self.state.get(partial_id)
-            if part is None or is_expired(part, self.clock()):
-                return final
-            if not part.is_complete:
-                if final.length is None:
-                    lengths = [
-                        p.length if p else None for p in [await self.state.get(i) for i in final.partials]
-                    ]
-                    if None not in lengths:
-                        final = await self.state.update(
-                            final.id, {"length": sum(x for x in lengths if x is not None)}
-                        )
-                return final
-            partials.append(part)
-        lock = self.composer.locker.new_lock(final.id)
-        await lock.acquire(self.config.server.lock_timeout, lambda: None)
-        try:
-            current = await self.state.get(final.id)
-            if current is None:
-                raise errors.UploadNotFound()
-            if current.is_complete:
-                return current
-            return await self._assemble(current, partials)
-        finally:
-            await lock.release()
-
-    async def _assemble(self, final: UploadInfo, partials: Sequence[UploadInfo]) -> UploadInfo:
-        storage = self.composer.storage(final.storage)
-        assert isinstance(storage, Concatenatable)
-        total = sum(p.length or 0 for p in partials)
-        meta = await storage.concatenate(final, partials)
-        now = self.clock()
-        if final.length is None:
-            final = await self.state.update(final.id, {"length": total})
-        final = await self.state.update(final.id, {"storage_meta": dict(meta), "updated_at": now})
-        final = await self.state.commit_offset(
-            final.id, final.offset, total, updated_at=now, expires_at=final.expires_at
-        )
-        final = await self._finish(final)
-        await retire_assembled_partials(self, partials)
-        return final
 
     async def _finish(self, info: UploadInfo, checksum: str | None = None) -> UploadInfo:
         """Mark ``info`` complete, recording its whole-upload ``checksum`` when
