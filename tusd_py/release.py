@@ -28,9 +28,9 @@ class ReleaseGate:
     """Delays a release request until the holder's client is idle.
 
     ``cut`` is the holder's own reaction to a release request (the handler
-    stops reading its body); it is called at most once. ``activity`` and
-    ``done`` are called by the holder's session: when a chunk starts and ends
-    being stored, and when the session ends (which cancels any pending cut).
+    stops reading its body); it is called at most once. The holder's session
+    calls :meth:`begin_write` / :meth:`end_write` around each chunk it stores
+    and :meth:`close` when it ends (which cancels any pending cut).
     """
 
     def __init__(self, cut: Callable[[], None], idle: float) -> None:
@@ -51,12 +51,8 @@ class ReleaseGate:
 
     def requested(self) -> None:
         """The lock's ``on_release_requested`` callback."""
-        if self._done:
-            return
-        lock = self._lock
-        if lock is not None and (lock.backend_failing() or not lock.still_held()):
-            self._fire()
-            return
+        if self._done or self._timer is not None:
+            return  # already watching the holder
         self._check()
 
     def begin_write(self) -> None:
@@ -81,6 +77,10 @@ class ReleaseGate:
         if self._done:
             return
         now = self._loop.time()
+        lock = self._lock
+        if lock is not None and (lock.backend_failing() or not lock.still_held()):
+            self._fire()  # the lock may be lost: stop writing at once
+            return
         if self._idle <= 0 or (self._busy == 0 and now - self._last >= self._idle):
             self._fire()
             return

@@ -91,3 +91,17 @@ async def test_no_cut_after_the_hold_ended_and_zero_idle_cuts_at_once() -> None:
     eager.begin_write()
     eager.requested()
     assert eager_cut.is_set()
+
+
+@pytest.mark.gen_test
+async def test_a_lock_failing_while_watched_is_given_up() -> None:
+    """Lockers ask once per hold: a backend failure after a peer's request
+    (which found the writer live) still stops the writer."""
+    lock = FakeLock()
+    gate, cut = gate_with_event(idle=0.2, lock=lock)
+    gate.begin_write()
+    gate.requested()
+    gate.requested()  # a repeated ask changes nothing
+    assert not cut.is_set()
+    lock.failing = True
+    await asyncio.wait_for(cut.wait(), 5)
