@@ -245,24 +245,34 @@ class AppendSession:
                         assert self._writer is not None
                         self._check_lock()
                         await self._staging.replay_into(self._writer)
-                        self._advance_file_digest(self._checksum.algorithm, self.start + self._staging.size)
+                        self._file_checksum = self._whole_digest(self._checksum.algorithm)
                 info = await self._settle()
+                if self._failed is None and self._checksum is not None:
+                    self._keep_running_digest(self._checksum.algorithm)
                 if self._failed is not None:
                     raise self._failed
                 return info
             finally:
                 await self._release()
 
-    def _advance_file_digest(self, algorithm: str, offset: int) -> None:
-        """A verified chunk was stored: keep the running hash for the next
-        PATCH, or, at the upload's last byte, the digest to record."""
-        if self._file_hasher is None:
-            return
-        if self.info.length is not None and offset == self.info.length:
-            self._file_checksum = digest_label(algorithm, self._file_hasher)
-            self.service.digests.forget(self.info.id)
-        else:
-            self.service.digests.advance(self.info.id, algorithm, offset, self._file_hasher)
+    def _whole_digest(self, algorithm: str) -> str | None:
+        """The whole upload's digest when this verified chunk ends it (recorded
+        by ``_finish``), else None."""
+        assert self._staging is not None
+        if self._file_hasher is None or self.info.length is None:
+            return None
+        if self.start + self._staging.size != self.info.length:
+            return None
+        return digest_label(algorithm, self._file_hasher)
+
+    def _keep_running_digest(self, algorithm: str) -> None:
+        """After a verified chunk was stored *and published*: keep the running
+        hash for the next PATCH (only a published offset may be resumed from)."""
+        digests = self.service.digests
+        if self._file_hasher is None or self.info.is_complete:
+            digests.forget(self.info.id)
+        elif self.received and self._committed == self.start + self.received:
+            digests.advance(self.info.id, algorithm, self._committed, self._file_hasher)
 
     async def abort(self) -> UploadInfo:
         """End early: keep what was received (unless checksummed), publish."""
