@@ -21,7 +21,10 @@ can be finished with tus PATCH at ``upload_url``.
 ``Idempotency-Key``: a retry with the same key (same user) does not create a
 second upload; it answers 201 with the original document when that upload is
 complete, or 409 ``ERR_UPLOAD_INCOMPLETE`` with ``upload_url`` and ``offset``
-to finish it with tus.
+to finish it with tus. The same key sent with a different request (another
+length, filename, media type, metadata or visibility: see
+:func:`tusd_py.oneshot.request_fingerprint`) is refused with 422
+``ERR_IDEMPOTENCY_KEY_REUSED`` before a byte of its body is stored.
 """
 
 from __future__ import annotations
@@ -37,7 +40,13 @@ from tusd_py import errors, protocol
 from tusd_py.context import AppContext
 from tusd_py.formdata import MULTIPART_TYPE, FileFieldExtractor, boundary_of
 from tusd_py.models import UploadInfo
-from tusd_py.oneshot import IdempotencyKeys, declare_received_length, index_document, parse_idempotency_key
+from tusd_py.oneshot import (
+    IdempotencyKeys,
+    declare_received_length,
+    index_document,
+    parse_idempotency_key,
+    request_fingerprint,
+)
 from tusd_py.service import SNIFF_BYTES, AppendRequest
 
 log = logging.getLogger("tusd_py.app")
@@ -54,6 +63,7 @@ class IndexHandler(StreamingHandler):
     _extractor: FileFieldExtractor | None = None
     _metadata_recorded: bool = False
     _idempotency_key: str | None = None
+    _fingerprint: str = ""
     _discarding: bool = False
 
     def initialize(self, ctx: AppContext) -> None:
@@ -108,8 +118,11 @@ class IndexHandler(StreamingHandler):
         service = self.ctx.service
         keys = IdempotencyKeys(service, self.ctx.config.api.idempotency_ttl)
         key = parse_idempotency_key(headers.get("Idempotency-Key"))
+        self._fingerprint = request_fingerprint(
+            self.request.method or "POST", self.request.path, headers, visibility
+        )
         if key is not None:
-            existing = await keys.lookup(principal, key)
+            existing = await keys.lookup(principal, key, self._fingerprint)
             if existing is not None:
                 self._replay(existing)
                 return
@@ -121,7 +134,7 @@ class IndexHandler(StreamingHandler):
         )
         try:
             if key is not None:
-                holder = await keys.claim(principal, key, info)
+                holder = await keys.claim(principal, key, info, self._fingerprint)
                 if holder != info.id:
                     await service.terminate(principal, info.id)
                     await self._replay_winner(keys, key)
@@ -142,7 +155,7 @@ class IndexHandler(StreamingHandler):
 
     async def _replay_winner(self, keys: IdempotencyKeys, key: str) -> None:
         assert self.principal is not None
-        winner = await keys.lookup(self.principal, key)
+        winner = await keys.lookup(self.principal, key, self._fingerprint)
         if winner is None:
             raise errors.UploadLocked(
                 "a request with the same Idempotency-Key failed meanwhile; retry",
@@ -286,4 +299,4 @@ class IndexHandler(StreamingHandler):
             log.warning("could not delete refused upload %s: %s", upload_id, exc.message)
         if self._idempotency_key is not None:
             keys = IdempotencyKeys(self.ctx.service, self.ctx.config.api.idempotency_ttl)
-            await keys.forget(self.principal, self._idempotency_key, upload_id)
+            await keys.forget(self.principal, self._idempotency_key, upload_id, self._fingerprint)

@@ -1,8 +1,9 @@
 """``GET <base_path>``: the caller's uploads, a page at a time (admins: all).
 
 Query: ``limit`` (1..``api.max_page_size``), ``cursor`` (from ``next_cursor``),
-``state`` (uploading, complete, expired), ``visibility`` (public, private).
-Answer: ``{"items": [status documents], "next_cursor": str | null}``.
+``state`` (uploading, complete, expired), ``visibility`` (public, private),
+``include=partial`` (also list the partial uploads of concatenations, hidden
+by default). Answer: ``{"items": [status documents], "next_cursor": str | null}``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ async def serve(handler: BaseHandler) -> None:
     assert principal is not None
     args = {
         name: handler.get_query_argument(name)
-        for name in ("limit", "cursor", "state", "visibility")
+        for name in ("limit", "cursor", "state", "visibility", "include")
         if handler.get_query_argument(name, None) is not None
     }
     api = handler.ctx.config.api

@@ -1,9 +1,21 @@
-"""Checksum extension support: incremental hashers and the staging file.
+"""Checksum extension support: incremental hashers, the staging file and
+whole-upload digests.
 
 A checksummed PATCH is all-or-nothing: its body is written to a staging file
 under ``<data_dir>/staging/`` while being hashed, and only after the digest
 matches is it appended to the upload (replayed in bounded blocks). A cut or
 mismatching request deletes its staging file and leaves the upload as it was.
+
+Whole-upload digest (the ``checksum`` of the status document): while every
+PATCH of an upload carries ``Upload-Checksum`` with one algorithm, each
+verified chunk also feeds a running hash of the upload kept by
+:class:`FileDigests` in this process; when the last byte is stored the digest
+is recorded on the upload as ``"<algorithm>:<hex>"``. A single checksummed
+PATCH of the whole file thus yields exactly the client's digest. The running
+hash cannot cross processes: an upload resumed on another instance or worker,
+or one with a PATCH without ``Upload-Checksum`` (or with another algorithm),
+gets no whole-upload digest (``checksum`` stays null) — each of its
+checksummed chunks was still verified.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ import hashlib
 import os
 import secrets
 import zlib
+from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol
 
@@ -27,10 +40,15 @@ class Hasher(Protocol):
 
     def digest(self) -> bytes: ...
 
+    def copy(self) -> Hasher: ...
+
 
 class _Crc32:
-    def __init__(self) -> None:
-        self._value = 0
+    def __init__(self, value: int = 0) -> None:
+        self._value = value
+
+    def copy(self) -> _Crc32:
+        return _Crc32(self._value)
 
     def update(self, data: bytes, /) -> None:
         self._value = zlib.crc32(data, self._value)
@@ -44,6 +62,49 @@ def new_hasher(algorithm: str) -> Hasher:
     if algorithm == "crc32":
         return _Crc32()
     return hashlib.new(algorithm, usedforsecurity=False)
+
+
+#: Running whole-upload hashes kept per process (least recently used dropped).
+MAX_RUNNING_DIGESTS = 1024
+
+
+class FileDigests:
+    """Running hashes of uploads whose PATCHes all carried ``Upload-Checksum``.
+
+    One entry per upload: ``(algorithm, offset, hasher)``, the hash of bytes
+    ``[0, offset)``. Bounded (:data:`MAX_RUNNING_DIGESTS`); an evicted or
+    unknown entry just means no whole-upload digest for that upload.
+    """
+
+    def __init__(self, capacity: int = MAX_RUNNING_DIGESTS) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[str, tuple[str, int, Hasher]] = OrderedDict()
+
+    def resume(self, upload_id: str, algorithm: str, offset: int) -> Hasher | None:
+        """A hasher of the upload's bytes ``[0, offset)`` to continue (a copy:
+        the entry changes only by :meth:`advance`), or None if unknown."""
+        if offset == 0:
+            return new_hasher(algorithm)
+        entry = self._entries.get(upload_id)
+        if entry is None or entry[0] != algorithm or entry[1] != offset:
+            return None
+        self._entries.move_to_end(upload_id)
+        return entry[2].copy()
+
+    def advance(self, upload_id: str, algorithm: str, offset: int, hasher: Hasher) -> None:
+        """Record ``hasher`` as the hash of the upload's bytes ``[0, offset)``."""
+        self._entries[upload_id] = (algorithm, offset, hasher)
+        self._entries.move_to_end(upload_id)
+        while len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+
+    def forget(self, upload_id: str) -> None:
+        self._entries.pop(upload_id, None)
+
+
+def digest_label(algorithm: str, hasher: Hasher) -> str:
+    """The ``checksum`` of a status document: ``"<algorithm>:<hex digest>"``."""
+    return f"{algorithm}:{hasher.digest().hex()}"
 
 
 class StagingFile:

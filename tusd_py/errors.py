@@ -37,6 +37,7 @@ Exception tree::
     │   ├── InvalidBody              400  (JSON bodies of the link/visibility routes)
     │   ├── NotFound                 404  (no such route)
     │   ├── InvalidMultipart         400  (POST /index form bodies)
+    │   ├── IdempotencyKeyReused     422  (POST /index key sent with another request)
     │   └── InvalidQuery             400  (listing parameters, cursors)
     ├── AuthError
     │   ├── Unauthenticated          401  (+ WWW-Authenticate: Bearer)
@@ -265,6 +266,17 @@ class InvalidQuery(ProtocolError):
 class InvalidIdempotencyKey(InvalidHeader):
     code = "ERR_INVALID_IDEMPOTENCY_KEY"
     default_message = "Idempotency-Key must be 1 to 255 printable ASCII characters"
+
+
+class IdempotencyKeyReused(ProtocolError):
+    """draft-ietf-httpapi-idempotency-key-header: a key reused with a different request."""
+
+    status = 422
+    code = "ERR_IDEMPOTENCY_KEY_REUSED"
+    default_message = (
+        "this Idempotency-Key was already used for a different request (other length, "
+        "filename, content type or metadata); send a new key for a new upload"
+    )
 
 
 # --- auth --------------------------------------------------------------------

@@ -5,7 +5,9 @@ position of the last record returned, encoded as URL-safe base64 of a small
 JSON array, so a client treats it as an opaque token; an upload created while
 a client pages through is never returned twice and never shifts the records
 after the cursor. The owner filter is applied by the server from the caller,
-never taken from the cursor.
+never taken from the cursor. Partial uploads of concatenations (bookkeeping of
+parallel uploads, removed once their final is assembled) are left out unless
+the query says ``include=partial``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from tusd_py.state.base import StateStore
 #: Values the ``state`` filter accepts (the stored states).
 STATE_FILTERS = ("uploading", "complete", "expired")
 VISIBILITY_FILTERS = ("public", "private")
+#: Values of ``include``: record kinds listed only when asked for.
+INCLUDE_VALUES = ("partial",)
 
 
 def encode_cursor(info: UploadInfo) -> str:
@@ -56,10 +60,12 @@ class ListQuery:
     after: tuple[float, str] | None = None
     state: str | None = None
     visibility: str | None = None
+    #: Partial uploads of concatenations are hidden unless ``include=partial``.
+    include_partials: bool = False
 
 
 def parse_query(args: dict[str, str], *, default_limit: int, max_limit: int) -> ListQuery:
-    """``limit``, ``cursor``, ``state`` and ``visibility`` from query arguments.
+    """``limit``, ``cursor``, ``state``, ``visibility`` and ``include`` from query arguments.
 
     Raises :class:`errors.InvalidQuery` naming the bad parameter."""
     limit = default_limit
@@ -75,7 +81,12 @@ def parse_query(args: dict[str, str], *, default_limit: int, max_limit: int) -> 
     visibility = args.get("visibility") or None
     if visibility is not None and visibility not in VISIBILITY_FILTERS:
         raise errors.InvalidQuery(f"visibility must be one of {', '.join(VISIBILITY_FILTERS)}")
-    return ListQuery(limit=limit, after=after, state=state, visibility=visibility)
+    include = args.get("include") or ""
+    if include and include not in INCLUDE_VALUES:
+        raise errors.InvalidQuery(f"include must be one of {', '.join(INCLUDE_VALUES)}")
+    return ListQuery(
+        limit=limit, after=after, state=state, visibility=visibility, include_partials=include == "partial"
+    )
 
 
 async def list_page(
@@ -90,6 +101,7 @@ async def list_page(
             limit=query.limit + 1,
             state=query.state,
             visibility=query.visibility,
+            include_partials=query.include_partials,
         )
     )
     more = len(rows) > query.limit

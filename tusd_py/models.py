@@ -56,7 +56,9 @@ class UploadInfo:
     ``length`` is None while deferred. ``offset`` counts bytes held durably.
     ``metadata_raw`` and ``concat_raw`` are the headers exactly as received
     (echoed on HEAD). ``storage`` names the backend holding the bytes and
-    ``storage_meta`` is that backend's private bookkeeping.
+    ``storage_meta`` is that backend's private bookkeeping. ``checksum`` is
+    the whole upload's digest as ``"<algorithm>:<hex>"`` when the server
+    computed it from checksummed PATCHes (see :class:`tusd_py.checksum.FileDigests`).
     """
 
     id: str
@@ -75,6 +77,7 @@ class UploadInfo:
     created_at: float = 0.0
     updated_at: float = 0.0
     expires_at: float | None = None
+    checksum: str | None = None
 
     @property
     def is_complete(self) -> bool:

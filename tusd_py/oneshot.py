@@ -8,7 +8,10 @@ of uploads whose size was unknown when the request started.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from tusd_py import errors
@@ -47,38 +50,82 @@ def index_document(info: UploadInfo, base_path: str) -> dict[str, Any]:
     }
 
 
+#: Request headers that make two ``POST /index`` requests "the same request".
+FINGERPRINT_HEADERS = ("Content-Length", "Transfer-Encoding", "X-Filename", "Upload-Metadata")
+
+
+def request_fingerprint(method: str, path: str, headers: Mapping[str, str], visibility: str | None) -> str:
+    """A digest of the request head that identifies one ``POST /index`` request.
+
+    It covers the method, path, ``visibility`` query argument, media type
+    (without parameters: a multipart boundary differs between attempts of one
+    client) and :data:`FINGERPRINT_HEADERS`. A retry of the same request has
+    the same fingerprint; the same key with another fingerprint is refused
+    with 422 (draft-ietf-httpapi-idempotency-key-header). The body itself is
+    not hashed: it arrives after the decision and is never buffered."""
+    media_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
+    head = [method.upper(), path, visibility or "", media_type]
+    head += [headers.get(name, "").strip() for name in FINGERPRINT_HEADERS]
+    return hashlib.sha256(json.dumps(head).encode()).hexdigest()[:32]
+
+
+def _binding(upload_id: str, fingerprint: str) -> str:
+    return f"{upload_id} {fingerprint}"
+
+
+def _split_binding(value: str) -> tuple[str, str | None]:
+    """``(upload_id, fingerprint)`` of a stored binding (None for bindings
+    written before fingerprints were recorded: those match any request)."""
+    upload_id, _, fingerprint = value.partition(" ")
+    return upload_id, fingerprint or None
+
+
 class IdempotencyKeys:
-    """``(user, Idempotency-Key) → upload`` bindings kept in the state store."""
+    """``(user, Idempotency-Key) → upload`` bindings kept in the state store.
+
+    A binding's value is ``"<upload_id> <fingerprint>"`` (see
+    :func:`request_fingerprint`): the state store keeps it as an opaque
+    string, so SQLite and Redis need no schema of their own for it.
+    """
 
     def __init__(self, service: UploadService, ttl: float) -> None:
         self.service = service
         self.ttl = ttl
 
-    async def lookup(self, principal: Principal, key: str) -> UploadInfo | None:
+    async def lookup(self, principal: Principal, key: str, fingerprint: str) -> UploadInfo | None:
         """The live upload bound to ``key`` for ``principal``, or None. A
         binding to an upload that is gone (terminated, refused, expired) is
-        forgotten so the retry starts afresh."""
+        forgotten so the retry starts afresh. Raises
+        :class:`errors.IdempotencyKeyReused` (422) when the key is bound to a
+        live upload made by a request with another ``fingerprint``."""
         state = self.service.state
-        upload_id = await state.get_idempotency_key(principal.user, key, self.service.clock())
-        if upload_id is None:
+        value = await state.get_idempotency_key(principal.user, key, self.service.clock())
+        if value is None:
             return None
+        upload_id, bound_fingerprint = _split_binding(value)
         try:
-            return await self.service.get(principal, upload_id)
+            info = await self.service.get(principal, upload_id)
         except (errors.UploadNotFound, errors.UploadGone):
-            await state.release_idempotency_key(principal.user, key, upload_id)
+            await state.release_idempotency_key(principal.user, key, value)
             return None
+        if bound_fingerprint is not None and bound_fingerprint != fingerprint:
+            raise errors.IdempotencyKeyReused()
+        return info
 
-    async def claim(self, principal: Principal, key: str, info: UploadInfo) -> str:
+    async def claim(self, principal: Principal, key: str, info: UploadInfo, fingerprint: str) -> str:
         """Bind ``key`` to the new upload ``info``; returns the id that holds
         the key (another one when a concurrent request with the same key won)."""
         now = self.service.clock()
-        return await self.service.state.claim_idempotency_key(
-            principal.user, key, info.id, now=now, expires_at=now + self.ttl
+        value = await self.service.state.claim_idempotency_key(
+            principal.user, key, _binding(info.id, fingerprint), now=now, expires_at=now + self.ttl
         )
+        return _split_binding(value)[0]
 
-    async def forget(self, principal: Principal, key: str, upload_id: str) -> None:
+    async def forget(self, principal: Principal, key: str, upload_id: str, fingerprint: str) -> None:
         """Drop the binding of ``key`` if it still names ``upload_id``."""
-        await self.service.state.release_idempotency_key(principal.user, key, upload_id)
+        await self.service.state.release_idempotency_key(
+            principal.user, key, _binding(upload_id, fingerprint)
+        )
 
 
 async def declare_received_length(service: UploadService, principal: Principal, upload_id: str) -> UploadInfo:

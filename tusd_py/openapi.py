@@ -63,9 +63,22 @@ def _schemas() -> dict[str, Any]:
         "visibility": {"enum": ["public", "private"]},
         "created_at": time,
         "updated_at": time,
-        "expires_at": time,
+        "expires_at": {
+            **time,
+            "description": "null once complete (a partial upload keeps it until its final is assembled)",
+        },
         "mime": {**nullable_str, "description": "type detected from the first bytes"},
-        "checksum": nullable_str,
+        "checksum": {
+            **nullable_str,
+            "pattern": "^(sha1|sha256|sha512|md5|crc32):[0-9a-f]+$",
+            "examples": ["sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
+            "description": (
+                "digest of the whole upload, '<algorithm>:<hex>', when every PATCH carried "
+                "Upload-Checksum with that algorithm and one server process received them all; "
+                "null otherwise (no or mixed checksums, resumed on another instance, concatenated "
+                "final, not complete yet)"
+            ),
+        },
         "jobs": {"type": "array", "items": {"type": "object"}},
         "upload_url": {"type": "string"},
         "status_url": {"type": "string"},
@@ -154,6 +167,16 @@ def _collection(base_path: str) -> dict[str, Any]:
                 {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                 {"name": "state", "in": "query", "schema": {"enum": ["uploading", "complete", "expired"]}},
                 {"name": "visibility", "in": "query", "schema": {"enum": ["public", "private"]}},
+                {
+                    "name": "include",
+                    "in": "query",
+                    "description": (
+                        "partial: also list the partial uploads of concatenations (parallel uploads). "
+                        "They are hidden by default, expire like unfinished uploads until their final "
+                        "upload is assembled, and are deleted once it is."
+                    ),
+                    "schema": {"enum": ["partial"]},
+                },
             ],
             "responses": {
                 "200": _json(_ref("Listing"), "one page"),
@@ -246,7 +269,13 @@ def _index() -> dict[str, Any]:
             "tags": ["rest"],
             "summary": "One-shot upload without tus (streamed into a tus upload)",
             "parameters": [
-                _header("Idempotency-Key", "A retry with the same key returns the same upload."),
+                _header(
+                    "Idempotency-Key",
+                    "A retry with the same key returns the same upload. The key is bound to the "
+                    "request head (method, path, visibility, media type without parameters, "
+                    "Content-Length, Transfer-Encoding, X-Filename, Upload-Metadata): the same key "
+                    "with another head is refused with 422 ERR_IDEMPOTENCY_KEY_REUSED.",
+                ),
                 _header("X-Filename", "File name of a raw body (percent-encoded UTF-8)."),
                 {"name": "visibility", "in": "query", "schema": {"enum": ["public", "private"]}},
             ],
@@ -272,6 +301,7 @@ def _index() -> dict[str, Any]:
                 "409": _json(_ref("IndexIncomplete"), "the keyed upload broke off; finish it with tus"),
                 "413": _error("larger than the caller's limit"),
                 "415": _error("wrong Content-Type or file type refused (names the detected type)"),
+                "422": _error("Idempotency-Key already used for a different request; nothing kept"),
             },
         },
         "options": {

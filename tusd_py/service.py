@@ -18,35 +18,32 @@ served by rewinding the storage to that offset when it can
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from storage.base import (
-    BoundedProgress,
     Capability,
-    ChunkWriter,
-    Concatenatable,
     LengthDeferrable,
     Rewindable,
     Terminatable,
 )
 from tusd_py import errors, protocol
-from tusd_py.checksum import Hasher, StagingFile, new_hasher
+from tusd_py.append import SNIFF_BYTES, AppendRequest, AppendSession
+from tusd_py.checksum import FileDigests
 from tusd_py.composer import Composer
 from tusd_py.config import Config
 from tusd_py.events import EventSink, LogEventSink
-from tusd_py.locking.base import Lock
 from tusd_py.models import ConcatKind, Principal, UploadInfo, UploadState
+from tusd_py.partials import assemble, is_expired, keeps_expiry, load_partials, try_assemble
+from tusd_py.release import ReleaseGate
 
 log = logging.getLogger("tusd_py.app")
 
-#: How many bytes of an upload's start are given to content inspectors.
-SNIFF_BYTES = 8192
+__all__ = ["SNIFF_BYTES", "AppendRequest", "AppendSession", "ContentInspector", "UploadService", "may_access"]
+
 #: Seconds after its last byte before a HEAD/GET retries a failed completion.
 FINISH_GRACE = 2.0
 
@@ -66,19 +63,17 @@ class ContentInspector(Protocol):
 SizeLimit = Callable[[Principal], int]
 
 
-@dataclass(frozen=True, slots=True)
-class AppendRequest:
-    """The parsed headers of one PATCH (or creation-with-upload) request."""
-
-    offset: int
-    content_length: int | None = None
-    declared_length: int | None = None
-    checksum: protocol.Checksum | None = None
-
-
 def may_access(principal: Principal, info: UploadInfo) -> bool:
     """Owners and admins may see and change an upload."""
     return principal.is_admin or info.owner == principal.user
+
+
+def offset_mismatch(sent: int, offset: int) -> errors.OffsetMismatch:
+    """The 409 for a PATCH at ``sent`` when the upload holds ``offset`` bytes."""
+    return errors.OffsetMismatch(
+        f"Upload-Offset is {sent} but the upload's offset is {offset}; "
+        "send HEAD to resume from the right offset"
+    )
 
 
 #: Seconds of the expiry window a PATCH may leave unrenewed at its start (at
@@ -107,6 +102,8 @@ class UploadService:
         self._size_limit = size_limit
         self.inspector = inspector
         self.staging_dir = Path(config.server.data_dir) / "staging"
+        #: Running whole-upload hashes of checksummed uploads (this process only).
+        self.digests = FileDigests()
 
     # --- limits ------------------------------------------------------------
 
@@ -141,11 +138,7 @@ class UploadService:
         info = await self.state.get(upload_id)
         if info is None:
             raise errors.UploadNotFound()
-        if info.state is UploadState.EXPIRED or (
-            info.state is UploadState.UPLOADING
-            and info.expires_at is not None
-            and info.expires_at < self.clock()
-        ):
+        if is_expired(info, self.clock()):
             raise errors.UploadGone()
         return info
 
@@ -159,7 +152,7 @@ class UploadService:
         if not may_access(principal, info):
             raise errors.UploadNotFound()
         if info.concat is ConcatKind.FINAL and not info.is_complete:
-            info = await self._try_assemble(info)
+            info = await try_assemble(self, info)
         elif (
             info.state is UploadState.UPLOADING
             and info.length is not None
@@ -247,19 +240,7 @@ class UploadService:
         """
         if not self.composer.has(Capability.CONCATENATE):
             raise errors.InvalidConcat("this server does not support concatenation")
-        partials = []
-        for partial_id in partial_ids:
-            try:
-                part = await self.load(partial_id)
-            except errors.UploadGone:
-                raise errors.InvalidConcat(f"partial upload {partial_id} has expired") from None
-            except errors.UploadNotFound:
-                raise errors.UploadNotFound(f"partial upload {partial_id} not found") from None
-            if not may_access(principal, part):
-                raise errors.UploadNotFound(f"partial upload {partial_id} not found")
-            if part.concat is not ConcatKind.PARTIAL:
-                raise errors.InvalidConcat(f"upload {partial_id} is not a partial upload")
-            partials.append(part)
+        partials = await load_partials(self, principal, partial_ids)
         lengths = [p.length for p in partials]
         total = sum(x for x in lengths if x is not None) if None not in lengths else None
         if total is not None:
@@ -285,65 +266,25 @@ class UploadService:
         await self.state.create(info)
         self.events.emit("upload.created", info)
         if all(p.is_complete for p in partials):
-            info = await self._assemble(info, partials)
+            info = await assemble(self, info, partials)
         return info
 
-    async def _try_assemble(self, final: UploadInfo) -> UploadInfo:
-        """Assemble ``final`` if all its partials are complete (lazily)."""
-        partials = []
-        for partial_id in final.partials:
-            part = await self.state.get(partial_id)
-            if part is None or part.state is UploadState.EXPIRED:
-                return final
-            if not part.is_complete:
-                if final.length is None:
-                    lengths = [
-                        p.length if p else None for p in [await self.state.get(i) for i in final.partials]
-                    ]
-                    if None not in lengths:
-                        final = await self.state.update(
-                            final.id, {"length": sum(x for x in lengths if x is not None)}
-                        )
-                return final
-            partials.append(part)
-        lock = self.composer.locker.new_lock(final.id)
-        await lock.acquire(self.config.server.lock_timeout, lambda: None)
-        try:
-            current = await self.state.get(final.id)
-            if current is None:
-                raise errors.UploadNotFound()
-            if current.is_complete:
-                return current
-            return await self._assemble(current, partials)
-        finally:
-            await lock.release()
-
-    async def _assemble(self, final: UploadInfo, partials: Sequence[UploadInfo]) -> UploadInfo:
-        storage = self.composer.storage(final.storage)
-        assert isinstance(storage, Concatenatable)
-        total = sum(p.length or 0 for p in partials)
-        meta = await storage.concatenate(final, partials)
-        now = self.clock()
-        if final.length is None:
-            final = await self.state.update(final.id, {"length": total})
-        final = await self.state.update(final.id, {"storage_meta": dict(meta), "updated_at": now})
-        final = await self.state.commit_offset(
-            final.id, final.offset, total, updated_at=now, expires_at=final.expires_at
-        )
-        return await self._finish(final)
-
-    async def _finish(self, info: UploadInfo) -> UploadInfo:
+    async def _finish(self, info: UploadInfo, checksum: str | None = None) -> UploadInfo:
+        """Mark ``info`` complete, recording its whole-upload ``checksum`` when
+        known. A complete upload no longer expires, except a partial upload,
+        which keeps the expiry until assembled (:mod:`tusd_py.partials`)."""
         storage = self.composer.storage(info.storage)
         meta = await storage.finish(info)
-        info = await self.state.update(
-            info.id,
-            {
-                "state": UploadState.COMPLETE,
-                "storage_meta": dict(meta),
-                "expires_at": None,
-                "updated_at": self.clock(),
-            },
-        )
+        now = self.clock()
+        changes: dict[str, object] = {
+            "state": UploadState.COMPLETE,
+            "storage_meta": dict(meta),
+            "expires_at": self._expiry(now) if info.concat is ConcatKind.PARTIAL else None,
+            "updated_at": now,
+        }
+        if checksum is not None:
+            changes["checksum"] = checksum
+        info = await self.state.update(info.id, changes)
         self.events.emit("upload.finished", info)
         return info
 
@@ -361,6 +302,13 @@ class UploadService:
         Raises 404/410 (unknown, others', expired), 403 (final upload), 409
         (offset), 400/413 (length declaration, sizes), 423 (lock timeout).
         The returned session holds the lock until committed or aborted.
+
+        When another request holds the lock, a request that would be refused
+        anyway (no access, wrong offset against the record) is refused without
+        asking the holder to release; otherwise the holder is asked, and is cut
+        only once its client has been idle for ``server.release_idle``
+        (:class:`~tusd_py.release.ReleaseGate`; ``on_release_requested`` is
+        this request's own reaction when it is the holder asked to release).
         """
         info = await self.load(upload_id)
         if not may_access(principal, info):
@@ -368,19 +316,37 @@ class UploadService:
         if info.concat is ConcatKind.FINAL:
             raise errors.ModifyFinal()
         lock = self.composer.locker.new_lock(upload_id)
-        await lock.acquire(self.config.server.lock_timeout, on_release_requested)
+        gate = ReleaseGate(on_release_requested, self.config.server.release_idle)
+        if not await lock.try_acquire(gate.requested):
+            self._refuse_before_release(principal, info, request)
+            await lock.acquire(self.config.server.lock_timeout, gate.requested)
+        gate.held_by(lock)
         try:
             info = await self._prepare_append(principal, upload_id, request)
         except BaseException:
+            gate.close()
             await lock.release()
             raise
-        session = AppendSession(self, principal, info, lock, request)
+        session = AppendSession(self, principal, info, lock, request, gate)
         try:
             await session.open()
         except BaseException:
             await session.abort()
             raise
         return session
+
+    def _refuse_before_release(self, principal: Principal, info: UploadInfo, request: AppendRequest) -> None:
+        """Raise what the record already says a PATCH will get (409 offset,
+        400 length change, 413 too long), so that it never disturbs the
+        request holding the upload. The full checks run again under the lock."""
+        if request.offset != info.offset:
+            raise offset_mismatch(request.offset, info.offset)
+        if info.length is None:
+            return
+        if request.declared_length is not None and request.declared_length != info.length:
+            raise errors.InvalidLength("Upload-Length is already set and cannot change")
+        if request.content_length is not None and request.content_length > info.length - info.offset:
+            raise self._overflow_error(principal, info, request.content_length)
 
     async def _prepare_append(
         self, principal: Principal, upload_id: str, request: AppendRequest
@@ -413,10 +379,7 @@ class UploadService:
                 )
                 info = await self.state.reset_offset(info.id, held)
         if request.offset != info.offset:
-            raise errors.OffsetMismatch(
-                f"Upload-Offset is {request.offset} but the upload's offset is {info.offset}; "
-                "send HEAD to resume from the right offset"
-            )
+            raise offset_mismatch(request.offset, info.offset)
         if request.declared_length is not None:
             if info.length is not None:
                 if request.declared_length != info.length:
@@ -502,7 +465,8 @@ class UploadService:
     # --- expiry --------------------------------------------------------------------
 
     async def sweep_expired(self, batch: int = 100) -> int:
-        """Remove expired incomplete uploads (data, parts, S3 multipart) and
+        """Remove expired incomplete uploads and unassembled complete partial
+        uploads (data, parts, S3 multipart) and
         leave tombstones answering 410; forget old tombstones. Returns how
         many uploads expired. Uploads locked by a live request are skipped."""
         now = self.clock()
@@ -515,7 +479,7 @@ class UploadService:
                 continue
             try:
                 current = await self.state.get(info.id)
-                if current is None or current.state is not UploadState.UPLOADING:
+                if current is None or not keeps_expiry(current):
                     continue
                 if current.expires_at is None or current.expires_at >= now:
                     continue
@@ -536,254 +500,3 @@ class UploadService:
         await self.state.purge_tombstones(now - self.config.server.tombstone_ttl, batch)
         await self.state.purge_idempotency_keys(now, batch)
         return expired
-
-
-class AppendSession:
-    """One request's body being appended to one locked upload.
-
-    ``write`` is called per received chunk, then exactly one of ``commit``
-    (body complete) or ``abort`` (connection lost, interrupted, timed out,
-    error) ends the session, publishes the offset and releases the lock.
-    """
-
-    def __init__(
-        self,
-        service: UploadService,
-        principal: Principal,
-        info: UploadInfo,
-        lock: Lock,
-        request: AppendRequest,
-    ) -> None:
-        self.service = service
-        self.principal = principal
-        self.info = info
-        self.start = info.offset
-        self._committed = info.offset
-        self._lock = lock
-        self._remaining = service.remaining(principal, info)
-        self._checksum = request.checksum
-        self._hasher: Hasher | None = None
-        self._staging: StagingFile | None = None
-        self._writer: ChunkWriter | None = None
-        #: The writer when it bounds what may be published mid-request (checked once).
-        self._bounded: BoundedProgress | None = None
-        self.received = 0
-        self._closed = False
-        self._failed: errors.TusError | None = None
-        self._sniff = info.offset == 0 and service.inspector is not None
-        self._interval = service.config.server.progress_interval
-        self._next_publish = 0.0
-        self._publish_timer: asyncio.TimerHandle | None = None
-        self._publish_task: asyncio.Task[None] | None = None
-        self._mutex = asyncio.Lock()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def lock_backend_failing(self) -> bool:
-        """True if the lock is being given up because its backend failed."""
-        return self._lock.backend_failing()
-
-    @property
-    def offset(self) -> int:
-        """Bytes of the upload held after this session's writes so far."""
-        return self.start + self.received
-
-    async def open(self) -> None:
-        storage = self.service.composer.storage(self.info.storage)
-        if self._checksum is not None:
-            self._hasher = new_hasher(self._checksum.algorithm)
-            self._staging = StagingFile(self.service.staging_dir)
-        self._writer = await storage.open_writer(self.info)
-        self._bounded = self._writer if isinstance(self._writer, BoundedProgress) else None
-        self._next_publish = asyncio.get_running_loop().time() + self._interval
-
-    async def write(self, chunk: bytes) -> None:
-        """Append ``chunk``. Raises 413 past the length/limit (the part that
-        fits is kept), 415 from an inspector, or a backend error."""
-        if self._closed:
-            return
-        if self._failed is not None:
-            raise self._failed
-        async with self._mutex:
-            if self._closed:
-                return
-            try:
-                await self._write_locked(chunk)
-            except errors.TusError as exc:
-                self._failed = exc
-                raise
-
-    async def _write_locked(self, chunk: bytes) -> None:
-        overflow = False
-        if self._remaining is not None and self.received + len(chunk) > self._remaining:
-            chunk = chunk[: self._remaining - self.received]
-            overflow = True
-        if self._sniff and chunk:
-            await self._inspect(chunk)
-        if chunk:
-            if self._staging is not None:
-                assert self._hasher is not None
-                self._staging.write(chunk)
-                self._hasher.update(chunk)
-            else:
-                assert self._writer is not None
-                self._check_lock()
-                await self._writer.write(chunk)
-            self.received += len(chunk)
-        if overflow:
-            raise self.service._overflow_error(self.principal, self.info, self.received + 1)
-        if self._staging is None and chunk:
-            loop = asyncio.get_running_loop()
-            now = loop.time()
-            if now >= self._next_publish:
-                self._next_publish = now + self._interval
-                await self._publish()
-            elif self._publish_timer is None:
-                # Bytes not yet published: publish them when the interval is
-                # up even if no further chunk arrives (a stalled body must not
-                # hide what the server holds from HEAD).
-                self._publish_timer = loop.call_at(self._next_publish, self._publish_due)
-
-    def _publish_due(self) -> None:
-        self._publish_timer = None
-        if not self._closed and self._publish_task is None:
-            self._publish_task = asyncio.ensure_future(self._publish_pending())
-
-    async def _publish_pending(self) -> None:
-        """Publish bytes written since the last publication (timer path)."""
-        try:
-            async with self._mutex:
-                if self._closed:
-                    return
-                self._next_publish = asyncio.get_running_loop().time() + self._interval
-                try:
-                    await self._publish()
-                except errors.TusError as exc:
-                    # The request's end publishes again (and reports failures).
-                    log.warning("publishing the offset of %s failed: %s", self.info.id, exc.message)
-        finally:
-            self._publish_task = None
-
-    def _check_lock(self) -> None:
-        """Refuse to write once the lock may have been taken over (a lease
-        that ran out unrenewed, e.g. Redis unreachable or this process stalled)."""
-        if not self._lock.still_held():
-            raise errors.StateStoreError(
-                "lost the upload's lock (the lock service did not answer in time); resume with HEAD",
-                retry_after=2,
-            )
-
-    async def _inspect(self, chunk: bytes) -> None:
-        """Give the first bytes to the inspector before they are stored; a
-        refusal terminates the upload (bytes freed, lock released)."""
-        assert self.service.inspector is not None
-        self._sniff = False
-        try:
-            mime = await self.service.inspector.inspect(self.info, chunk[:SNIFF_BYTES])
-        except errors.UnsupportedMediaType as exc:
-            await self._reject_locked(exc)
-            raise
-        if mime:
-            self.info = await self.service.state.update(self.info.id, {"mime": mime})
-
-    async def _publish(self) -> None:
-        """Publish the offset: every byte received, or while the writer is
-        open and bounds its progress, what it allows (never going back)."""
-        offset = self.start + self.received
-        if self._bounded is not None and self._writer is not None:
-            offset = self.start + min(self.received, self._bounded.publishable())
-        if offset <= self._committed:
-            return
-        now = self.service.clock()
-        self.info = await self.service.state.commit_offset(
-            self.info.id,
-            self._committed,
-            offset,
-            updated_at=now,
-            expires_at=self.service._expiry(now),
-        )
-        self._committed = offset
-        self.service.events.emit("upload.progress", self.info)
-
-    async def commit(self) -> UploadInfo:
-        """The body is complete: verify, store, publish, finish if done.
-
-        Raises the error that stopped an earlier ``write`` (after saving what
-        was stored) or :class:`errors.ChecksumMismatch` (nothing stored)."""
-        async with self._mutex:
-            if self._closed:
-                raise errors.UploadInterrupted()
-            try:
-                if self._failed is None and self._staging is not None:
-                    assert self._hasher is not None and self._checksum is not None
-                    if self._hasher.digest() != self._checksum.digest:
-                        self._failed = errors.ChecksumMismatch(
-                            f"{self._checksum.algorithm} of the {self._staging.size} bytes "
-                            "received does not match Upload-Checksum; the chunk was discarded"
-                        )
-                    else:
-                        assert self._writer is not None
-                        self._check_lock()
-                        await self._staging.replay_into(self._writer)
-                info = await self._settle()
-                if self._failed is not None:
-                    raise self._failed
-                return info
-            finally:
-                await self._release()
-
-    async def abort(self) -> UploadInfo:
-        """End early: keep what was received (unless checksummed), publish."""
-        async with self._mutex:
-            if self._closed:
-                return self.info
-            try:
-                try:
-                    return await self._settle()
-                except errors.TusError as exc:
-                    log.warning("saving interrupted upload %s failed: %s", self.info.id, exc.message)
-                    return self.info
-            finally:
-                await self._release()
-
-    async def _settle(self) -> UploadInfo:
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            self.received = await writer.close()
-        await self._publish()
-        info = self.info
-        if info.length is not None and self._committed == info.length and not info.is_complete:
-            self.info = await self.service._finish(info)
-        return self.info
-
-    def _stop_publishing(self) -> None:
-        self._closed = True
-        if self._publish_timer is not None:
-            self._publish_timer.cancel()
-            self._publish_timer = None
-
-    async def _release(self) -> None:
-        self._stop_publishing()
-        if self._staging is not None:
-            self._staging.discard()
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            try:
-                await writer.close()
-            except errors.TusError:
-                pass
-        await self._lock.release()
-
-    async def _reject_locked(self, error: errors.TusError) -> None:
-        self._stop_publishing()
-        if self._staging is not None:
-            self._staging.discard()
-        try:
-            if self._writer is not None:
-                writer, self._writer = self._writer, None
-                await writer.close()
-            await self.service.discard_rejected(self.info, error.message)
-        finally:
-            await self._lock.release()

@@ -3,8 +3,16 @@
 The document is a pure function of an :class:`UploadInfo` and the clock; it
 reads what the state store holds, which a streaming request refreshes every
 ``server.progress_interval`` seconds, so progress is visible from any
-connection or instance. ``checksum`` and ``jobs`` are filled by the
-post-processing work (SPEC §7); until then they are null and empty.
+connection or instance.
+
+``checksum`` is the whole upload's digest as ``"<algorithm>:<hex>"`` (e.g.
+``"sha256:9f86d0…"``, comparable with ``sha256sum``) when the server computed
+it: every PATCH of the upload carried ``Upload-Checksum`` with that algorithm
+and was handled by one server process (each chunk verified, the running hash
+kept in memory; see :mod:`tusd_py.checksum`). Otherwise it is null: no
+checksum sent, mixed algorithms, a resume on another instance or worker, a
+concatenated final, or an upload not complete yet. ``jobs`` is filled by the
+post-processing work (SPEC §7); until then it is empty.
 """
 
 from __future__ import annotations
@@ -13,7 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tusd_py import errors
-from tusd_py.models import Principal, UploadInfo, UploadState
+from tusd_py.models import Principal, UploadInfo
+from tusd_py.partials import is_expired
 from tusd_py.service import UploadService, may_access
 
 #: ``state`` values a document may carry (SPEC §6); the later ones come with jobs.
@@ -29,9 +38,9 @@ def iso_time(timestamp: float | None) -> str | None:
 
 
 def state_of(info: UploadInfo, now: float) -> str:
-    """The REST state: an unfinished upload past its expiry reads ``expired``
-    even before the sweeper has turned it into a tombstone."""
-    if info.state is UploadState.UPLOADING and info.expires_at is not None and info.expires_at < now:
+    """The REST state: an unfinished upload (or unassembled partial) past its
+    expiry reads ``expired`` even before the sweeper has turned it into a tombstone."""
+    if is_expired(info, now):
         return "expired"
     return info.state.value
 
@@ -60,7 +69,7 @@ def status_document(info: UploadInfo, now: float, base_path: str = "/files/") ->
         "updated_at": iso_time(info.updated_at),
         "expires_at": iso_time(info.expires_at),
         "mime": info.mime,
-        "checksum": None,
+        "checksum": info.checksum,
         "jobs": [],
         "upload_url": f"{base_path}{info.id}",
         "status_url": f"/index-status/{info.id}",

@@ -95,11 +95,11 @@ async def offset_reaches(client: AsyncHTTPClient, base_url: str, file_id: str, o
 async def test_cut_raw_post_is_finished_with_tus_patch(http_client: AsyncHTTPClient, base_url: str) -> None:
     data = os.urandom(400_000)
     sent = 150_000
-    key = {"Idempotency-Key": "cut-raw"}
+    key = {"Idempotency-Key": "cut-raw", "X-Filename": "cut.bin"}
     head = request_head(
         "POST",
         "/index",
-        {**ALICE, **key, "Content-Type": RAW, "Content-Length": str(len(data)), "X-Filename": "cut.bin"},
+        {**ALICE, **key, "Content-Type": RAW, "Content-Length": str(len(data))},
     )
     await send_cut_request(base_url, head, data[:sent])
 

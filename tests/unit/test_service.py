@@ -81,6 +81,7 @@ def make_env(tmp_path: Path, max_size: int = 0, size_limit: int | None = None) -
             "server.expiration": EXPIRATION,
             "server.max_size": max_size,
             "server.lock_timeout": 0.3,
+            "server.release_idle": 0.05,
             "server.progress_interval": 0.05,
         },
     )
@@ -340,9 +341,30 @@ async def test_second_append_asks_the_holder_to_release(env: Env) -> None:
 
     first.append(await env.service.begin_append(ALICE, info.id, AppendRequest(offset=0), release))
     await first[0].write(b"abc")
-    info = await env.append(ALICE, info.id, 3, b"def")  # waits for the abort
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while (await env.state.get(info.id)).offset != 3:  # type: ignore[union-attr]
+        assert loop.time() < deadline, "progress not published"
+        await asyncio.sleep(0.01)
+    info = await env.append(ALICE, info.id, 3, b"def")  # waits for the idle holder's abort
     assert info.is_complete and env.content(info.id) == b"abcdef"
     assert first[0].closed
+
+
+@pytest.mark.gen_test
+async def test_append_that_will_be_refused_does_not_disturb_the_holder(env: Env) -> None:
+    info = await env.service.create(ALICE, length=6)
+    asked: list[bool] = []
+    session = await env.service.begin_append(
+        ALICE, info.id, AppendRequest(offset=0), lambda: asked.append(True)
+    )
+    with pytest.raises(errors.OffsetMismatch):
+        await env.append(ALICE, info.id, 2, b"x")
+    with pytest.raises(errors.UploadNotFound):
+        await env.append(BOB, info.id, 0, b"x")
+    assert asked == []
+    await session.write(b"abcdef")
+    assert (await session.commit()).is_complete
 
 
 @pytest.mark.gen_test

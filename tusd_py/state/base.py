@@ -25,6 +25,7 @@ UPDATABLE_FIELDS = frozenset(
         "metadata_raw",
         "updated_at",
         "expires_at",
+        "checksum",
     }
 )
 
@@ -69,7 +70,8 @@ class StateStore(Protocol):
         """Remove the record and its parts; a missing id is not an error."""
 
     async def list_expired(self, now: float, limit: int) -> Sequence[UploadInfo]:
-        """Up to ``limit`` incomplete uploads whose ``expires_at`` < ``now``."""
+        """Up to ``limit`` incomplete uploads and complete partial uploads
+        (awaiting assembly) whose ``expires_at`` < ``now``, by ``expires_at``."""
 
     async def purge_tombstones(self, before: float, limit: int) -> int:
         """Delete up to ``limit`` expired tombstones last updated before ``before``."""
@@ -82,10 +84,12 @@ class StateStore(Protocol):
         limit: int,
         state: str | None = None,
         visibility: str | None = None,
+        include_partials: bool = True,
     ) -> Sequence[UploadInfo]:
         """Uploads ordered by ``(created_at, id)``, strictly after ``after``.
 
-        ``owner`` None lists everyone's (admins). Stable under concurrent
+        ``owner`` None lists everyone's (admins). ``include_partials`` False
+        leaves out partial uploads of concatenations. Stable under concurrent
         inserts: a record is never returned twice by successive pages.
         """
 

@@ -26,6 +26,7 @@ FIELDS = (
     "created_at",
     "updated_at",
     "expires_at",
+    "checksum",
 )
 
 
@@ -53,6 +54,12 @@ def _opt_float(value: Any) -> float | None:
     return None if value is None or value == "" else float(value)
 
 
+def _opt_str(row: Mapping[str, Any], name: str) -> str | None:
+    """A text field that records written by older versions may lack."""
+    value = row[name] if name in row.keys() else None
+    return None if value in (None, "") else str(value)
+
+
 def from_row(row: Mapping[str, Any]) -> UploadInfo:
     """Rebuild an :class:`UploadInfo` from its flat form."""
     return UploadInfo(
@@ -72,4 +79,5 @@ def from_row(row: Mapping[str, Any]) -> UploadInfo:
         created_at=float(row["created_at"]),
         updated_at=float(row["updated_at"]),
         expires_at=_opt_float(row["expires_at"]),
+        checksum=_opt_str(row, "checksum"),
     )

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tusd_py import errors
-from tusd_py.models import PartRecord, UploadInfo, UploadState
+from tusd_py.models import ConcatKind, PartRecord, UploadInfo, UploadState
+from tusd_py.partials import keeps_expiry
 from tusd_py.state.base import UPDATABLE_FIELDS
 
 
@@ -71,7 +72,7 @@ class MemoryStateStore:
         found = [
             i
             for i in self._uploads.values()
-            if i.state is UploadState.UPLOADING and i.expires_at is not None and i.expires_at < now
+            if keeps_expiry(i) and i.expires_at is not None and i.expires_at < now
         ]
         found.sort(key=lambda i: (i.expires_at or 0.0, i.id))
         return found[:limit]
@@ -92,6 +93,7 @@ class MemoryStateStore:
         limit: int,
         state: str | None = None,
         visibility: str | None = None,
+        include_partials: bool = True,
     ) -> Sequence[UploadInfo]:
         rows = sorted(self._uploads.values(), key=lambda i: (i.created_at, i.id))
         out = []
@@ -103,6 +105,8 @@ class MemoryStateStore:
             if state is not None and info.state.value != state:
                 continue
             if visibility is not None and info.visibility != visibility:
+                continue
+            if not include_partials and info.concat is ConcatKind.PARTIAL:
                 continue
             out.append(info)
             if len(out) >= limit:

@@ -7,7 +7,7 @@ Key layout (``P`` is ``[redis] prefix``)::
     P ids             zset   every id, score 0            (list_ids, id order)
     P created         zset   every _ck, score 0           (list_uploads, everyone)
     P owner:<owner>   zset   the owner's _ck, score 0     (list_uploads, one owner)
-    P expiry          zset   id scored by expires_at      (incomplete uploads only)
+    P expiry          zset   id scored by expires_at      (incomplete uploads, complete partials)
     P tombs           zset   id scored by updated_at      (expired tombstones only)
     P idem:<sha256>   string JSON [upload id, expires_at] of one (owner, Idempotency-Key),
                              with a native TTL of (expires_at - now) so Redis forgets it
@@ -36,7 +36,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from tusd_py import errors
-from tusd_py.models import PartRecord, UploadInfo, UploadState
+from tusd_py.models import ConcatKind, PartRecord, UploadInfo, UploadState
+from tusd_py.partials import keeps_expiry
 from tusd_py.redis_errors import map_redis_errors, text
 from tusd_py.state import codec
 from tusd_py.state.base import UPDATABLE_FIELDS
@@ -44,8 +45,9 @@ from tusd_py.state.base import UPDATABLE_FIELDS
 #: Recomputes the expiry and tombstone index entries of one record.
 _REINDEX = """
 local function reindex(hkey, expiry, tombs, id)
-  local v = redis.call('HMGET', hkey, 'state', 'expires_at', 'updated_at')
-  if v[1] == 'uploading' and v[2] and v[2] ~= '' then
+  local v = redis.call('HMGET', hkey, 'state', 'expires_at', 'updated_at', 'concat')
+  local expiring = v[1] == 'uploading' or (v[1] == 'complete' and v[4] == 'partial')
+  if expiring and v[2] and v[2] ~= '' then
     redis.call('ZADD', expiry, v[2], id)
   else
     redis.call('ZREM', expiry, id)
@@ -334,11 +336,7 @@ class RedisStateStore:
         with map_redis_errors("list_expired"):
             raw = await self._redis.zrangebyscore(self._expiry, "-inf", f"({now!r}", start=0, num=limit)
         infos = await self._load_many([str(text(x)) for x in raw], "list_expired")
-        return [
-            i
-            for i in infos
-            if i.state is UploadState.UPLOADING and i.expires_at is not None and i.expires_at < now
-        ]
+        return [i for i in infos if keeps_expiry(i) and i.expires_at is not None and i.expires_at < now]
 
     async def purge_tombstones(self, before: float, limit: int) -> int:
         if limit <= 0:
@@ -359,11 +357,12 @@ class RedisStateStore:
         limit: int,
         state: str | None = None,
         visibility: str | None = None,
+        include_partials: bool = True,
     ) -> Sequence[UploadInfo]:
         index = self._created if owner is None else self._owner_key(owner)
         low = "-" if after is None else "(" + created_key(after[0], after[1])
         out: list[UploadInfo] = []
-        page = max(limit, _PAGE) if (state or visibility) else limit
+        page = max(limit, _PAGE) if (state or visibility or not include_partials) else limit
         # Bounded: each page moves the cursor forward by `page` members.
         for _ in range(1_000_000):
             if len(out) >= limit or page <= 0:
@@ -380,6 +379,8 @@ class RedisStateStore:
                 if state is not None and info.state.value != state:
                     continue
                 if visibility is not None and info.visibility != visibility:
+                    continue
+                if not include_partials and info.concat is ConcatKind.PARTIAL:
                     continue
                 out.append(info)
                 if len(out) >= limit:

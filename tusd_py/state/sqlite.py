@@ -7,7 +7,8 @@ crash). Tables:
 * ``uploads`` — one row per upload (columns of :mod:`tusd_py.state.codec`);
 * ``parts`` — multipart parts ``(upload_id, number, etag, size)``;
 * ``idempotency_keys`` — ``(owner, idem_key) → upload_id`` of ``POST /index``
-  retries, until ``expires_at`` (schema version 2).
+  retries, until ``expires_at`` (schema version 2);
+* ``uploads.checksum`` — the whole-upload digest (schema version 3).
 
 The schema version lives in ``PRAGMA user_version`` and :data:`MIGRATIONS`
 brings older files forward on open. Point reads and writes run on the event
@@ -73,8 +74,12 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.table("idempotency_keys").create_index(["expires_at"])
 
 
+def _v3(db: sqlite_utils.Database) -> None:
+    db.table("uploads").add_column("checksum", str)
+
+
 #: Migration i brings a database from version i to i+1.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 _SELECT = "SELECT " + ", ".join(f'"{f}"' for f in codec.FIELDS) + " FROM uploads"
 
@@ -234,7 +239,8 @@ class SQLiteStateStore:
     async def list_expired(self, now: float, limit: int) -> Sequence[UploadInfo]:
         with map_sqlite_errors("list_expired"):
             rows = self._conn.execute(
-                _SELECT + " WHERE state = 'uploading' AND expires_at IS NOT NULL "
+                _SELECT + " WHERE (state = 'uploading' OR (state = 'complete' AND concat = 'partial')) "
+                "AND expires_at IS NOT NULL "
                 "AND expires_at < ? ORDER BY expires_at, id LIMIT ?",
                 (now, limit),
             ).fetchall()
@@ -257,6 +263,7 @@ class SQLiteStateStore:
         limit: int,
         state: str | None = None,
         visibility: str | None = None,
+        include_partials: bool = True,
     ) -> Sequence[UploadInfo]:
         where: list[str] = []
         args: list[Any] = []
@@ -272,6 +279,8 @@ class SQLiteStateStore:
         if visibility is not None:
             where.append("visibility = ?")
             args.append(visibility)
+        if not include_partials:
+            where.append("(concat IS NULL OR concat != 'partial')")
         sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY created_at, id LIMIT ?"
         args.append(limit)
