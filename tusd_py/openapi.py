@@ -418,8 +418,21 @@ def _plain_get(summary: str, tag: str = "ops") -> dict[str, Any]:
     return {"get": operation, "head": {**operation, "summary": summary + " (headers only)"}}
 
 
+def _with_error_default(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation may also answer any documented error (401, 404, 429, 503, ...) with the
+    Error document: a ``default`` response, unless the operation declares its own."""
+    for item in paths.values():
+        for method, operation in item.items():
+            if method in ("get", "head", "post", "patch", "put", "delete", "options"):
+                operation["responses"].setdefault(
+                    "default", _error("an error: its code and message say which")
+                )
+    return paths
+
+
 def openapi_document(config: Config) -> dict[str, Any]:
-    """The document for a server running ``config`` (its ``base_path``)."""
+    """The document for a server running ``config`` (its ``base_path``); every operation
+    documents its specific answers plus a ``default`` error response."""
     base = config.server.base_path
     openapi_get = {
         "get": {
@@ -443,27 +456,29 @@ def openapi_document(config: Config) -> dict[str, Any]:
             {"name": "rest", "description": "REST API (SPEC §6)"},
             {"name": "ops", "description": "health and documentation"},
         ],
-        "paths": {
-            base: _collection(base),
-            base + "{id}": _resource(),
-            "/index": _index(),
-            "/index-status/{file_id}": _status(),
-            base + "{id}/link": _link(),
-            base + "{id}/visibility": _visibility(),
-            "/healthz": _plain_get("Liveness"),
-            "/metrics": {
-                "get": {
-                    "tags": ["ops"],
-                    "summary": "Prometheus metrics of this process",
-                    "security": [],
-                    "responses": {
-                        "200": {"description": "text exposition format", "content": {"text/plain": {}}}
-                    },
-                }
-            },
-            "/readyz": _plain_get("Readiness of the state store and storages"),
-            "/openapi.json": openapi_get,
-        },
+        "paths": _with_error_default(
+            {
+                base: _collection(base),
+                base + "{id}": _resource(),
+                "/index": _index(),
+                "/index-status/{file_id}": _status(),
+                base + "{id}/link": _link(),
+                base + "{id}/visibility": _visibility(),
+                "/healthz": _plain_get("Liveness"),
+                "/metrics": {
+                    "get": {
+                        "tags": ["ops"],
+                        "summary": "Prometheus metrics of this process",
+                        "security": [],
+                        "responses": {
+                            "200": {"description": "text exposition format", "content": {"text/plain": {}}}
+                        },
+                    }
+                },
+                "/readyz": _plain_get("Readiness of the state store and storages"),
+                "/openapi.json": openapi_get,
+            }
+        ),
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
