@@ -183,6 +183,11 @@ class AppendSession:
                     log.warning("publishing the offset of %s failed: %s", self.info.id, exc.message)
         finally:
             self._publish_task = None
+        # A bounding writer (S3 tail in the bucket) may not have let every byte
+        # be published yet: look again next interval, until all are or we close.
+        if not self._closed and self._publish_timer is None and self.start + self.received > self._committed:
+            loop = asyncio.get_running_loop()
+            self._publish_timer = loop.call_at(self._next_publish, self._publish_due)
 
     def _check_lock(self) -> None:
         """Refuse to write once the lock may have been taken over (a lease
