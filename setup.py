@@ -22,6 +22,7 @@ setup(
         "prometheus-client>=0.20",
         "limits>=4.2",
         "python-multipart>=0.0.18",
+        "huey>=2.5",  # the job queue (SQLite storage on one host, Redis with [redis] url)
         "tqdm>=4.66",  # progress bars of `tusd-py upload`/`download` (bytes, rate, ETA)
     ],
     extras_require={
