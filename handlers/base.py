@@ -218,6 +218,8 @@ class BaseHandler(tornado.web.RequestHandler):
     def _render(self, status: int, code: str, message: str, headers: Mapping[str, str]) -> None:
         self.error_code = code
         self.set_status(status, _REASONS.get(status))
+        if status == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         for name, value in headers.items():
             self.set_header(name, value)
         if self.request.method == "HEAD" or status == 304:
@@ -235,6 +237,22 @@ class BaseHandler(tornado.web.RequestHandler):
             return
         self.clear()
         self._render(error.status, error.code, error.message, error.headers)
+
+    def close_after_response(self) -> None:
+        """Close the connection once the response is written instead of draining
+        the unread rest of the body (see :mod:`tusd_py.httpconn`)."""
+        skip = getattr(self.request.connection, "close_after_response", None)
+        if skip is not None:
+            skip()
+
+    def allowed_methods(self) -> tuple[str, ...]:
+        """The methods this route answers (the ``Allow`` header of a 405)."""
+        base = tornado.web.RequestHandler
+        return tuple(
+            m
+            for m in self.SUPPORTED_METHODS
+            if getattr(type(self), m.lower(), None) is not getattr(base, m.lower(), None)
+        )
 
     def close_connection(self) -> None:
         """Drop the client connection (stops reading a request body)."""
