@@ -101,8 +101,33 @@ async def test_wrong_methods_are_405(
     if method != "HEAD":
         assert json.loads(res.body)["error"]["code"] == "ERR_METHOD_NOT_ALLOWED"
     assert res.headers["Tus-Resumable"] == "1.0.0"
+    allowed = res.headers["Allow"].split(", ")
+    assert allowed and method not in allowed
     assert await stored.ids() == [upload_id_of(url)]
     assert stored.content(upload_id_of(url)) == b""
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/index", "POST, OPTIONS"),
+        ("PUT", "/files/", "OPTIONS, POST, GET"),
+        ("PUT", "/files/{id}", "HEAD, PATCH, DELETE, GET, OPTIONS"),
+        ("POST", "/files/{id}", "HEAD, PATCH, DELETE, GET, OPTIONS"),  # POST needs an override
+        ("POST", "/healthz", "GET, HEAD"),
+        ("DELETE", "/openapi.json", "GET"),
+        ("PUT", "/files/{id}/link", "POST, OPTIONS"),
+    ],
+)
+@pytest.mark.gen_test
+async def test_405_lists_the_route_methods_in_allow(tus: Tus, method: str, path: str, allow: str) -> None:
+    url = await tus.create_url(3)
+    res = await tus.request(
+        method, path.replace("{id}", upload_id_of(url)), body=b"" if method != "GET" else None
+    )
+    assert res.code == 405, res.body
+    assert res.headers["Allow"] == allow
+    assert json.loads(res.body)["error"]["code"] == "ERR_METHOD_NOT_ALLOWED"
 
 
 @pytest.mark.parametrize(
