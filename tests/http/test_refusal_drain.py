@@ -1,7 +1,7 @@
 """Refusals arrive (issue 14.4): a request refused before its body is read
 delivers its status and JSON error to clients that send the whole body before
-reading the response (Python ``http.client``, ``requests``), instead of a
-connection reset. The server reads and discards the body up to
+reading the response (Python ``http.client``, ``requests``, tuspy's sync and
+async uploaders), instead of a connection reset. The server reads and discards the body up to
 ``server.refusal_drain`` bytes (:mod:`tusd_py.httpconn`).
 
 Bodies are 20 MiB streamed from a generator (never held in memory).
@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import io
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import pytest
 import requests
+from tusclient import client as tus_client
+from tusclient.exceptions import TusUploadFailed
+from tusclient.uploader.uploader import AsyncUploader, Uploader
 
 from tests.http.conftest import Stored, upload_id_of
 from tests.http.fake_auth import as_user, ctx  # noqa: F401  (the ctx fixture with test auth)
@@ -199,3 +203,33 @@ async def test_refusal_arrives_to_requests(tus: Tus, port: int) -> None:
     resp = await asyncio.get_running_loop().run_in_executor(None, send)
     assert resp.status_code == 409
     assert resp.json()["error"]["code"] == "ERR_MISMATCHED_OFFSET"
+
+
+def tuspy_patch_at_wrong_offset(url: str, headers: dict[str, str], size: int, use_async: bool) -> TusUploadFailed:
+    """Blocking: tuspy resumes ``url`` but PATCHes ``size`` bytes at offset 3
+    (the server holds 0); returns the error tuspy raised."""
+    client = tus_client.TusClient(url.rsplit("/", 1)[0] + "/", headers=headers)
+    stream = io.BytesIO(bytes(size))
+    kind = AsyncUploader if use_async else Uploader
+    uploader = kind(client=client, url=url, file_stream=stream, chunk_size=size, retries=0)
+    uploader.offset = 3
+    try:
+        if use_async:
+            asyncio.run(uploader.upload_chunk())
+        else:
+            uploader.upload_chunk()
+    except TusUploadFailed as exc:
+        return exc
+    raise AssertionError("tuspy's PATCH was not refused")
+
+
+@pytest.mark.filterwarnings("ignore:Sending a large body directly:ResourceWarning")  # aiohttp, on tuspy's bytes
+@pytest.mark.parametrize("use_async", [False, True], ids=["Uploader", "AsyncUploader"])
+@pytest.mark.gen_test(timeout=60)
+async def test_refusal_arrives_to_tuspy(tus: Tus, base_url: str, use_async: bool) -> None:
+    url = await tus.create_url(2 * BODY, headers=ALICE)
+    error = await asyncio.get_running_loop().run_in_executor(
+        None, tuspy_patch_at_wrong_offset, url, ALICE, BODY, use_async
+    )
+    assert error.status_code == 409, error
+    assert json.loads(error.response_content or b"{}")["error"]["code"] == "ERR_MISMATCHED_OFFSET"
