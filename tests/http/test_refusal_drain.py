@@ -1,8 +1,9 @@
 """Refusals arrive (issue 14.4): a request refused before its body is read
 delivers its status and JSON error to clients that send the whole body before
-reading the response (Python ``http.client``, ``requests``, tuspy's sync and
-async uploaders), instead of a connection reset. The server reads and discards the body up to
-``server.refusal_drain`` bytes (:mod:`tusd_py.httpconn`).
+reading the response (Python ``http.client``, ``requests``, tuspy), instead
+of a connection reset. The server reads and discards the body up to
+``server.refusal_drain`` bytes (:mod:`tusd_py.httpconn`). ``requests`` and
+tuspy (on ``requests``) happened to see the status before; their tests guard it.
 
 Bodies are 20 MiB streamed from a generator (never held in memory).
 """
@@ -15,17 +16,21 @@ import io
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import requests
+import tornado.ioloop
 from tusclient import client as tus_client
 from tusclient.exceptions import TusUploadFailed
-from tusclient.uploader.uploader import AsyncUploader, Uploader
+from tusclient.uploader.uploader import Uploader
 
 from tests.http.conftest import Stored, upload_id_of
-from tests.http.fake_auth import as_user, ctx  # noqa: F401  (the ctx fixture with test auth)
+from tests.http.fake_auth import HeaderAuthenticator, as_user, ctx  # noqa: F401  (the ctx fixture with test auth)
 from tests.tusclient import PATCH_TYPE, TUS, Tus
+from tusd_py.config import Config
 from tusd_py.context import AppContext
+from tusd_py.server import build_context
 
 ALICE = as_user("alice")
 BODY = 20 << 20
@@ -205,31 +210,107 @@ async def test_refusal_arrives_to_requests(tus: Tus, port: int) -> None:
     assert resp.json()["error"]["code"] == "ERR_MISMATCHED_OFFSET"
 
 
-def tuspy_patch_at_wrong_offset(url: str, headers: dict[str, str], size: int, use_async: bool) -> TusUploadFailed:
+def tuspy_patch_at_wrong_offset(url: str, headers: dict[str, str], size: int) -> TusUploadFailed:
     """Blocking: tuspy resumes ``url`` but PATCHes ``size`` bytes at offset 3
     (the server holds 0); returns the error tuspy raised."""
     client = tus_client.TusClient(url.rsplit("/", 1)[0] + "/", headers=headers)
     stream = io.BytesIO(bytes(size))
-    kind = AsyncUploader if use_async else Uploader
-    uploader = kind(client=client, url=url, file_stream=stream, chunk_size=size, retries=0)
+    uploader = Uploader(client=client, url=url, file_stream=stream, chunk_size=size, retries=0)
     uploader.offset = 3
     try:
-        if use_async:
-            asyncio.run(uploader.upload_chunk())
-        else:
-            uploader.upload_chunk()
+        uploader.upload_chunk()
     except TusUploadFailed as exc:
         return exc
     raise AssertionError("tuspy's PATCH was not refused")
 
 
-@pytest.mark.filterwarnings("ignore:Sending a large body directly:ResourceWarning")  # aiohttp, on tuspy's bytes
-@pytest.mark.parametrize("use_async", [False, True], ids=["Uploader", "AsyncUploader"])
 @pytest.mark.gen_test(timeout=60)
-async def test_refusal_arrives_to_tuspy(tus: Tus, base_url: str, use_async: bool) -> None:
+async def test_refusal_arrives_to_tuspy(tus: Tus) -> None:
     url = await tus.create_url(2 * BODY, headers=ALICE)
     error = await asyncio.get_running_loop().run_in_executor(
-        None, tuspy_patch_at_wrong_offset, url, ALICE, BODY, use_async
+        None, tuspy_patch_at_wrong_offset, url, ALICE, BODY
     )
     assert error.status_code == 409, error
     assert json.loads(error.response_content or b"{}")["error"]["code"] == "ERR_MISMATCHED_OFFSET"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_patch_403_on_a_final_upload_arrives(tus: Tus, port: int) -> None:
+    partial = await tus.create_url(3, headers={**ALICE, "Upload-Concat": "partial"})
+    await tus.patch(partial, 0, b"abc", headers=ALICE)
+    res = await tus.request("POST", tus.collection, {**ALICE, "Upload-Concat": f"final;{partial}"})
+    assert res.code == 201, res.body
+    final = upload_id_of(res.headers["Location"])
+    answer = await in_thread(port, "PATCH", "/files/" + final, {**PATCH, **ALICE, "Upload-Offset": "3"}, BODY)
+    assert answer.status == 403
+    assert answer.code() == "ERR_MODIFY_FINAL"
+
+
+class TestLockedAndThrottled:
+    @pytest.fixture
+    def config_overrides(self) -> dict[str, Any]:
+        return {"server.lock_timeout": 0.3, "throttle.ip_requests_per_minute": 4}
+
+    @pytest.mark.gen_test(timeout=60)
+    async def test_patch_423_lock_timeout_arrives(self, tus: Tus, port: int, ctx: AppContext) -> None:  # noqa: F811
+        url = await tus.create_url(2 * BODY, headers=ALICE)
+        lock = ctx.composer.locker.new_lock(upload_id_of(url))
+        await lock.acquire(1.0, lambda: None)
+        try:
+            answer = await in_thread(
+                port, "PATCH", "/files/" + upload_id_of(url), {**PATCH, **ALICE, "Upload-Offset": "0"}, BODY
+            )
+        finally:
+            await lock.release()
+        assert answer.status == 423
+        assert answer.code() == "ERR_LOCK_TIMEOUT"
+
+    @pytest.mark.gen_test(timeout=60)
+    async def test_patch_429_arrives(self, tus: Tus, port: int) -> None:
+        url = await tus.create_url(2 * BODY, headers=ALICE)
+        path = "/files/" + upload_id_of(url)
+        for _ in range(5):  # bounded: the 5th request at the latest is over the limit of 4
+            answer = await in_thread(port, "PATCH", path, {**PATCH, **ALICE, "Upload-Offset": "1"}, BODY)
+            if answer.status == 429:
+                break
+            assert answer.status == 409
+        assert answer.status == 429
+        assert answer.code() == "ERR_RATE_LIMITED"
+        assert answer.headers["retry-after"]
+
+
+class TestExpired:
+    """410 for an expired upload, with the service's clock moved by the test."""
+
+    NOW = 1_800_000_000.0
+
+    @pytest.fixture
+    def config_overrides(self) -> dict[str, Any]:
+        return {"server.expiration": 60.0}
+
+    @pytest.fixture
+    def clock(self) -> list[float]:
+        return [self.NOW]
+
+    @pytest.fixture
+    def ctx(
+        self, io_loop: tornado.ioloop.IOLoop, tus_config: Config, clock: list[float]
+    ) -> Iterator[AppContext]:
+        context = io_loop.run_sync(
+            lambda: build_context(tus_config, authenticator=HeaderAuthenticator(), clock=lambda: clock[0])
+        )
+        yield context
+        io_loop.run_sync(lambda: context.lifecycle.join_tasks(10.0))
+        io_loop.run_sync(context.aclose)
+
+    @pytest.mark.gen_test(timeout=60)
+    async def test_patch_410_on_an_expired_upload_arrives(
+        self, tus: Tus, port: int, clock: list[float]
+    ) -> None:
+        url = await tus.create_url(2 * BODY, headers=ALICE)
+        clock[0] += 61
+        answer = await in_thread(
+            port, "PATCH", "/files/" + upload_id_of(url), {**PATCH, **ALICE, "Upload-Offset": "0"}, BODY
+        )
+        assert answer.status == 410
+        assert answer.code() == "ERR_UPLOAD_GONE"
