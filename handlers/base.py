@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -41,8 +41,15 @@ _TORNADO_CODES = {
 _REASONS = {460: "Checksum Mismatch", 507: "Insufficient Storage", 423: "Locked"}
 
 
+@tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
-    """Shared behaviour of every tusd-py route."""
+    """Shared behaviour of every tusd-py route.
+
+    Every route streams its request body: one that needs none (health,
+    metrics, 404, 405, 431, ...) discards what arrives (:meth:`data_received`)
+    instead of Tornado buffering it whole, and a refusal in ``prepare`` comes
+    before the body is read (then drained, see :mod:`tusd_py.httpconn`).
+    """
 
     ctx: AppContext
     #: Set by handlers for the access log.
@@ -57,6 +64,10 @@ class BaseHandler(tornado.web.RequestHandler):
         self.request_id = supplied if _REQUEST_ID_RE.fullmatch(supplied) else secrets.token_hex(8)
         self._extra_headers: dict[str, str] = {}
         self.set_default_headers()
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        """A body sent to a route that takes none is read and discarded."""
+        return None
 
     # --- headers -------------------------------------------------------------
 

@@ -83,3 +83,26 @@ async def test_silent_client_is_hung_up_on_after_network_timeout(tus: Tus, conne
     conn = await refused(tus, connect, {"Content-Length": str(BOUND)})
     await conn.send(bytes(1000))
     assert await conn.read_until_closed(timeout=10) == b""
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        ("POST", "/no-such-route", {}, 404),
+        ("POST", "/healthz", {}, 405),
+        ("PUT", "/files/", {}, 405),
+        ("POST", "/files/", {"X-Padding": "p" * (1 << 20)}, 431),
+    ],
+    ids=["404", "405-health", "405-collection", "431"],
+)
+@pytest.mark.gen_test(timeout=30)
+async def test_bodiless_refusals_come_before_the_body(
+    connect: Connect, method: str, path: str, headers: dict[str, str], status: int
+) -> None:
+    """A route that takes no body (or a request refused by route or method)
+    answers at once: Tornado does not buffer a 1 GiB body first."""
+    conn = await connect()
+    await conn.send_request(method, path, {**TUS, **ALICE, "Content-Length": str(1 << 30), **headers})
+    res = await conn.read_response(method)
+    assert res.status == status
+    assert json.loads(res.body)["error"]["code"]
