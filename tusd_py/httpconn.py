@@ -99,7 +99,7 @@ class DrainingConnection(HTTP1Connection):
             except ValueError:
                 return False
             return remaining <= self._drain_limit
-        return True  # chunked: bounded while reading
+        return True  # chunked (bounded while reading) or no body at all
 
     # --- Tornado's hooks ---------------------------------------------------------
 
@@ -122,19 +122,29 @@ class DrainingConnection(HTTP1Connection):
     ) -> Awaitable[None] | None:
         self._body_started = True
         body = super()._read_body(code, headers, delegate)
-        return None if body is None else self._read_then_settle(body)
+        if body is None:  # no body at all: nothing to drain
+            self._settle()
+            return None
+        return self._read_then_settle(body)
 
     async def _read_then_settle(self, body: Awaitable[None]) -> None:
         try:
             await body
         finally:
             self._cancel_timer()
-        if self._draining:
-            self._draining = False
-            if not self._response_sent:
-                self._disconnect_on_finish = self._close_after_drain
-            elif self._close_after_drain:
-                self.close()
+        self._settle()
+
+    def _settle(self) -> None:
+        """The whole body is read: end the drain, keep the connection alive
+        unless the request asked to close it."""
+        self._cancel_timer()
+        if not self._draining:
+            return
+        self._draining = False
+        if not self._response_sent:
+            self._disconnect_on_finish = self._close_after_drain
+        elif self._close_after_drain:
+            self.close()
 
     async def _deliver_body(self, delegate: tornado.httputil.HTTPMessageDelegate, data: bytes) -> None:
         self._body_seen += len(data)

@@ -106,3 +106,24 @@ async def test_bodiless_refusals_come_before_the_body(
     res = await conn.read_response(method)
     assert res.status == status
     assert json.loads(res.body)["error"]["code"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        ("HEAD", "/files/" + "f" * 32, ALICE, 404),
+        ("HEAD", "/files/" + "f" * 32, {}, 401),
+        ("GET", "/no-such-route", {}, 404),
+    ],
+    ids=["404-upload", "401", "404-route"],
+)
+@pytest.mark.gen_test(timeout=30)
+async def test_bodiless_refusal_keeps_the_connection(
+    connect: Connect, method: str, path: str, headers: dict[str, str], status: int
+) -> None:
+    conn = await connect()
+    for _ in range(2):
+        await conn.send_request(method, path, {**TUS, **headers})
+        assert (await conn.read_response(method)).status == status
+    await conn.send_request("OPTIONS", "/files/", TUS)
+    assert (await conn.read_response("OPTIONS")).status == 204
