@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -41,8 +41,15 @@ _TORNADO_CODES = {
 _REASONS = {460: "Checksum Mismatch", 507: "Insufficient Storage", 423: "Locked"}
 
 
+@tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
-    """Shared behaviour of every tusd-py route."""
+    """Shared behaviour of every tusd-py route.
+
+    Every route streams its request body: one that needs none (health,
+    metrics, 404, 405, 431, ...) discards what arrives (:meth:`data_received`)
+    instead of Tornado buffering it whole, and a refusal in ``prepare`` comes
+    before the body is read (then drained, see :mod:`tusd_py.httpconn`).
+    """
 
     ctx: AppContext
     #: Set by handlers for the access log.
@@ -57,6 +64,10 @@ class BaseHandler(tornado.web.RequestHandler):
         self.request_id = supplied if _REQUEST_ID_RE.fullmatch(supplied) else secrets.token_hex(8)
         self._extra_headers: dict[str, str] = {}
         self.set_default_headers()
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        """A body sent to a route that takes none is read and discarded."""
+        return None
 
     # --- headers -------------------------------------------------------------
 
@@ -218,6 +229,8 @@ class BaseHandler(tornado.web.RequestHandler):
     def _render(self, status: int, code: str, message: str, headers: Mapping[str, str]) -> None:
         self.error_code = code
         self.set_status(status, _REASONS.get(status))
+        if status == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         for name, value in headers.items():
             self.set_header(name, value)
         if self.request.method == "HEAD" or status == 304:
@@ -235,6 +248,22 @@ class BaseHandler(tornado.web.RequestHandler):
             return
         self.clear()
         self._render(error.status, error.code, error.message, error.headers)
+
+    def close_after_response(self) -> None:
+        """Close the connection once the response is written instead of draining
+        the unread rest of the body (see :mod:`tusd_py.httpconn`)."""
+        skip = getattr(self.request.connection, "close_after_response", None)
+        if skip is not None:
+            skip()
+
+    def allowed_methods(self) -> tuple[str, ...]:
+        """The methods this route answers (the ``Allow`` header of a 405)."""
+        base = tornado.web.RequestHandler
+        return tuple(
+            m
+            for m in self.SUPPORTED_METHODS
+            if getattr(type(self), m.lower(), None) is not getattr(base, m.lower(), None)
+        )
 
     def close_connection(self) -> None:
         """Drop the client connection (stops reading a request body)."""

@@ -87,7 +87,7 @@ class CollectionHandler(StreamingHandler):
             raise errors.InvalidLength("send either Upload-Length or Upload-Defer-Length, not both")
         if length_header is None and defer_header is None:
             raise errors.InvalidLength("Upload-Length or Upload-Defer-Length: 1 is required")
-        length = protocol.parse_length(length_header) if length_header is not None else None
+        length = self._parse_length(length_header) if length_header is not None else None
         if defer_header is not None:
             protocol.parse_defer_length(defer_header)
         body_length = self.content_length()
@@ -106,6 +106,20 @@ class CollectionHandler(StreamingHandler):
         self._created(info)
         if has_body:
             await self.start_stream(principal, info.id, AppendRequest(offset=0, content_length=body_length))
+
+    def _parse_length(self, header: str) -> int:
+        """``Upload-Length``; a number beyond 2**63-1 is 413 when a maximum
+        size applies to the caller (the message says which), else 400."""
+        text = header.strip()
+        if text.isascii() and text.isdigit() and protocol.exceeds_int64(text):
+            assert self.principal is not None
+            limit = self.ctx.service.max_size_for(self.principal)
+            if limit:
+                shown = protocol.abbreviate_digits(text)
+                raise errors.MaxSizeExceeded(
+                    f"Upload-Length {shown} exceeds the maximum size of {limit} bytes"
+                )
+        return protocol.parse_length(header)
 
     def _created(self, info: UploadInfo) -> None:
         self.created = info

@@ -18,6 +18,16 @@ _OVERRIDABLE = {"PATCH", "HEAD", "DELETE", "GET"}
 class UploadHandler(StreamingHandler):
     SUPPORTED_METHODS = ("HEAD", "PATCH", "DELETE", "GET", "OPTIONS", "POST")
 
+    def allowed_methods(self) -> tuple[str, ...]:
+        """POST only carries an override, so it is not listed; nor are GET with
+        downloads off and DELETE without termination."""
+        left_out = {"POST"}
+        if not self.ctx.config.server.downloads:
+            left_out.add("GET")
+        if "termination" not in self.ctx.composer.tus_extensions():
+            left_out.add("DELETE")
+        return tuple(m for m in super().allowed_methods() if m not in left_out)
+
     async def prepare(self) -> None:
         method = self.request.method or ""
         if method == "POST":

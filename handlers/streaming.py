@@ -129,7 +129,7 @@ class StreamingHandler(BaseHandler):
         ``ERR_UPLOAD_INTERRUPTED``, ``ERR_SERVER_SHUTDOWN``). A client still
         listening gets that error as the answer (as tusd does: 500 for the
         timeout so clients retry, 400 for an interruption, 503 for shutdown);
-        Tornado then closes the connection because the body is unread. A body
+        the connection is then closed, the unread body is not drained. A body
         already complete is left to commit, which releases the lock itself.
         """
         session = self.session
@@ -153,6 +153,7 @@ class StreamingHandler(BaseHandler):
             self.error_code = reason
             self.close_connection()
         else:
+            self.close_after_response()  # a cut body is not drained
             self.fail(_CUT_ERRORS.get(reason, errors.UploadInterrupted)())
         self._end_stream()
 

@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 from handlers.base import BaseHandler
-from tusd_py import protocol
+from tusd_py import errors, protocol
 from tusd_py.models import ConcatKind, UploadInfo
 
 
 def set_discovery_headers(handler: BaseHandler) -> None:
-    """``OPTIONS`` headers: versions, extensions, limits, checksum algorithms."""
+    """``OPTIONS`` headers: versions, extensions, the caller's maximum size
+    (:func:`caller_max_size`), checksum algorithms."""
     handler.set_header("Tus-Version", ",".join(protocol.SUPPORTED_VERSIONS))
     extensions = handler.ctx.composer.tus_extensions()
     if extensions:
         handler.set_header("Tus-Extension", ",".join(extensions))
-    if handler.ctx.config.server.max_size:
-        handler.set_header("Tus-Max-Size", str(handler.ctx.config.server.max_size))
+    max_size = caller_max_size(handler)
+    if max_size:
+        handler.set_header("Tus-Max-Size", str(max_size))
+    handler.add_header("Vary", "Authorization")
     if "checksum" in extensions:
         handler.set_header("Tus-Checksum-Algorithm", ",".join(protocol.CHECKSUM_ALGORITHMS))
+
+
+def caller_max_size(handler: BaseHandler) -> int:
+    """The largest upload the caller may create (0 = no limit): its tier's
+    maximum (capped by ``server.max_size``) when the request carries a valid
+    credential, else ``server.max_size``. Never raises for a bad credential."""
+    try:
+        principal = handler.ctx.authenticator.authenticate(handler.request.headers)
+    except errors.Unauthenticated:
+        principal = None
+    if principal is None:
+        return handler.ctx.config.server.max_size
+    return handler.ctx.service.max_size_for(principal)
 
 
 def set_expires(handler: BaseHandler, info: UploadInfo) -> None:

@@ -57,7 +57,8 @@ class TusApplication(tornado.web.Application):
 
     Tornado itself drops a connection whose headers exceed its own limit
     without answering; :func:`tusd_py.server.http_server` sets that limit to
-    twice ours so the band in between gets a proper answer here.
+    :data:`tusd_py.httpconn.HEADER_READ_CAP` (2 MiB, or twice ours if larger)
+    so the band in between (1 MiB of headers included) gets a proper answer here.
     """
 
     def __init__(self, ctx: AppContext, *args: Any, **kwargs: Any) -> None:

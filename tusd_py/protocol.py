@@ -20,11 +20,11 @@ from tusd_py import errors
 TUS_VERSION: Final = "1.0.0"
 SUPPORTED_VERSIONS: Final = (TUS_VERSION,)
 OFFSET_CONTENT_TYPE: Final = "application/offset+octet-stream"
-CHECKSUM_ALGORITHMS: Final = ("sha1", "md5", "sha256", "crc32")
+CHECKSUM_ALGORITHMS: Final = ("sha1", "md5", "sha256", "sha512", "crc32")
 
 #: Upload ids are 32 lowercase hex characters (128 random bits).
 UPLOAD_ID_RE: Final = re.compile(r"[0-9a-f]{32}")
-_INT_RE: Final = re.compile(r"[0-9]{1,19}")
+_DIGITS_RE: Final = re.compile(r"[0-9]+")
 _META_KEY_RE: Final = re.compile(r"[!-+\--~]+")  # printable ASCII except space and comma
 MAX_METADATA_BYTES: Final = 16 * 1024
 MAX_INT: Final = (1 << 63) - 1
@@ -87,15 +87,32 @@ def is_valid_upload_id(value: str) -> bool:
 def parse_non_negative_int(value: str | None, error: type[errors.TusError], name: str) -> int:
     """Parse a header holding a non-negative decimal integer.
 
-    Raises ``error`` naming ``name`` for a missing value, signs, decimals,
-    whitespace inside, or values beyond 2**63-1.
+    Raises ``error`` naming ``name`` for a missing value, signs, decimals or
+    whitespace inside ("must be a non-negative integer"), and for values
+    beyond 2**63-1 ("exceeds the maximum 9223372036854775807").
     """
     if value is None:
         raise error(f"{name} header is required")
     text = value.strip()
-    if _INT_RE.fullmatch(text) is None or int(text) > MAX_INT:
+    if _DIGITS_RE.fullmatch(text) is None:
         raise error(f"{name} must be a non-negative integer, got {value[:40]!r}")
-    return int(text)
+    if exceeds_int64(text):
+        raise error(f"{name} {abbreviate_digits(text)} exceeds the maximum {MAX_INT}")
+    return int(text.lstrip("0") or "0")
+
+
+def exceeds_int64(text: str) -> bool:
+    """True if ``text``, a string of ASCII digits, is a number beyond 2**63-1
+    (decided without converting huge strings)."""
+    digits = text.lstrip("0")
+    return len(digits) > 19 or (len(digits) == 19 and int(digits) > MAX_INT)
+
+
+def abbreviate_digits(text: str) -> str:
+    """A long digit string shortened for a message: ``1000…000 (31 digits)``."""
+    if len(text) <= 24:
+        return text
+    return f"{text[:8]}…{text[-3:]} ({len(text)} digits)"
 
 
 def parse_offset(value: str | None) -> int:
@@ -213,7 +230,7 @@ class Checksum:
     digest: bytes
 
 
-_DIGEST_SIZES: Final = {"sha1": 20, "md5": 16, "sha256": 32, "crc32": 4}
+_DIGEST_SIZES: Final = {"sha1": 20, "md5": 16, "sha256": 32, "sha512": 64, "crc32": 4}
 
 
 def parse_checksum(value: str) -> Checksum:

@@ -41,6 +41,7 @@ from tusd_py.context import AppContext
 from tusd_py.events import EventSink, LogEventSink, MultiSink
 from tusd_py.guard import build_guard, tier_size_limit
 from tusd_py.health import redis_probe
+from tusd_py.httpconn import HEADER_READ_CAP, TusHTTPServer
 from tusd_py.inspect import build_inspector
 from tusd_py.lifecycle import Lifecycle
 from tusd_py.links import LinkSigner
@@ -105,16 +106,19 @@ async def reconcile(ctx: AppContext, batch: int = 500) -> int:
 
 
 def http_server(app: tornado.web.Application, config: Config) -> tornado.httpserver.HTTPServer:
-    """An HTTPServer tuned for streaming uploads."""
+    """An HTTPServer tuned for streaming uploads that drains refused bodies
+    (up to ``server.refusal_drain`` bytes, see :mod:`tusd_py.httpconn`)."""
     s = config.server
-    return tornado.httpserver.HTTPServer(
+    return TusHTTPServer(
         app,
+        drain_limit=s.refusal_drain,
+        drain_idle_timeout=s.network_timeout,
         max_body_size=1 << 50,
         max_buffer_size=max(64 << 20, 4 * s.read_size),
         chunk_size=s.read_size,
         idle_connection_timeout=s.network_timeout,
-        # Twice ours: TusApplication answers 431 up to here, Tornado drops the rest.
-        max_header_size=2 * s.max_header_size,
+        # TusApplication answers 431 up to here, Tornado drops the rest.
+        max_header_size=max(2 * s.max_header_size, HEADER_READ_CAP),
         xheaders=False,
     )
 

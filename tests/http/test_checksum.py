@@ -24,7 +24,7 @@ def digest(algorithm: str, data: bytes) -> str:
     return f"{algorithm} {base64.b64encode(raw).decode()}"
 
 
-@pytest.mark.parametrize("algorithm", ["sha1", "md5", "sha256", "crc32"])
+@pytest.mark.parametrize("algorithm", ["sha1", "md5", "sha256", "sha512", "crc32"])
 @pytest.mark.gen_test
 async def test_line57_matching_checksum_is_stored(tus: Tus, stored: Stored, algorithm: str) -> None:
     url = await tus.create_url(11)
@@ -45,7 +45,7 @@ async def test_line57_checksummed_body_over_several_reads(tus: Tus, stored: Stor
     assert stored.content(upload_id_of(url)) == data
 
 
-@pytest.mark.parametrize("algorithm", ["sha1", "md5", "sha256", "crc32"])
+@pytest.mark.parametrize("algorithm", ["sha1", "md5", "sha256", "sha512", "crc32"])
 @pytest.mark.gen_test
 async def test_line58_mismatch_is_460_and_chunk_discarded(tus: Tus, stored: Stored, algorithm: str) -> None:
     url = await tus.create_url(11)
@@ -64,7 +64,8 @@ async def test_line58_mismatch_is_460_and_chunk_discarded(tus: Tus, stored: Stor
 @pytest.mark.parametrize(
     ("value", "code"),
     [
-        ("sha512 " + base64.b64encode(b"x" * 64).decode(), "ERR_UNSUPPORTED_CHECKSUM_ALGORITHM"),
+        ("sha384 " + base64.b64encode(b"x" * 48).decode(), "ERR_UNSUPPORTED_CHECKSUM_ALGORITHM"),
+        ("sha512 " + base64.b64encode(b"x" * 32).decode(), "ERR_INVALID_CHECKSUM"),  # a sha256-sized digest
         ("SHA1 " + base64.b64encode(b"x" * 20).decode(), "ERR_UNSUPPORTED_CHECKSUM_ALGORITHM"),
         ("sha1", "ERR_INVALID_CHECKSUM"),  # no space
         ("sha1 !!!!", "ERR_INVALID_CHECKSUM"),  # bad base64

@@ -67,7 +67,7 @@ async def test_line61_checksum_trailer_not_advertised(tus: Tus) -> None:
 async def test_line5_56_checksum_algorithms_lowercase_with_sha1(tus: Tus) -> None:
     res = await tus.request("OPTIONS", tus.collection, tus=False)
     algorithms = res.headers["Tus-Checksum-Algorithm"].split(",")
-    assert algorithms == ["sha1", "md5", "sha256", "crc32"]
+    assert algorithms == ["sha1", "md5", "sha256", "sha512", "crc32"]
     assert all(a == a.lower() and a.isascii() for a in algorithms)
 
 
