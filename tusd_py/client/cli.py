@@ -3,7 +3,7 @@
 ::
 
     tusd-py upload FILE... --url URL [--token T] [--chunk-size 64MiB] [--parallel N]
-                   [--checksum sha256|sha1|md5|crc32] [--metadata k=v ...]
+                   [--checksum sha256|sha512|sha1|md5|crc32] [--metadata k=v ...]
     tusd-py status ID --url URL          (or: tusd-py status UPLOAD_URL)
     tusd-py ls --url URL [--state S] [--visibility V] [--json]
     tusd-py download ID [-o PATH] --url URL   (or: tusd-py download UPLOAD_URL)

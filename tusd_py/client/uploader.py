@@ -43,7 +43,7 @@ from tusd_py.client.tus import TusSession
 
 T = TypeVar("T")
 _HASH_BLOCK = 1 << 20
-CHECKSUM_ALGORITHMS = ("sha256", "sha1", "md5", "crc32")
+CHECKSUM_ALGORITHMS = ("sha256", "sha512", "sha1", "md5", "crc32")
 
 
 class Clock(Protocol):

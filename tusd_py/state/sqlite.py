@@ -86,10 +86,16 @@ _SELECT = "SELECT " + ", ".join(f'"{f}"' for f in codec.FIELDS) + " FROM uploads
 
 @contextlib.contextmanager
 def map_sqlite_errors(operation: str) -> Iterator[None]:
-    """Translate ``sqlite3`` errors into :class:`errors.StateStoreError`."""
+    """Translate ``sqlite3`` errors into :class:`errors.StateStoreError` (503), or
+    :class:`errors.InsufficientStorage` (507) when the database's disk is full."""
     try:
         yield
     except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            raise errors.InsufficientStorage(
+                f"disk full: the state database could not record {operation}; "
+                "free space, then resume from HEAD's offset"
+            ) from exc
         raise errors.StateStoreError(f"state store failed during {operation}: {exc}") from exc
 
 
