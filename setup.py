@@ -22,6 +22,7 @@ setup(
         "prometheus-client>=0.20",
         "limits>=4.2",
         "python-multipart>=0.0.18",
+        "http-sf>=1.0",  # RFC 9651 structured fields (Upload-Limit, Repr-Digest, Upload-Complete)
         "huey>=2.5",  # the job queue (SQLite storage on one host, Redis with [redis] url)
         "tqdm>=4.66",  # progress bars of `tusd-py upload`/`download` (bytes, rate, ETA)
     ],
