@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,8 @@ JOIN_TIMEOUT = 130.0
 #: RSS growth (percent, warm-up to end) allowed per server process.
 RSS_GROWTH_LIMIT = 10.0
 NEVER_RETRIEVED = "Task exception was never retrieved"
+_HEX = re.compile(r"\b[0-9a-f]{16,}\b")
+_NUMBER = re.compile(r"\d+")
 
 
 class AuthServer(procs.ServerProcess):
@@ -176,18 +180,38 @@ def quiet(redis_url: str, endpoint: str, bucket: str, stats: Stats) -> tuple[dic
     return found, time.monotonic() - start
 
 
+def signature(line: str) -> str:
+    """A log line without what varies between occurrences (ids, numbers, times)."""
+    try:
+        record = json.loads(line)
+        text = f"{record.get('level')} {record.get('logger')}: {record.get('msg')}"
+    except ValueError:
+        text = line
+    text = _HEX.sub("<id>", text.splitlines()[0] if text else text)
+    return _NUMBER.sub("N", text)[:300]
+
+
 def log_findings(servers: dict[str, procs.ServerProcess]) -> dict[str, Any]:
+    """Per server: "never retrieved" and 500 counts, the error lines of
+    ``procs.server_errors`` grouped by :func:`signature`, and every warning or
+    error line grouped the same way (for the report, not an invariant)."""
     out: dict[str, Any] = {}
     for name, server in servers.items():
         text = ""
         with contextlib.suppress(OSError):
             text = server.log_path.read_text(errors="replace")
         bad = procs.server_errors(server.log_path)
+        warnings = Counter(
+            signature(line)
+            for line in text.splitlines()
+            if '"level": "warning"' in line or '"level": "error"' in line
+        )
         out[name] = {
             "never_retrieved": text.count(NEVER_RETRIEVED),
             "status_500": sum('"status": 500' in line for line in bad),
             "error_lines": len(bad),
-            "samples": sorted({line[:400] for line in bad})[:8],
+            "errors": dict(Counter(signature(line) for line in bad).most_common(8)),
+            "warnings": dict(warnings.most_common(10)),
         }
     return out
 
@@ -368,8 +392,10 @@ def print_text(result: dict[str, Any]) -> None:
             f"error lines {logs['error_lines']}",
             file=out,
         )
-        for line in logs["samples"]:
-            print(f"    {line}", file=out)
+        for line, count in logs["errors"].items():
+            print(f"    error x{count}: {line}", file=out)
+        for line, count in logs["warnings"].items():
+            print(f"    warning/error x{count}: {line}", file=out)
     for key, lines in result["samples"].items():
         for line in lines[:10]:
             print(f"{key}: {line}", file=out)

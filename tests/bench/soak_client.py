@@ -70,6 +70,7 @@ class Stats:
     statuses: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
     acked: dict[str, int] = field(default_factory=dict)
+    acked_by: dict[str, str] = field(default_factory=dict)
     sent_end: dict[str, int] = field(default_factory=dict)
     completed: set[str] = field(default_factory=set)
     deleted: set[str] = field(default_factory=set)
@@ -110,14 +111,19 @@ class Stats:
             if offset < acked:
                 self.events["offset went back"] += 1
                 if len(self.offsets_back) < MAX_SAMPLES:
-                    self.offsets_back.append(f"{upload}: {source} says {offset} < acknowledged {acked}")
+                    self.offsets_back.append(
+                        f"{upload}: {source} says {offset} < {acked} "
+                        f"acknowledged by {self.acked_by.get(upload)}"
+                    )
             if offset > self.sent_end.get(upload, 0):
                 self.events["offset beyond bytes sent"] += 1
                 if len(self.offsets_beyond) < MAX_SAMPLES:
                     self.offsets_beyond.append(
                         f"{upload}: {source} says {offset} > sent {self.sent_end.get(upload, 0)}"
                     )
-            self.acked[upload] = max(acked, offset)
+            if offset > acked:
+                self.acked[upload] = offset
+                self.acked_by[upload] = source
 
     def mark(self, kind: str, upload: str) -> None:
         with self.lock:
@@ -311,8 +317,15 @@ class SoakClient(threading.Thread):
         want = hashlib.sha256(data).hexdigest()
         got = hashlib.sha256(res.body).hexdigest()
         if want != got:
+            first = next(
+                (i for i in range(0, len(data), 4096) if res.body[i : i + 4096] != data[i : i + 4096]), -1
+            )
+            with self.stats.lock:
+                where = "S3-routed" if upload_id(path) in self.stats.s3_routed else "disk"
             self.stats.corrupt(
-                f"{path}: {len(res.body)} bytes sha256 {got[:16]}, sent {len(data)} {want[:16]}"
+                f"{path} ({where}): got {len(res.body)} bytes sha256 {got[:12]}, sent {len(data)} "
+                f"sha256 {want[:12]}; first differing 4 KiB block at byte {first} "
+                f"({first / MIB:.2f} MiB)"
             )
             return False
         self.stats.count("verified")
