@@ -69,6 +69,8 @@ RSS_GROWTH_LIMIT = 10.0
 NEVER_RETRIEVED = "Task exception was never retrieved"
 _HEX = re.compile(r"\b[0-9a-f]{16,}\b")
 _NUMBER = re.compile(r"\d+")
+#: An access-log line's method and status.
+_ACCESS = re.compile(r'"event": "Request", "request_id": "[^"]*", "method": "(\w+)",.*?"status": (\d+)')
 
 
 class AuthServer(procs.ServerProcess):
@@ -206,7 +208,14 @@ def log_findings(servers: dict[str, procs.ServerProcess]) -> dict[str, Any]:
             for line in text.splitlines()
             if '"level": "warning"' in line or '"level": "error"' in line
         )
+        statuses: Counter[str] = Counter()
+        for line in text.splitlines():
+            match = _ACCESS.search(line)
+            if match and int(match.group(2)) >= 500:
+                statuses[f"{match.group(1)} {match.group(2)}"] += 1
         out[name] = {
+            "url": server.base_url,
+            "access_5xx": dict(statuses),
             "never_retrieved": text.count(NEVER_RETRIEVED),
             "status_500": sum('"status": 500' in line for line in bad),
             "error_lines": len(bad),
@@ -322,8 +331,9 @@ def report(
             "fds_end": end.get("fds"),
         }
     five_xx = sum(n for key, n in statuses.items() if int(key.split()[1]) >= 500)
+    server_5xx = sum(n for v in logs.values() for n in v["access_5xx"].values())
     checks = {
-        "no 5xx": five_xx == 0,
+        "no 5xx (client answers and server access logs)": five_xx == 0 and server_5xx == 0,
         "no corrupted file": events.get("corrupted", 0) == 0,
         "no offset went back": events.get("offset went back", 0) == 0,
         "no offset beyond bytes sent": events.get("offset beyond bytes sent", 0) == 0,
@@ -349,6 +359,7 @@ def report(
         "ran_s": round(ran, 1),
         "requests": sum(statuses.values()),
         "five_xx": five_xx,
+        "server_5xx": server_5xx,
         "statuses": statuses,
         "events": events,
         "uploads": uploads,
@@ -367,10 +378,19 @@ def print_text(result: dict[str, Any]) -> None:
     out = sys.stdout
     print(f"command: {result['command']}", file=out)
     print(f"ran {result['ran_s']} s, {result['clients']} clients, auth {result['auth']}", file=out)
-    print(f"requests: {result['requests']}, 5xx: {result['five_xx']}", file=out)
+    print(
+        f"requests: {result['requests']}, 5xx received: {result['five_xx']}, "
+        f"5xx in server access logs: {result['server_5xx']}",
+        file=out,
+    )
     print("answers: " + ", ".join(f"{k}: {v}" for k, v in result["statuses"].items()), file=out)
     print("events: " + ", ".join(f"{k}: {v}" for k, v in result["events"].items()), file=out)
     print(f"uploads: {result['uploads']}", file=out)
+    if result["stuck_clients"]:
+        print(
+            f"clients still in a request {JOIN_TIMEOUT:g} s after the stop: {result['stuck_clients']}",
+            file=out,
+        )
     print("| process | RSS start MiB | RSS end MiB | growth % | fds start | fds end |", file=out)
     print("|---|---:|---:|---:|---:|---:|", file=out)
     for label, p in result["processes"].items():
@@ -388,8 +408,8 @@ def print_text(result: dict[str, Any]) -> None:
     )
     for name, logs in result["server_logs"].items():
         print(
-            f"log {name}: never retrieved {logs['never_retrieved']}, 500s {logs['status_500']}, "
-            f"error lines {logs['error_lines']}",
+            f"log {name} ({logs['url']}): never retrieved {logs['never_retrieved']}, "
+            f"5xx answers {logs['access_5xx']}, error lines {logs['error_lines']}",
             file=out,
         )
         for line, count in logs["errors"].items():

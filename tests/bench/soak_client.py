@@ -50,6 +50,10 @@ REQUEST_TIMEOUT = 100.0
 #: Bounds of one client's loop and of one upload's request loop.
 MAX_ACTIONS = 100_000
 MAX_STEPS = 400
+DELETE_ATTEMPTS = 5
+#: GETs retried 0.5 s apart while a finished upload answers 409 (its
+#: completion may still be running on another instance).
+GET_RETRIES = 10
 #: Samples of anomalies kept (each list), so a bad run's report stays short.
 MAX_SAMPLES = 30
 #: Answers that are expected in the races the soak creates.
@@ -310,7 +314,15 @@ class SoakClient(threading.Thread):
         return "failed"
 
     def verify(self, path: str, data: bytes) -> bool:
+        """GET and compare; a 409 (HEAD said offset == length, the upload is
+        not finished yet) is retried for a few seconds and counted."""
         res = self.call("GET", self.base() + path)
+        for _ in range(GET_RETRIES):
+            if res is None or res.status != 409 or self.stop_event.is_set():
+                break
+            self.stats.count("GET 409 after HEAD/PATCH said offset == length (retried)")
+            time.sleep(0.5)
+            res = self.call("GET", self.base() + path)
         if res is None or res.status != 200:
             self.stats.count("GET of a finished upload failed")
             return False
@@ -332,11 +344,14 @@ class SoakClient(threading.Thread):
         return True
 
     def delete(self, path: str) -> None:
-        for _ in range(20):
+        """DELETE, retried a few times on 423 or a cut (not once the soak is stopping)."""
+        for _ in range(DELETE_ATTEMPTS):
             res = self.call("DELETE", self.base() + path)
             if res is not None and res.status in (204, 404, 410):
                 self.stats.mark("deleted", upload_id(path))
                 return
+            if self.stop_event.is_set():
+                break
             time.sleep(0.1)
         self.stats.count("DELETE did not succeed")
 
