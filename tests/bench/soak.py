@@ -403,7 +403,8 @@ def print_text(result: dict[str, Any]) -> None:
     print(
         f"leftovers after {left['quiet_wait_s']} s: locks {len(left['locks'])} {left['locks'][:5]}, "
         f"leases live {left['leases_live']} lapsed {left['leases_lapsed']}, multipart uploads "
-        f"{left['multipart_total']} ({len(left['multipart_of_finished'])} of completed/deleted uploads)",
+        f"{left['multipart_total']} ({len(left['multipart_of_finished'])} of completed/deleted uploads: "
+        f"{left['multipart_of_finished'][:5]})",
         file=out,
     )
     for name, logs in result["server_logs"].items():
