@@ -33,11 +33,14 @@ UNKNOWN_TYPE = "application/octet-stream"
 #: header-less ``.COM`` guesses.
 DOS_TYPE = "application/x-dosexec"
 
-#: Start of libmagic's description when its "DOS executable (COM)" rule fired.
-#: A COM file has no header, so that rule is a guess on the first byte (a jump
-#: or mov opcode): about 1 in 100 random, compressed or encrypted files match
-#: it. Such guesses are reported as :data:`UNKNOWN_TYPE`, never refused.
-COM_GUESS = "DOS executable (COM)"
+#: The signatures a real MS-DOS/Windows program starts with (MZ, or the rare
+#: ZM). libmagic also reports :data:`DOS_TYPE` for header-less ``.COM`` guesses
+#: made on the first opcode (a jump or mov), whose wording changes between
+#: libmagic versions ("DOS executable (COM)", "... (COM or COMBOOT 16-bit)",
+#: "COM executable for MS-DOS"); about 1 in 100 random, compressed or
+#: encrypted heads match one. A DOS type without this signature is such a
+#: guess and is reported as :data:`UNKNOWN_TYPE`, never refused.
+DOS_SIGNATURES = (b"MZ", b"ZM")
 
 
 def _matches(pattern: str, mime: str) -> bool:
@@ -77,19 +80,18 @@ class MagicInspector:
     def __init__(self, policy: TypePolicy) -> None:
         self.policy = policy
         self._magic = magic.Magic(mime=True)
-        self._describe = magic.Magic()
 
     def detect(self, head: bytes) -> str:
         """The MIME type libmagic reports for ``head`` (blocking; bounded input).
 
-        A header-less DOS ``.COM`` guess (see :data:`COM_GUESS`) is reported as
-        :data:`UNKNOWN_TYPE`; MZ/PE programs keep :data:`DOS_TYPE`.
+        A header-less DOS ``.COM`` guess (see :data:`DOS_SIGNATURES`) is reported
+        as :data:`UNKNOWN_TYPE`; MZ/PE programs keep :data:`DOS_TYPE`.
         """
         if not head:
             return UNKNOWN_TYPE
         try:
             found = str(self._magic.from_buffer(head)) or UNKNOWN_TYPE
-            if found == DOS_TYPE and str(self._describe.from_buffer(head)).startswith(COM_GUESS):
+            if found == DOS_TYPE and not head.startswith(DOS_SIGNATURES):
                 return UNKNOWN_TYPE
         except magic.MagicException:
             return UNKNOWN_TYPE
