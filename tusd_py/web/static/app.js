@@ -214,8 +214,8 @@
     const id = url.split("/").pop();
     upload.row.dataset.id = id;
     api("GET", `/index-status/${encodeURIComponent(id)}`).then((doc) => {
-      if (doc && doc.storage && doc.storage !== "local") {
-        upload.row.querySelector(".where").textContent = `→ ${doc.storage.toUpperCase()}`;
+      if (doc && doc.storage && doc.storage !== "disk") {
+        upload.row.querySelector(".where").textContent = `stored in ${doc.storage.toUpperCase()}`;
       }
     }).catch(() => { /* the badge is only a hint */ });
   }
@@ -339,7 +339,7 @@
     tr.dataset.state = doc.state;
     const nameCell = cell("Name", name);
     nameCell.className = "name";
-    if (doc.storage && doc.storage !== "local") {
+    if (doc.storage && doc.storage !== "disk") {
       const badge = document.createElement("span");
       badge.className = "badge";
       badge.textContent = doc.storage.toUpperCase();
