@@ -31,10 +31,10 @@ class AssetHandler(BaseHandler):
 
     SUPPORTED_METHODS = ("GET", "HEAD")
 
-    def initialize(self, ctx: AppContext, **kwargs: Any) -> None:  # type: ignore[override]
+    def initialize(self, ctx: AppContext, *, assets: WebAssets, page: Asset) -> None:  # type: ignore[override]
         super().initialize(ctx)
-        self.assets: WebAssets = kwargs["assets"]
-        self.page: Asset = kwargs["page"]
+        self.assets = assets
+        self.page = page
 
     def answer(self, asset: Asset, cache_control: str) -> None:
         """Send ``asset`` (headers only for HEAD; 304 when the client holds it)."""

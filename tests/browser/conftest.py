@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from tests.e2e.helpers import ServerProcess
@@ -40,7 +39,6 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 20_000
 
 
-
 @dataclass
 class PageErrors:
     """Console and page errors seen by one page."""
@@ -58,9 +56,7 @@ def chromium() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (scripts/test installs Debian's chromium with apt)")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
             yield browser
         finally:
@@ -97,7 +93,9 @@ def open_page(chromium: Browser, origin: str) -> Iterator[OpenPage]:
     contexts: list[Any] = []
     seen: list[PageErrors] = []
 
-    def open_(token: str | None, chunk_size: int | None = None, **context_args: Any) -> tuple[Page, PageErrors]:
+    def open_(
+        token: str | None, chunk_size: int | None = None, **context_args: Any
+    ) -> tuple[Page, PageErrors]:
         context = chromium.new_context(**context_args)
         contexts.append(context)
         context.set_default_timeout(TIMEOUT_MS)

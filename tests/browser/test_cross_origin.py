@@ -58,7 +58,8 @@ def other_origin(tmp_path: Path) -> Iterator[str]:
     site = tmp_path / "site"
     site.mkdir()
     shutil.copy(TUS_JS, site / "tus.min.js")
-    (site / "index.html").write_text('<!doctype html><title>other</title><link rel="icon" href="data:,"><script src="/tus.min.js"></script>')
+    page = '<!doctype html><title>other</title><link rel="icon" href="data:,">'
+    (site / "index.html").write_text(page + '<script src="/tus.min.js"></script>')
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(site)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -25,8 +25,12 @@ def test_banner_names_the_page_first_and_its_first_run_link_signs_in_as_admin(
     expect(page.locator("#who")).to_have_text("Signed in as admin (admin)")
 
 
-def test_token_link_prints_a_link_the_page_accepts(open_page: OpenPage, web_server: ServerProcess, origin: str) -> None:
-    argv = cli_args("token", "--user", "clicker", "--data-dir", str(web_server.data_dir), "--link", f"{origin}/")
+def test_token_link_prints_a_link_the_page_accepts(
+    open_page: OpenPage, web_server: ServerProcess, origin: str
+) -> None:
+    argv = cli_args(
+        "token", "--user", "clicker", "--data-dir", str(web_server.data_dir), "--link", f"{origin}/"
+    )
     out = subprocess.run(argv, env=child_env(), capture_output=True, text=True, timeout=60, check=True)
     found = LINK.fullmatch(out.stdout.strip())
     assert found and found.group(1) == f"{origin}/", out.stdout

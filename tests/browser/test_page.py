@@ -21,14 +21,17 @@ def test_page_and_assets_come_from_this_server_under_a_strict_csp(origin: str) -
     assert headers["cache-control"] == "no-cache" and headers["x-frame-options"] == "DENY"
     assert request(f"{origin}/", headers={"If-None-Match": headers["etag"]})[0] == 304
     html = body.decode()
-    assert "http" not in html.replace('http-equiv', ''), "the page must not load anything from elsewhere"
+    assert "http" not in html.replace("http-equiv", ""), "the page must not load anything from elsewhere"
     assets = [part.split('"', 1)[0] for part in html.split('="/web/static/')[1:]]
     assert {a.split("?", 1)[0] for a in assets} == {"icon.svg", "app.css", "tus.js", "app.js"}
     for asset in assets:
         status, asset_headers, _ = request(f"{origin}/web/static/{asset.replace('&amp;', '&')}")
         assert status == 200 and asset_headers["cache-control"] == "public, max-age=31536000, immutable"
         assert asset_headers["content-security-policy"].startswith(CSP)
-        assert request(f"{origin}/web/static/{asset}", headers={"If-None-Match": asset_headers["etag"]})[0] == 304
+        assert (
+            request(f"{origin}/web/static/{asset}", headers={"If-None-Match": asset_headers["etag"]})[0]
+            == 304
+        )
     unhashed = request(f"{origin}/web/static/app.js")
     assert unhashed[0] == 200 and unhashed[1]["cache-control"] == "no-cache"
     missing = request(f"{origin}/web/static/nope.js")
@@ -122,9 +125,10 @@ def test_keyboard_labels_and_a_360px_screen(open_page: OpenPage, web_server: Ser
             .map(e => e.outerHTML)"""
     )
     assert unnamed == []
+    page.bring_to_front()
     page.keyboard.press("Tab")  # Sign out
-    page.keyboard.press("Tab")  # the drop zone
-    expect(page.locator("#drop")).to_be_focused()
+    page.keyboard.press("Tab")  # the file picker (visually hidden; its label shows the focus)
+    expect(page.get_by_label("choose files")).to_be_focused()
     with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")
+        page.keyboard.press("Space")
     assert chooser.value.is_multiple()

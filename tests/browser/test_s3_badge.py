@@ -30,7 +30,9 @@ def s3_server(tmp_path: Path, s3_endpoint: str) -> Iterator[ServerProcess]:
         server.stop()
 
 
-def test_a_large_file_is_shown_as_routed_to_s3(chromium: Browser, s3_server: ServerProcess, tmp_path: Path) -> None:
+def test_a_large_file_is_shown_as_routed_to_s3(
+    chromium: Browser, s3_server: ServerProcess, tmp_path: Path
+) -> None:
     origin = s3_server.url.removesuffix("/files/")
     token = s3_server.token("s3user")
     small, large = tmp_path / "small.bin", tmp_path / "large.bin"

@@ -29,10 +29,7 @@ from tusd_py.config import Config
 #: URL prefix of the static assets.
 STATIC_PREFIX = "/web/static/"
 #: Content-Security-Policy of the page and its assets: everything from this origin only.
-CSP = (
-    "default-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'; "
-    "form-action 'self'"
-)
+CSP = "default-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'; form-action 'self'"
 PAGE_NAME = "index.html"
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -79,7 +76,9 @@ class WebAssets:
             if entry.is_file() and _NAME.fullmatch(entry.name):
                 found[entry.name] = Asset.of(entry.name, entry.read_bytes())
         if PAGE_NAME not in found:
-            raise FileNotFoundError(f"tusd_py/web/static/{PAGE_NAME} is missing (package data not installed?)")
+            raise FileNotFoundError(
+                f"tusd_py/web/static/{PAGE_NAME} is missing (package data not installed?)"
+            )
         return cls(found)
 
     def get(self, name: str) -> Asset | None:
