@@ -74,3 +74,22 @@ def until(page: Page, predicate: Callable[[], Any], what: str, timeout: float = 
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         page.wait_for_timeout(25)
     return value
+
+
+def patch(url: str, token: str, offset: int, body: bytes) -> int:
+    """One tus PATCH of ``body`` at ``offset``; the status."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=30)
+    headers = {
+        "Tus-Resumable": "1.0.0",
+        "Authorization": f"Bearer {token}",
+        "Upload-Offset": str(offset),
+        "Content-Type": "application/offset+octet-stream",
+    }
+    try:
+        conn.request("PATCH", parts.path, body=body, headers=headers)
+        res = conn.getresponse()
+        res.read()
+        return res.status
+    finally:
+        conn.close()

@@ -8,13 +8,15 @@ by sha256 of what the server serves back.
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
-from playwright.sync_api import Request, Route, expect
+import pytest
+from playwright.sync_api import Browser, Request, Route, expect
 
-from tests.browser.conftest import OpenPage, expect_errors
-from tests.browser.support import MIB, by_name, request, until, upload_sha256
+from tests.browser.conftest import TIMEOUT_MS, OpenPage, expect_errors
+from tests.browser.support import MIB, by_name, listing, patch, request, until, upload_sha256
 from tests.e2e.helpers import ServerProcess, make_file
 
 
@@ -140,3 +142,67 @@ def test_over_the_size_limit_is_refused_in_words(
     expect(row.get_by_role("button", name="Pause huge.bin")).to_be_hidden()
     status, _, body = request(f"{origin}/files/?limit=100", token=token)
     assert status == 200 and b"huge.bin" not in body
+
+
+def test_a_refused_file_type_is_named(
+    open_page: OpenPage, web_server: ServerProcess, origin: str, tmp_path: Path
+) -> None:
+    token = web_server.token("typist")
+    path = tmp_path / "tool.bin"
+    path.write_bytes(Path("/bin/true").read_bytes())  # an ELF executable: denied by default
+    page, errors = open_page(token)
+    expect_errors(errors, "status of 415")
+    page.get_by_label("choose files").set_input_files(path)
+    row = page.locator('li.upload[data-name="tool.bin"]')
+    expect(row).to_have_attribute("data-state", "failed")
+    expect(row.locator(".message")).to_contain_text("File type not allowed (application/")
+    assert all(d["filename"] != "tool.bin" for d in listing(origin, token))
+
+
+def test_too_many_creations_say_when_to_try_again(
+    open_page: OpenPage, tmp_path: Path, chromium: Browser
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    server = ServerProcess(
+        data, tmp_path / "server.log", ["--throttle-basic-creations-per-minute", "1"], auth=True
+    )
+    try:
+        token = server.token("hasty")
+        first, second = tmp_path / "a.bin", tmp_path / "b.bin"
+        make_file(first, 1000, seed=1)
+        make_file(second, 1000, seed=2)
+        page = chromium.new_page()
+        try:
+            page.on("pageerror", lambda exc: pytest.fail(str(exc)))
+            page.goto(f"{server.url.removesuffix('/files/')}/#token={token}")
+            page.get_by_label("choose files").set_input_files([first, second])
+            waiting = page.locator("li.upload .message").filter(has_text="Too many requests: try again in")
+            expect(waiting).to_have_count(1, timeout=TIMEOUT_MS)
+            assert re.fullmatch(r"Too many requests: try again in \d+ s\.", waiting.inner_text())
+            expect(page.locator('li.upload[data-state="complete"]')).to_have_count(1, timeout=TIMEOUT_MS)
+        finally:
+            page.close()
+    finally:
+        server.stop()
+
+
+def test_progress_of_an_upload_made_elsewhere_is_polled(
+    open_page: OpenPage, web_server: ServerProcess, origin: str
+) -> None:
+    token = web_server.token("elsewhere")
+    status, headers, _ = request(
+        f"{origin}/files/",
+        "POST",
+        token,
+        {"Upload-Length": str(2 * MIB), "Upload-Metadata": "filename b3RoZXIuYmlu"},
+    )
+    assert status == 201
+    url = headers["location"]
+    body = bytes(range(256)) * (MIB // 256)
+    assert patch(url, token, 0, body) == 204
+    page, _ = open_page(token)
+    row = page.locator("#files-body tr").filter(has_text="other.bin")
+    expect(row.locator('td[data-label="State"]')).to_have_text("uploading 50 %")
+    assert patch(url, token, MIB, body) == 204
+    expect(row.locator('td[data-label="State"]')).to_have_text("complete", timeout=TIMEOUT_MS)

@@ -49,8 +49,10 @@
         const limit = /maximum size of (\d+) bytes/.exec(err.message || "");
         return limit ? `Too large: over your ${bytes(parseInt(limit[1], 10))} limit.` : `Too large: ${err.message}`;
       }
-      case "ERR_FILE_TYPE_NOT_ALLOWED":
-        return `This file type is not allowed here (${err.message}).`;
+      case "ERR_FILE_TYPE_NOT_ALLOWED": {
+        const kind = /file type (\S+)/.exec(err.message || "");
+        return `File type not allowed${kind ? ` (${kind[1]})` : ""}: the server deleted the upload.`;
+      }
       case "ERR_RATE_LIMITED":
       case "ERR_CONCURRENCY_LIMITED":
         return `Too many requests: try again in ${err.retryAfter || 1} s.`;
@@ -156,7 +158,7 @@
         chunkSize: CHUNK_SIZE,
         metadata: { filename: file.name, filetype: file.type },
         onProgress: (offset, total) => progress(upload, offset, total),
-        onStatus: (err, wait) => say(upload, `${describe(err)} Retrying in ${wait} s…`, true),
+        onStatus: (err, wait) => say(upload, err.status === 429 ? describe(err) : `${describe(err)} Retrying in ${wait} s…`, true),
         onCreated: (url) => created(upload, url),
       });
       upload.row = row;
