@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenPage
 from tests.e2e.helpers import ServerProcess, child_env, cli_args
+from tusd_py.web.urls import page_url, sign_in_link
 
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+/)#token=([A-Za-z0-9._-]+)")
 
@@ -40,3 +42,22 @@ def test_token_link_prints_a_link_the_page_accepts(
     assert default.startswith("http://127.0.0.1:8080/#token="), default  # host and port of the config
     page, _ = open_page(found.group(2))
     expect(page.locator("#who")).to_have_text("Signed in as clicker (basic)")
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8080/"),
+        ("0.0.0.0", "http://127.0.0.1:8080/"),
+        ("::", "http://[::1]:8080/"),
+        ("::1", "http://[::1]:8080/"),
+        ("files.example.org", "http://files.example.org:8080/"),
+    ],
+)
+def test_page_url_of_a_listening_address(host: str, expected: str) -> None:
+    assert page_url(host, 8080) == expected
+
+
+def test_sign_in_link_puts_the_token_in_the_fragment_only() -> None:
+    assert sign_in_link("http://h:1/#old", "a.b-c_d") == "http://h:1/#token=a.b-c_d"
+    assert sign_in_link("http://h:1/", "a/b+c") == "http://h:1/#token=a%2Fb%2Bc"

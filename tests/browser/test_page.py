@@ -113,6 +113,10 @@ def test_the_list_shows_uploads_and_deletes_one(
     expect(rows.filter(has_text="photo.bin")).to_have_count(0)
     assert doc["file_id"] in page.locator("#files-body").inner_html()
 
+    page.set_viewport_size({"width": 360, "height": 800})  # the list on a phone: no sideways scrolling
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    page.screenshot(path=str(artifacts / "page-360px.png"), full_page=True)
+
 
 def test_keyboard_labels_and_a_360px_screen(open_page: OpenPage, web_server: ServerProcess) -> None:
     page, _ = open_page(web_server.token("narrow"), viewport={"width": 360, "height": 740})
