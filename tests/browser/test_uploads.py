@@ -206,3 +206,43 @@ def test_progress_of_an_upload_made_elsewhere_is_polled(
     expect(row.locator('td[data-label="State"]')).to_have_text("uploading 50 %")
     assert patch(url, token, MIB, body) == 204
     expect(row.locator('td[data-label="State"]')).to_have_text("complete", timeout=TIMEOUT_MS)
+
+
+def test_cancel_deletes_the_upload_on_the_server(
+    open_page: OpenPage, web_server: ServerProcess, origin: str, tmp_path: Path
+) -> None:
+    token = web_server.token("canceller")
+    path = tmp_path / "gone.bin"
+    make_file(path, 3 * MIB, seed=9)
+    page, _ = open_page(token, chunk_size=MIB)
+    gate = PatchGate(allow=1)
+    page.route("**/files/*", gate)
+    page.get_by_label("choose files").set_input_files(path)
+    until(page, lambda: gate.held, "the 2nd PATCH to be held")
+    row = page.locator('li.upload[data-name="gone.bin"]')
+    upload_url = f"{origin}/files/{row.get_attribute('data-id')}"
+    deleted: list[Request] = []
+    page.on("request", lambda r: deleted.append(r) if r.method == "DELETE" else None)
+    row.get_by_role("button", name="Cancel gone.bin").click()
+    expect(row).to_have_count(0)
+    assert [r.url for r in deleted] == [upload_url]
+    assert request(upload_url, "HEAD", token)[0] in (404, 410)
+    assert page.evaluate("() => Object.keys(localStorage).filter(k => k.startsWith('tusd-py.upload:'))") == []
+
+
+def test_dropped_files_are_uploaded(open_page: OpenPage, web_server: ServerProcess, origin: str) -> None:
+    token = web_server.token("dropper")
+    page, _ = open_page(token)
+    transfer = page.evaluate_handle(
+        """() => {
+            const dt = new DataTransfer();
+            dt.items.add(new File(["dropped by hand\\n"], "dropped.txt", {type: "text/plain"}));
+            return dt;
+        }"""
+    )
+    page.dispatch_event("#drop", "dragover", {"dataTransfer": transfer})
+    expect(page.locator("#drop")).to_have_class(re.compile(r"\bover\b"))
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    expect(page.locator('li.upload[data-name="dropped.txt"]')).to_have_attribute("data-state", "complete")
+    doc = by_name(origin, token, "dropped.txt")
+    assert doc["size"] == 16 and doc["mime"] == "text/plain"
