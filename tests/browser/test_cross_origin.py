@@ -3,13 +3,16 @@ another origin (CORS preflight, exposed ``Location``/``Upload-Offset``).
 
 The other origin is a plain ``http.server`` on another loopback port serving a
 blank page and ``node_modules/tus-js-client/dist/tus.min.js`` (``npm ci``).
-Uppy is not a test dependency (yet); its tus plugin is tus-js-client.
+A server whose ``cors_origins`` allow-list leaves that origin out is refused
+by the browser at the preflight. Uppy is not a test dependency (yet); its tus
+plugin is tus-js-client.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import shutil
 import threading
 from collections.abc import Iterator
@@ -20,8 +23,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import OpenPage
-from tests.browser.support import MIB, upload_sha256
+from tests.browser.conftest import OpenPage, expect_errors
+from tests.browser.support import MIB, request, upload_sha256
 from tests.e2e.helpers import ROOT, ServerProcess
 
 TUS_JS = ROOT / "node_modules" / "tus-js-client" / "dist" / "tus.min.js"
@@ -84,3 +87,32 @@ def test_tus_js_client_uploads_from_another_origin(
     assert result["methods"] == ["POST", "PATCH", "PATCH", "PATCH", "PATCH"]
     expected = hashlib.sha256(bytes((i * 31 + 7) & 255 for i in range(SIZE))).hexdigest()
     assert upload_sha256(result["url"], token) == (SIZE, expected)
+
+
+def test_an_origin_off_the_allow_list_is_blocked_by_the_browser(
+    open_page: OpenPage, other_origin: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    allowed = ["--cors-origins", "http://allowed.example"]
+    server = ServerProcess(data, tmp_path / "server.log", allowed, auth=True)
+    try:
+        token = server.token("blocked")
+        page, errors = open_page(None)
+        expect_errors(errors, "CORS policy", "net::ERR_FAILED")
+        page.goto(f"{other_origin}/")
+        outcome = page.evaluate(
+            """async ({endpoint, token}) => {
+                try {
+                    await fetch(endpoint, {method: "POST", headers: {
+                        "Tus-Resumable": "1.0.0", "Upload-Length": "1", Authorization: `Bearer ${token}`}});
+                    return "allowed";
+                } catch (err) { return "blocked"; }
+            }""",
+            {"endpoint": server.url, "token": token},
+        )
+        assert outcome == "blocked"
+        status, _, body = request(f"{server.url}?limit=10", token=token)
+        assert status == 200 and json.loads(body)["items"] == []  # the preflight stopped the POST
+    finally:
+        server.stop()
