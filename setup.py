@@ -10,7 +10,7 @@ setup(
     packages=find_packages(
         include=["tusd_py", "tusd_py.*", "handlers", "handlers.*", "storage", "storage.*"]
     ),
-    package_data={"tusd_py": ["py.typed"], "handlers": ["py.typed"], "storage": ["py.typed"]},
+    package_data={"tusd_py": ["py.typed", "web/static/*"], "handlers": ["py.typed"], "storage": ["py.typed"]},
     install_requires=[
         "tornado>=6.4",
         "redis>=5.0",

@@ -18,6 +18,7 @@ from handlers.metrics import MetricsHandler
 from handlers.openapi import OpenAPIHandler
 from handlers.resource import UploadHandler
 from handlers.status import StatusHandler
+from handlers.web import web_routes
 from tusd_py.context import AppContext
 from tusd_py.logs import access_log
 
@@ -83,4 +84,4 @@ def make_app(ctx: AppContext, **settings: Any) -> tornado.web.Application:
         "compress_response": False,
     }
     options.update(settings)
-    return TusApplication(ctx, routes(ctx), **options)
+    return TusApplication(ctx, routes(ctx) + web_routes(ctx), **options)

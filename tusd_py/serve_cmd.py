@@ -7,10 +7,15 @@ import functools
 import os
 import shlex
 
+from tusd_py.auth_secret import missing_generated_secret
 from tusd_py.config import Config, ConfigError, is_loopback
-from tusd_py.jwt_auth import HMAC_ALGORITHMS
+from tusd_py.jwt_auth import HMAC_ALGORITHMS, mint_token
 from tusd_py.server import RunningServer, run
+from tusd_py.web.urls import page_url, sign_in_link
 from tusd_py.workers import serve_workers
+
+#: Lifetime of the admin sign-in link printed on a local first run (seconds).
+FIRST_RUN_LINK_TTL = 86400.0
 
 #: Environment variables that can carry the HMAC secret (``token`` needs them too).
 _SECRET_ENV = ("TUSD_PY_AUTH_SECRET", "TUSD_PY_AUTH_SECRET_FILE")
@@ -25,13 +30,33 @@ def check_serve_allowed(config: Config) -> None:
         )
 
 
-def _announce_url(config: Config, port: int, *, config_file: str | None = None) -> None:
+def _announce_url(
+    config: Config, port: int, *, config_file: str | None = None, first_run: bool = False
+) -> None:
+    """The banner: the upload page first, then the tus endpoint on the same line (parsers
+    read the URL after ``listening on``), the token hint, and on a local first run an
+    admin sign-in link for the page."""
     host = config.server.host
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}{config.server.base_path}"
     workers = f" ({config.server.workers} workers)" if config.server.workers > 1 else ""
-    print(f"tusd-py listening on {url}{workers}", flush=True)
+    page = page_url(host, port)
+    print(f"tusd-py: open {page} to upload; listening on {url}{workers}", flush=True)
     print(token_hint(config, config_file), flush=True)
+    if first_run:
+        token = mint_token(config, user="admin", tier="admin", ttl=FIRST_RUN_LINK_TTL)
+        print(f"first run: sign in as admin (24 h) at {sign_in_link(page, token)}", flush=True)
+
+
+def _first_local_run(config: Config) -> bool:
+    """True when serve is about to generate its secret on a loopback host: a
+    sign-in link may then be printed (nobody else can reach the server)."""
+    return (
+        config.auth.enabled
+        and config.auth.algorithm in HMAC_ALGORITHMS
+        and is_loopback(config.server.host)
+        and missing_generated_secret(config) is not None
+    )
 
 
 def token_hint(config: Config, config_file: str | None = None) -> str:
@@ -62,7 +87,9 @@ def serve(config: Config, config_file: str | None = None) -> int:
     """Run until SIGTERM; returns the exit code. ``config_file``: the ``--config``
     the config came from (named in the token hint)."""
     check_serve_allowed(config)
-    announce_url = functools.partial(_announce_url, config_file=config_file)
+    announce_url = functools.partial(
+        _announce_url, config_file=config_file, first_run=_first_local_run(config)
+    )
     if config.server.workers > 1:
         return serve_workers(config, announce_url)
 

@@ -5,7 +5,9 @@
 (``[auth] secret`` / ``secret_file`` / env ``TUSD_PY_AUTH_SECRET``, else the
 secret ``serve`` generated in its data dir) and adds ``aud``/``iss`` when the
 config sets them. Only the token goes to stdout, so
-``TOKEN=$(tusd-py token --user alice)`` works.
+``TOKEN=$(tusd-py token --user alice)`` works. ``--link`` prints a sign-in
+link for the upload page instead (``http://HOST:PORT/#token=...``, host and
+port from the config, or ``--link URL`` for a page elsewhere).
 
 It never generates a secret: when none is configured and the data dir holds
 no ``auth-secret`` (``serve`` never ran with it, e.g. ``token`` was run from
@@ -26,6 +28,7 @@ from tusd_py.auth_secret import missing_generated_secret
 from tusd_py.config import Config, ConfigError, load_config
 from tusd_py.jwt_auth import HMAC_ALGORITHMS, mint_token
 from tusd_py.tiers import DEFAULT_TIER, TIERS
+from tusd_py.web.urls import page_url, sign_in_link
 
 DEFAULT_TTL = 86400.0
 EXIT_CONFIG = 2
@@ -49,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--config", metavar="FILE", help="TOML config file (the one serve uses)")
     parser.add_argument("--data-dir", metavar="DIR", help="data dir of serve (holds the generated secret)")
+    parser.add_argument(
+        "--link",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="print a sign-in link for the upload page (default http://HOST:PORT/ of the config)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"tusd-py token: {exc}", file=sys.stderr)
         return 2
+    if args.link is not None:
+        page = args.link or page_url(config.server.host, config.server.port)
+        print(sign_in_link(page, token))
+        return 0
     print(token)
     return 0
 

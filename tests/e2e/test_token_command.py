@@ -93,7 +93,7 @@ def create(url: str, token: str | None) -> int:
 
 def test_first_serve_generates_a_secret_and_token_output_is_accepted(tmp_path: Path) -> None:
     with serve(tmp_path) as (url, lines):
-        assert lines[0].strip() == f"tusd-py listening on {url}"
+        assert lines[0].strip() == f"tusd-py: open {url.removesuffix('files/')} to upload; listening on {url}"
         assert f"tusd-py token --user NAME --data-dir {tmp_path / 'data'} " in lines[1]
         secret = tmp_path / "data" / "auth-secret"
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600

@@ -66,7 +66,14 @@ async def test_invalid_utf8_in_id_is_400(tus: Tus, stored: Stored, base_url: str
 
 @pytest.mark.parametrize(
     "path",
-    ["/files/a/b", "/files/../files/", "/", "/files2/", "/etc/passwd", "/files/" + "f" * 32 + "/x"],
+    [
+        "/files/a/b",
+        "/files/../files/",
+        "/web/static/nope.js",
+        "/files2/",
+        "/etc/passwd",
+        "/files/" + "f" * 32 + "/x",
+    ],
 )
 @pytest.mark.gen_test
 async def test_unknown_routes_are_json_404(tus: Tus, base_url: str, path: str) -> None:
