@@ -19,7 +19,7 @@ def test_ls_on_the_servers_root_says_it_is_no_tus_endpoint_once(
     assert result.stderr.count("does not look like a tus upload endpoint") == 1, result.stderr
     assert f"e.g. {live_server.url}" in result.stderr
     (error,) = [e for e in result.events if e["event"] == "error"]
-    assert (error["status"], error["exit_code"]) == (404, 4)
+    assert (error["status"], error["exit_code"]) == (200, 4)  # the root serves the upload page (HTML)
     # the suggested URL works
     assert run_cli(["ls", "--url", live_server.url], cache_dir).returncode == 0
 

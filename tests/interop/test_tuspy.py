@@ -113,6 +113,9 @@ def test_resume_from_file_storage(
     assert first.url is not None and first.offset == partial
     assert head(first.url, client_headers)["Upload-Offset"] == str(partial)
 
+    # The log is written off the event loop: wait for the first run's PATCH lines
+    # before marking where the second run's begin.
+    _patches(live_server, 0, _upload_id(first.url), partial // CHUNK)
     # Second run: a new storage object on the same file and a new uploader.
     log_start = live_server.log_size()
     storage = FileStorage(str(store_path))

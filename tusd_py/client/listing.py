@@ -28,7 +28,6 @@ from tusd_py.client.errors import (
     MISSING_UPLOAD_ADVICE,
     ClientError,
     PermanentError,
-    TransportError,
     UploadMissing,
 )
 from tusd_py.client.progress import FileProgress, Reporter
@@ -51,6 +50,10 @@ def upload_id(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
+class NotJSONError(PermanentError):
+    """A successful answer whose body is not JSON: not a tus server's document."""
+
+
 class Lister:
     """``status`` and ``ls`` against one endpoint, with retries."""
 
@@ -69,7 +72,11 @@ class Lister:
             try:
                 return response.json()
             except ValueError:
-                raise TransportError(f"GET {url}: the answer is not JSON") from None
+                # A 200 that is not JSON is some other resource (a web page, a
+                # proxy's page): retrying will not change it.
+                raise NotJSONError(
+                    f"GET {url} answered {response.status}, but not with JSON", status=200
+                ) from None
 
         return self.retrier.call(fetch, what)
 
@@ -127,8 +134,8 @@ class Lister:
             try:
                 page = self._get_json(url, "listing uploads")
             except PermanentError as exc:
-                if exc.status in (404, 405):
-                    raise self._not_listing(exc.status) from None
+                if exc.status in (404, 405) or isinstance(exc, NotJSONError):
+                    raise self._not_listing(exc.status or 0) from None
                 raise
             items, cursor = _split_page(page)
             yield from items
