@@ -10,8 +10,15 @@ serves, while other instances may already be serving the same uploads:
   made under the upload's lock, taken with ``try_acquire``: a live writer on
   another instance is never interrupted, and an upload it holds is skipped
   (its own session reconciles under the lock on the next PATCH).
-* **Locks and leases** need nothing here: Redis locks expire ``lock_ttl``
-  after their holder stopped renewing them; in-process locks die with it.
+* **Dead holders' locks** do not make an upload "busy": ``try_acquire``
+  takes over a Redis lock whose holder process is surely gone (this host,
+  e.g. this very instance before a ``kill -9``; see
+  :mod:`tusd_py.locking.liveness`), and in-process and ``flock`` locks die
+  with their process. A holder that cannot be judged (another host) frees
+  its lock ``lock_ttl`` after its last renewal, so uploads still busy are
+  checked again in the background after ``lock_ttl`` (:func:`recheck_busy`,
+  a bounded number of rounds, ended by shutdown); one still busy then has a
+  live writer, whose session reconciles under the lock.
 * **Orphans.** Storages implementing :class:`storage.base.OrphanSweeper`
   free leftovers no live upload owns (S3 multipart uploads of unknown or
   expired uploads).
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from storage.base import OrphanSweeper
 from tusd_py import errors
@@ -41,6 +48,12 @@ class Reconciliation:
     corrected: int = 0
     skipped_locked: int = 0
     orphans_removed: int = 0
+    #: Uploads skipped because a holder had their lock (for :func:`recheck_busy`).
+    busy: list[str] = field(default_factory=list)
+
+
+#: Rounds of :func:`recheck_busy` (each ``lock_ttl`` after the previous one).
+RECHECK_ROUNDS = 2
 
 
 async def reconcile_offsets(ctx: AppContext, report: Reconciliation, batch: int = 500) -> None:
@@ -64,16 +77,53 @@ async def reconcile_offsets(ctx: AppContext, report: Reconciliation, batch: int 
                 continue
             if held == info.offset:
                 continue
-            lock = composer.locker.new_lock(upload_id)
-            if not await lock.try_acquire(lambda: None):
+            outcome = await _correct_locked(ctx, upload_id)
+            if outcome is None:
                 report.skipped_locked += 1
-                continue
-            try:
-                if await _correct(ctx, upload_id):
-                    report.corrected += 1
-            finally:
-                await lock.release()
+                report.busy.append(upload_id)
+            elif outcome:
+                report.corrected += 1
         after = ids[-1]
+
+
+async def _correct_locked(ctx: AppContext, upload_id: str) -> bool | None:
+    """Correct under the upload's lock if nobody alive holds it: None if
+    busy, else whether the offset changed."""
+    lock = ctx.composer.locker.new_lock(upload_id)
+    if not await lock.try_acquire(lambda: None):
+        return None
+    try:
+        return await _correct(ctx, upload_id)
+    finally:
+        await lock.release()
+
+
+async def recheck_busy(ctx: AppContext, upload_ids: list[str], delay: float) -> int:
+    """Retry uploads that were busy, ``delay`` seconds apart, for at most
+    :data:`RECHECK_ROUNDS` rounds or until shutdown; returns how many
+    offsets it corrected. Failures are logged, never raised."""
+    corrected = 0
+    pending = list(upload_ids)
+    for _ in range(RECHECK_ROUNDS):
+        if not pending or await ctx.lifecycle.wait_draining(delay):
+            break
+        still: list[str] = []
+        for upload_id in pending:
+            try:
+                outcome = await _correct_locked(ctx, upload_id)
+            except (errors.TusError, LookupError) as exc:
+                log.warning(
+                    "cannot recheck the offset of %s: %s", upload_id, exc, extra={"upload_id": upload_id}
+                )
+                continue
+            if outcome is None:
+                still.append(upload_id)
+            elif outcome:
+                corrected += 1
+        pending = still
+    if pending:
+        log.info("reconciliation: %d uploads still busy (live writers reconcile them)", len(pending))
+    return corrected
 
 
 async def _correct(ctx: AppContext, upload_id: str) -> bool:
@@ -111,7 +161,9 @@ async def sweep_orphans(ctx: AppContext, now: float) -> int:
 
 
 async def reconcile(ctx: AppContext, batch: int = 500) -> Reconciliation:
-    """One startup pass (see the module docstring)."""
+    """One startup pass (see the module docstring); uploads found busy are
+    rechecked in the background (a task of ``ctx.lifecycle``) when their
+    locks can outlive a dead holder (Redis)."""
     now = time.time()
     clear_staging(ctx.service.staging_dir, older_than=ctx.config.server.network_timeout * 2, now=now)
     report = Reconciliation()
@@ -128,4 +180,7 @@ async def reconcile(ctx: AppContext, batch: int = 500) -> Reconciliation:
             report.orphans_removed,
             report.skipped_locked,
         )
+    if report.busy and ctx.config.redis.url:
+        ttl = ctx.config.redis.lock_ttl
+        ctx.lifecycle.spawn(recheck_busy(ctx, report.busy, ttl * 1.1 + 0.1))
     return report
