@@ -19,6 +19,10 @@ serves, while other instances may already be serving the same uploads:
   checked again in the background after ``lock_ttl`` (:func:`recheck_busy`,
   a bounded number of rounds, ended by shutdown); one still busy then has a
   live writer, whose session reconciles under the lock.
+* **Later, per upload** (:func:`catch_up`, run by HEAD): a record behind
+  what its storage durably holds while nobody alive holds its lock (a
+  writer died after writing, before publishing) is moved up to the durable
+  bytes first, so HEAD never reports less than what is durable.
 * **Orphans.** Storages implementing :class:`storage.base.OrphanSweeper`
   free leftovers no live upload owns (S3 multipart uploads of unknown or
   expired uploads).
@@ -30,12 +34,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from storage.base import OrphanSweeper
 from tusd_py import errors
 from tusd_py.checksum import clear_staging
-from tusd_py.context import AppContext
-from tusd_py.models import UploadState
+from tusd_py.composer import Composer
+from tusd_py.models import UploadInfo, UploadState
+
+if TYPE_CHECKING:  # the service (imported by the context) uses catch_up
+    from tusd_py.context import AppContext
 
 log = logging.getLogger("tusd_py.app")
 
@@ -93,7 +101,7 @@ async def _correct_locked(ctx: AppContext, upload_id: str) -> bool | None:
     if not await lock.try_acquire(lambda: None):
         return None
     try:
-        return await _correct(ctx, upload_id)
+        return await _correct(ctx.composer, upload_id)
     finally:
         await lock.release()
 
@@ -126,14 +134,43 @@ async def recheck_busy(ctx: AppContext, upload_ids: list[str], delay: float) -> 
     return corrected
 
 
-async def _correct(ctx: AppContext, upload_id: str) -> bool:
-    """Re-check under the lock and reset the offset; True if it changed."""
-    state = ctx.composer.state
+async def catch_up(composer: Composer, info: UploadInfo) -> UploadInfo:
+    """``info``, or its record moved up to the bytes its storage durably holds
+    when it is behind them and no live writer holds its lock (one died
+    between writing and publishing: see the module docstring).
+
+    Never moves an offset down and never raises: when the check cannot be
+    made (storage or lock backend failing) ``info`` is returned as it is.
+    A live writer's lock is not disturbed (``try_acquire``; it publishes
+    its bytes itself).
+    """
+    if info.state is not UploadState.UPLOADING or info.is_complete:
+        return info
+    try:
+        if await composer.storage(info.storage).durable_offset(info) <= info.offset:
+            return info
+        lock = composer.locker.new_lock(info.id)
+        if not await lock.try_acquire(lambda: None):
+            return info
+        try:
+            await _correct(composer, info.id, up_only=True)
+            return await composer.state.get(info.id) or info
+        finally:
+            await lock.release()
+    except (errors.TusError, LookupError) as exc:
+        log.warning("cannot catch up the offset of %s: %s", info.id, exc, extra={"upload_id": info.id})
+        return info
+
+
+async def _correct(composer: Composer, upload_id: str, *, up_only: bool = False) -> bool:
+    """Re-check under the lock and reset the offset (only up if ``up_only``);
+    True if it changed."""
+    state = composer.state
     info = await state.get(upload_id)
     if info is None or info.state is not UploadState.UPLOADING:
         return False
-    held = await ctx.composer.storage(info.storage).durable_offset(info)
-    if held == info.offset:
+    held = await composer.storage(info.storage).durable_offset(info)
+    if held == info.offset or (up_only and held < info.offset):
         return False
     log.warning(
         "reconciled offset of %s from %d to %d (storage is the truth)",
