@@ -31,6 +31,7 @@ serves, while other instances may already be serving the same uploads:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,10 @@ class Reconciliation:
     #: Uploads skipped because a holder had their lock (for :func:`recheck_busy`).
     busy: list[str] = field(default_factory=list)
 
+
+#: Seconds HEAD waits for a storage's durable offset in :func:`catch_up`
+#: (a local stat takes microseconds; a non-answering S3 must not hold HEAD).
+CATCH_UP_WAIT = 1.0
 
 #: Rounds of :func:`recheck_busy` (each ``lock_ttl`` after the previous one).
 RECHECK_ROUNDS = 2
@@ -140,14 +145,16 @@ async def catch_up(composer: Composer, info: UploadInfo) -> UploadInfo:
     between writing and publishing: see the module docstring).
 
     Never moves an offset down and never raises: when the check cannot be
-    made (storage or lock backend failing) ``info`` is returned as it is.
+    made (storage or lock backend failing, or the storage does not answer
+    within :data:`CATCH_UP_WAIT`) ``info`` is returned as it is.
     A live writer's lock is not disturbed (``try_acquire``; it publishes
     its bytes itself).
     """
     if info.state is not UploadState.UPLOADING or info.is_complete:
         return info
     try:
-        if await composer.storage(info.storage).durable_offset(info) <= info.offset:
+        storage = composer.storage(info.storage)
+        if await asyncio.wait_for(storage.durable_offset(info), CATCH_UP_WAIT) <= info.offset:
             return info
         lock = composer.locker.new_lock(info.id)
         if not await lock.try_acquire(lambda: None):
@@ -157,8 +164,8 @@ async def catch_up(composer: Composer, info: UploadInfo) -> UploadInfo:
             return await composer.state.get(info.id) or info
         finally:
             await lock.release()
-    except (errors.TusError, LookupError) as exc:
-        log.warning("cannot catch up the offset of %s: %s", info.id, exc, extra={"upload_id": info.id})
+    except (errors.TusError, LookupError, TimeoutError) as exc:
+        log.warning("cannot catch up the offset of %s: %r", info.id, exc, extra={"upload_id": info.id})
         return info
 
 
