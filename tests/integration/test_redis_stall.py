@@ -64,12 +64,29 @@ def test_a_frozen_redis_gets_503_within_its_timeout_and_service_resumes(
         "TUSD_PY_REDIS_URL": stoppable_redis.url,
         "TUSD_PY_REDIS_PREFIX": f"stall-{uuid.uuid4().hex[:8]}:",
         "TUSD_PY_REDIS_TIMEOUT": str(REDIS_TIMEOUT),
+        "TUSD_PY_SERVER_PROGRESS_INTERVAL": "0.1",
     }
     server = ServerProcess(tmp_path / "data", tmp_path / "server.log", env).start()
     try:
         upload = tus.on(server.base_url, tus.create(server.files_url, 20))
         assert tus.patch(upload, 0, b"a" * 10).status == 204
-        _frozen(stoppable_redis, True)
+        streamed = tus.on(server.base_url, tus.create(server.files_url, 1 << 20))
+        streamed_file = server.data_dir / "uploads" / streamed.rsplit("/", 1)[-1]
+        streaming = tus.StreamingPatch(streamed, 0, 1 << 20, timeout=REDIS_TIMEOUT + MARGIN)
+        try:
+            assert streaming.send(b"s" * 4096)
+            tus.poll(lambda: streamed_file.exists() and streamed_file.stat().st_size == 4096)
+            _frozen(stoppable_redis, True)
+            # The PATCH in flight cannot publish its progress: answered 503 (or
+            # cut) within the timeout, while its client keeps sending.
+            for _ in range(100):
+                if not streaming.send(b"s" * 1024) or streaming.closed_by_server(0.05):
+                    break
+            status = streaming.status(timeout=REDIS_TIMEOUT + MARGIN)
+            # None: the connection ended (reset) without a status; not a timeout.
+            assert status == 503 or (status is None and streaming.closed_by_server(0.001)), status
+        finally:
+            streaming.close()
         patch_headers = {"Upload-Offset": "10", **tus.PATCH_TYPE}
         for _ in range(2):  # the second round runs on connections opened during the outage
             _refused_in_time("HEAD", upload)
@@ -78,6 +95,7 @@ def test_a_frozen_redis_gets_503_within_its_timeout_and_service_resumes(
         _frozen(stoppable_redis, False)
         tus.poll(lambda: tus.head(upload).status == 200, timeout=30)
         assert tus.offset_of(upload) == 10
+        assert tus.offset_of(streamed) == streamed_file.stat().st_size  # what is durable
         assert tus.patch(upload, 10, b"b" * 10).status == 204
         assert tus.get(upload).body == b"a" * 10 + b"b" * 10
         assert tus.create(server.files_url, 5)
