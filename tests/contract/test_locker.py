@@ -254,3 +254,27 @@ async def test_a_redis_lock_of_a_killed_process_is_taken_over_at_once(redis_url:
                 holder.stdout.close()
         await locker.close()
         await client.aclose()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_redis_lock_this_process_failed_to_release_is_taken_over(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A release that Redis did not answer leaves the lock (with this
+    process's mark) until its TTL; no request of this process holds it, so
+    the next one takes it at once, while a lock a request does hold is not."""
+    client = aioredis.Redis.from_url(redis_url)
+    locker = RedisLocker(client, f"orphan-{uuid.uuid4().hex[:10]}:", ttl=60.0, mark_dir=tmp_path / "marks")
+    try:
+        held = locker.new_lock(protocol.new_upload_id())
+        await held.acquire(1.0, lambda: None)
+        assert await locker.new_lock(held.upload_id).try_acquire(never) is False
+        orphan_id = protocol.new_upload_id()
+        assert await client.set(locker.lock_key(orphan_id), locker.new_token(), px=60_000)
+        lock = locker.new_lock(orphan_id)
+        assert await lock.try_acquire(never) is True
+        await lock.release()
+        await held.release()
+    finally:
+        await locker.close()
+        await client.aclose()

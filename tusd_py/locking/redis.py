@@ -14,7 +14,9 @@
   repeated every ``ask_interval`` while the same token holds the lock, so a
   message lost while the subscriber reconnects only delays the hand-over.
 * A holder that is surely dead (its process on this host is gone: see
-  :mod:`tusd_py.locking.liveness`) is not waited for: its lock is taken over
+  :mod:`tusd_py.locking.liveness`; or a lock of this process that no
+  request holds any more, left by a release Redis did not answer) is not
+  waited for: its lock is taken over
   at once (compare-and-set in Lua), by ``acquire`` and by ``try_acquire``
   alike, so a crashed instance's locks never block its restart's
   reconciliation nor the next PATCH. A holder on another host frees its lock
@@ -160,7 +162,7 @@ class RedisLock:
     async def _take_over(self, holder: str, token: str) -> bool:
         """Take the lock from ``holder`` if its process is surely dead; True if taken."""
         locker = self._locker
-        if not locker.holder_dead(holder):
+        if not locker.holder_dead(self.upload_id, holder):
             return False
         with map_redis_errors("lock"):
             taken = await locker.steal(self.key, holder, token)
@@ -306,10 +308,17 @@ class RedisLocker:
         holder = self.mark.holder
         return f"{secrets.token_hex(16)} {holder}" if holder else secrets.token_hex(16)
 
-    def holder_dead(self, token: str) -> bool:
-        """True only if the lock value ``token`` names a process surely gone."""
+    def holder_dead(self, upload_id: str, token: str) -> bool:
+        """True only if the lock value ``token`` names a holder surely gone: a
+        dead process on this host, or this process when none of its locks
+        holds ``token`` (a release that could not reach Redis left it)."""
         _random, _, holder = token.partition(" ")
-        return bool(holder) and self.mark.is_dead(holder)
+        if not holder:
+            return False
+        if holder == self.mark.holder:
+            local = self.holders.get(upload_id)
+            return local is None or local.token != token
+        return self.mark.is_dead(holder)
 
     # --- Redis calls (callers map errors) ---------------------------------------
 
