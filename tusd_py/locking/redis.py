@@ -114,6 +114,7 @@ class RedisLock:
         deadline = loop.time() + timeout
         token = locker.new_token()
         wake = locker.waiters.add(self.upload_id)
+        locker.issued.add(token)
         try:
             asked: str | None = None
             asked_at = 0.0
@@ -140,6 +141,9 @@ class RedisLock:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), min(remaining, delay))
                 delay = min(delay * 2, locker.poll_max)
+        except BaseException:
+            locker.issued.discard(token)  # a SET that ran after all is nobody's: taken over
+            raise
         finally:
             locker.waiters.remove(self.upload_id, wake)
         self._hold(token, on_release_requested, sent_at)
@@ -151,18 +155,26 @@ class RedisLock:
         await locker.start()
         token = locker.new_token()
         started = asyncio.get_running_loop().time()
-        with map_redis_errors("lock"):
-            reply = await locker.take(self.key, token)
-        holder = text(reply) if reply is not None and reply != 1 else None
-        if reply != 1 and holder != token and (holder is None or not await self._take_over(holder, token)):
-            return False
-        self._hold(token, on_release_requested, started)
-        return True
+        locker.issued.add(token)
+        taken = False
+        try:
+            with map_redis_errors("lock"):
+                reply = await locker.take(self.key, token)
+            holder = text(reply) if reply is not None and reply != 1 else None
+            taken = (
+                reply == 1 or holder == token or (holder is not None and await self._take_over(holder, token))
+            )
+        finally:
+            if not taken:
+                locker.issued.discard(token)
+        if taken:
+            self._hold(token, on_release_requested, started)
+        return taken
 
     async def _take_over(self, holder: str, token: str) -> bool:
         """Take the lock from ``holder`` if its process is surely dead; True if taken."""
         locker = self._locker
-        if not locker.holder_dead(self.upload_id, holder):
+        if not locker.holder_dead(holder):
             return False
         with map_redis_errors("lock"):
             taken = await locker.steal(self.key, holder, token)
@@ -252,6 +264,7 @@ class RedisLock:
                 extra={"upload_id": self.upload_id},
             )
         finally:
+            locker.issued.discard(token)
             locker.waiters.notify(self.upload_id)  # waiters in this process retry now
 
 
@@ -286,6 +299,11 @@ class RedisLocker:
         self.ask_interval = ask_interval
         #: Locks held in this process, by upload id.
         self.holders: dict[str, RedisLock] = {}
+        #: Tokens of this process that may be in Redis: those of locks held or
+        #: being acquired (a SET whose answer is still on its way is not in
+        #: ``holders`` yet), until released. Another token with this
+        #: process's mark is nobody's.
+        self.issued: set[str] = set()
         self.waiters = FreeWaiters()
         self._take = redis.register_script(_TAKE)
         self._renew = redis.register_script(_RENEW)
@@ -308,16 +326,15 @@ class RedisLocker:
         holder = self.mark.holder
         return f"{secrets.token_hex(16)} {holder}" if holder else secrets.token_hex(16)
 
-    def holder_dead(self, upload_id: str, token: str) -> bool:
+    def holder_dead(self, token: str) -> bool:
         """True only if the lock value ``token`` names a holder surely gone: a
         dead process on this host, or this process when none of its locks
-        holds ``token`` (a release that could not reach Redis left it)."""
+        holds or is taking ``token`` (e.g. a release Redis did not answer)."""
         _random, _, holder = token.partition(" ")
         if not holder:
             return False
         if holder == self.mark.holder:
-            local = self.holders.get(upload_id)
-            return local is None or local.token != token
+            return token not in self.issued
         return self.mark.is_dead(holder)
 
     # --- Redis calls (callers map errors) ---------------------------------------
