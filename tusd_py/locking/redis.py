@@ -1,9 +1,10 @@
 """Redis :class:`Locker`: one writer per upload across every instance.
 
 * A lock is the key ``P lock:<id>`` holding its owner token
-  ``<random> <boot-id> <mark>``, taken with ``SET NX PX <ttl>``. While held, a heartbeat renews the TTL every
-  ``ttl / 3`` (compare-and-``PEXPIRE`` in Lua), so a crashed or frozen
-  holder's lock expires ``ttl`` seconds after its last renewal.
+  ``<random> <boot-id> <mark>``, taken with ``SET NX PX <ttl>``. While
+  held, a heartbeat renews the TTL every ``ttl / 3`` (compare-and-``PEXPIRE``
+  in Lua), so a crashed or frozen holder's lock expires ``ttl`` seconds
+  after its last renewal.
 * Release is compare-and-delete in Lua (a lock that expired and was taken by
   someone else is never deleted) and publishes ``free <id>`` so waiters on any
   instance retry at once instead of at their next poll.
@@ -13,14 +14,14 @@
   closes its connection, saves what it has and releases. Requests are
   repeated every ``ask_interval`` while the same token holds the lock, so a
   message lost while the subscriber reconnects only delays the hand-over.
-* A holder that is surely dead (its process on this host is gone: see
-  :mod:`tusd_py.locking.liveness`; or a lock of this process that no
-  request holds any more, left by a release Redis did not answer) is not
-  waited for: its lock is taken over
-  at once (compare-and-set in Lua), by ``acquire`` and by ``try_acquire``
-  alike, so a crashed instance's locks never block its restart's
-  reconciliation nor the next PATCH. A holder on another host frees its lock
-  ``ttl`` after its last renewal.
+* A holder that is surely gone is not waited for: a dead process on this
+  host (see :mod:`tusd_py.locking.liveness`), or a token of this process
+  that none of its locks holds or is taking (``issued``: e.g. left by a
+  release Redis did not answer). Its lock is taken over at once
+  (compare-and-set in Lua), by ``acquire`` and ``try_acquire`` alike, so a
+  crashed instance's locks never block its restart's reconciliation nor the
+  next PATCH. A holder on another host frees its lock ``ttl`` after its
+  last renewal.
 * If the heartbeat cannot renew the lock (Redis unreachable) until shortly
   before it would expire, or finds it taken over, the holder is asked to stop
   as well: it may no longer write once another instance could own the lock.
