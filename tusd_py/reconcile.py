@@ -10,8 +10,19 @@ serves, while other instances may already be serving the same uploads:
   made under the upload's lock, taken with ``try_acquire``: a live writer on
   another instance is never interrupted, and an upload it holds is skipped
   (its own session reconciles under the lock on the next PATCH).
-* **Locks and leases** need nothing here: Redis locks expire ``lock_ttl``
-  after their holder stopped renewing them; in-process locks die with it.
+* **Dead holders' locks** do not make an upload "busy": ``try_acquire``
+  takes over a Redis lock whose holder process is surely gone (this host,
+  e.g. this very instance before a ``kill -9``; see
+  :mod:`tusd_py.locking.liveness`), and in-process and ``flock`` locks die
+  with their process. A holder that cannot be judged (another host) frees
+  its lock ``lock_ttl`` after its last renewal, so uploads still busy are
+  checked again in the background after ``lock_ttl`` (:func:`recheck_busy`,
+  a bounded number of rounds, ended by shutdown); one still busy then has a
+  live writer, whose session reconciles under the lock.
+* **Later, per upload** (:func:`catch_up`, run by HEAD): a record behind
+  what its storage durably holds while nobody alive holds its lock (a
+  writer died after writing, before publishing) is moved up to the durable
+  bytes first, so HEAD never reports less than what is durable.
 * **Orphans.** Storages implementing :class:`storage.base.OrphanSweeper`
   free leftovers no live upload owns (S3 multipart uploads of unknown or
   expired uploads).
@@ -20,15 +31,20 @@ serves, while other instances may already be serving the same uploads:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from storage.base import OrphanSweeper
 from tusd_py import errors
 from tusd_py.checksum import clear_staging
-from tusd_py.context import AppContext
-from tusd_py.models import UploadState
+from tusd_py.composer import Composer
+from tusd_py.models import UploadInfo, UploadState
+
+if TYPE_CHECKING:  # the service (imported by the context) uses catch_up
+    from tusd_py.context import AppContext
 
 log = logging.getLogger("tusd_py.app")
 
@@ -41,6 +57,16 @@ class Reconciliation:
     corrected: int = 0
     skipped_locked: int = 0
     orphans_removed: int = 0
+    #: Uploads skipped because a holder had their lock (for :func:`recheck_busy`).
+    busy: list[str] = field(default_factory=list)
+
+
+#: Seconds HEAD waits for a storage's durable offset in :func:`catch_up`
+#: (a local stat takes microseconds; a non-answering S3 must not hold HEAD).
+CATCH_UP_WAIT = 1.0
+
+#: Rounds of :func:`recheck_busy` (each ``lock_ttl`` after the previous one).
+RECHECK_ROUNDS = 2
 
 
 async def reconcile_offsets(ctx: AppContext, report: Reconciliation, batch: int = 500) -> None:
@@ -64,26 +90,94 @@ async def reconcile_offsets(ctx: AppContext, report: Reconciliation, batch: int 
                 continue
             if held == info.offset:
                 continue
-            lock = composer.locker.new_lock(upload_id)
-            if not await lock.try_acquire(lambda: None):
+            outcome = await _correct_locked(ctx, upload_id)
+            if outcome is None:
                 report.skipped_locked += 1
-                continue
-            try:
-                if await _correct(ctx, upload_id):
-                    report.corrected += 1
-            finally:
-                await lock.release()
+                report.busy.append(upload_id)
+            elif outcome:
+                report.corrected += 1
         after = ids[-1]
 
 
-async def _correct(ctx: AppContext, upload_id: str) -> bool:
-    """Re-check under the lock and reset the offset; True if it changed."""
-    state = ctx.composer.state
+async def _correct_locked(ctx: AppContext, upload_id: str) -> bool | None:
+    """Correct under the upload's lock if nobody alive holds it: None if
+    busy, else whether the offset changed."""
+    lock = ctx.composer.locker.new_lock(upload_id)
+    if not await lock.try_acquire(lambda: None):
+        return None
+    try:
+        return await _correct(ctx.composer, upload_id)
+    finally:
+        await lock.release()
+
+
+async def recheck_busy(ctx: AppContext, upload_ids: list[str], delay: float) -> int:
+    """Retry uploads that were busy, ``delay`` seconds apart, for at most
+    :data:`RECHECK_ROUNDS` rounds or until shutdown; returns how many
+    offsets it corrected. Failures are logged, never raised."""
+    corrected = 0
+    pending = list(upload_ids)
+    for _ in range(RECHECK_ROUNDS):
+        if not pending or await ctx.lifecycle.wait_draining(delay):
+            break
+        still: list[str] = []
+        for upload_id in pending:
+            try:
+                outcome = await _correct_locked(ctx, upload_id)
+            except (errors.TusError, LookupError) as exc:
+                log.warning(
+                    "cannot recheck the offset of %s: %s", upload_id, exc, extra={"upload_id": upload_id}
+                )
+                continue
+            if outcome is None:
+                still.append(upload_id)
+            elif outcome:
+                corrected += 1
+        pending = still
+    if pending:
+        log.info("reconciliation: %d uploads still busy (live writers reconcile them)", len(pending))
+    return corrected
+
+
+async def catch_up(composer: Composer, info: UploadInfo) -> UploadInfo:
+    """``info``, or its record moved up to the bytes its storage durably holds
+    when it is behind them and no live writer holds its lock (one died
+    between writing and publishing: see the module docstring).
+
+    Never moves an offset down and never raises: when the check cannot be
+    made (storage or lock backend failing, or the storage does not answer
+    within :data:`CATCH_UP_WAIT`) ``info`` is returned as it is.
+    A live writer's lock is not disturbed (``try_acquire``; it publishes
+    its bytes itself).
+    """
+    if info.state is not UploadState.UPLOADING or info.is_complete:
+        return info
+    try:
+        storage = composer.storage(info.storage)
+        if await asyncio.wait_for(storage.durable_offset(info), CATCH_UP_WAIT) <= info.offset:
+            return info
+        lock = composer.locker.new_lock(info.id)
+        if not await lock.try_acquire(lambda: None):
+            return info
+        try:
+            await _correct(composer, info.id, up_only=True)
+            return await composer.state.get(info.id) or info
+        finally:
+            await lock.release()
+    except (errors.TusError, LookupError, TimeoutError) as exc:
+        log.warning("cannot catch up the offset of %s: %r", info.id, exc, extra={"upload_id": info.id})
+        return info
+
+
+async def _correct(composer: Composer, upload_id: str, *, up_only: bool = False) -> bool:
+    """Re-check under the lock and reset the offset (only up if ``up_only``);
+    True if it changed."""
+    state = composer.state
     info = await state.get(upload_id)
     if info is None or info.state is not UploadState.UPLOADING:
         return False
-    held = await ctx.composer.storage(info.storage).durable_offset(info)
-    if held == info.offset:
+    held = await composer.storage(info.storage).durable_offset(info)
+    if held == info.offset or (up_only and held < info.offset):
         return False
     log.warning(
         "reconciled offset of %s from %d to %d (storage is the truth)",
@@ -111,7 +205,9 @@ async def sweep_orphans(ctx: AppContext, now: float) -> int:
 
 
 async def reconcile(ctx: AppContext, batch: int = 500) -> Reconciliation:
-    """One startup pass (see the module docstring)."""
+    """One startup pass (see the module docstring); uploads found busy are
+    rechecked in the background (a task of ``ctx.lifecycle``) when their
+    locks can outlive a dead holder (Redis)."""
     now = time.time()
     clear_staging(ctx.service.staging_dir, older_than=ctx.config.server.network_timeout * 2, now=now)
     report = Reconciliation()
@@ -128,4 +224,7 @@ async def reconcile(ctx: AppContext, batch: int = 500) -> Reconciliation:
             report.orphans_removed,
             report.skipped_locked,
         )
+    if report.busy and ctx.config.redis.url:
+        ttl = ctx.config.redis.lock_ttl
+        ctx.lifecycle.spawn(recheck_busy(ctx, report.busy, ttl * 1.1 + 0.1))
     return report

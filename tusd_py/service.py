@@ -38,6 +38,7 @@ from tusd_py.config import Config
 from tusd_py.events import EventSink, LogEventSink
 from tusd_py.models import ConcatKind, Principal, UploadInfo, UploadState
 from tusd_py.partials import assemble, is_expired, keeps_expiry, load_partials, try_assemble
+from tusd_py.reconcile import catch_up
 from tusd_py.release import ReleaseGate
 
 log = logging.getLogger("tusd_py.app")
@@ -160,6 +161,8 @@ class UploadService:
             and self.clock() - info.updated_at > FINISH_GRACE
         ):
             info = await self._retry_finish(info)
+        else:
+            info = await catch_up(self.composer, info)  # a dead writer's unpublished bytes
         return info
 
     async def _retry_finish(self, info: UploadInfo) -> UploadInfo:

@@ -5,12 +5,17 @@ processes for shared backends, and two requests of one process otherwise."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from tests.contract.backends import LOCKER_BACKENDS, Env, LockerBackend
 from tusd_py import errors, protocol
+from tusd_py.locking.redis import RedisLocker
 
 
 class Holder:
@@ -189,3 +194,87 @@ async def test_the_lock_of_a_dead_holder_frees(
         await lock.release()
     finally:
         await backend.close()
+
+
+_REDIS_HOLDER = """
+import asyncio, sys
+from pathlib import Path
+import redis.asyncio as aioredis
+from tusd_py.locking.redis import RedisLocker
+
+async def main() -> None:
+    client = aioredis.Redis.from_url(sys.argv[1])
+    locker = RedisLocker(client, sys.argv[2], ttl=60.0, mark_dir=Path(sys.argv[3]))
+    await locker.new_lock(sys.argv[4]).acquire(5.0, lambda: None)
+    print("held", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_redis_lock_of_a_killed_process_is_taken_over_at_once(redis_url: str, tmp_path: Path) -> None:
+    """Another server process holds a lock with a 60 s TTL: while it lives the
+    lock is not taken (nor by try_acquire); once it is killed (-9: no release,
+    no heartbeat), both try_acquire and acquire take it over at once."""
+    prefix = f"dead-{uuid.uuid4().hex[:10]}:"
+    marks = tmp_path / "marks"
+    client = aioredis.Redis.from_url(redis_url)
+    locker = RedisLocker(client, prefix, ttl=60.0, mark_dir=marks)
+    holders = []
+    try:
+        for _ in range(2):
+            upload_id = protocol.new_upload_id()
+            holder = subprocess.Popen(
+                [sys.executable, "-c", _REDIS_HOLDER, redis_url, prefix, str(marks), upload_id],
+                stdout=subprocess.PIPE,
+                cwd=str(Path(__file__).resolve().parents[2]),
+            )
+            holders.append(holder)
+            assert holder.stdout is not None
+            line = await asyncio.wait_for(asyncio.to_thread(holder.stdout.readline), 30)
+            assert line == b"held\n"
+            lock = locker.new_lock(upload_id)
+            assert await lock.try_acquire(never) is False  # alive: never taken over
+            holder.kill()
+            await asyncio.to_thread(holder.wait, 10)
+            if len(holders) == 1:
+                assert await lock.try_acquire(never) is True
+            else:
+                await lock.acquire(2.0, never)  # well within the dead lock's 60 s TTL
+            assert lock.still_held()
+            await lock.release()
+            assert await client.get(locker.lock_key(upload_id)) is None
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait(10)
+            if holder.stdout is not None:
+                holder.stdout.close()
+        await locker.close()
+        await client.aclose()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_redis_lock_this_process_failed_to_release_is_taken_over(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A release that Redis did not answer leaves the lock (with this
+    process's mark) until its TTL; no request of this process holds it, so
+    the next one takes it at once, while a lock a request does hold is not."""
+    client = aioredis.Redis.from_url(redis_url)
+    locker = RedisLocker(client, f"orphan-{uuid.uuid4().hex[:10]}:", ttl=60.0, mark_dir=tmp_path / "marks")
+    try:
+        held = locker.new_lock(protocol.new_upload_id())
+        await held.acquire(1.0, lambda: None)
+        assert await locker.new_lock(held.upload_id).try_acquire(never) is False
+        orphan_id = protocol.new_upload_id()
+        assert await client.set(locker.lock_key(orphan_id), locker.new_token(), px=60_000)
+        lock = locker.new_lock(orphan_id)
+        assert await lock.try_acquire(never) is True
+        await lock.release()
+        await held.release()
+    finally:
+        await locker.close()
+        await client.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -9,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from storage.base import OrphanSweeper
 from storage.local import LocalStorage
 from tusd_py import errors, protocol
 from tusd_py.auth import LOCAL_PRINCIPAL
 from tusd_py.context import AppContext
+from tusd_py.locking.liveness import SUFFIX, boot_id
+from tusd_py.locking.redis import RedisLocker
 from tusd_py.models import UploadInfo, UploadState
 from tusd_py.reconcile import reconcile
 
@@ -128,3 +132,48 @@ async def test_reconciliation_lets_storages_sweep_their_orphans(ctx: AppContext,
     assert report.orphans_removed == 2
     assert sweeper.leftovers == [live.id]
     assert len(sweeper.calls) == 1 and (sweeper.calls[0][1] or 0) >= before
+
+
+async def _plant_lock(ctx: AppContext, upload_id: str, value: str, ttl: float) -> None:
+    """Leave ``upload_id`` locked with ``value``, as a holder that stopped renewing."""
+    locker = ctx.composer.locker
+    assert isinstance(locker, RedisLocker)
+    client = aioredis.Redis.from_url(ctx.config.redis.url)
+    try:
+        assert await client.set(locker.lock_key(upload_id), value, nx=True, px=int(ttl * 1000))
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_lock_of_a_dead_process_on_this_host_does_not_make_an_upload_busy(
+    ctx: AppContext, tmp_path: Path
+) -> None:
+    if not ctx.config.redis.url:
+        pytest.skip("locks outlive their holder only on Redis")
+    info = await _upload_with(ctx, b"x" * 100)
+    with open(_disk(ctx).path(info.id), "ab") as f:  # written, never published: then killed
+        f.write(b"x" * 50)
+    dead_mark = tmp_path / f"dead{SUFFIX}"  # its process held it locked until it died
+    dead_mark.write_bytes(b"")
+    await _plant_lock(ctx, info.id, f"{'0' * 32} {boot_id()} {dead_mark}", ttl=60.0)
+    report = await reconcile(ctx)
+    assert report.corrected == 1 and report.skipped_locked == 0
+    assert await _offset(ctx, info.id) == 150
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_upload_busy_with_an_unknown_holder_is_rechecked_after_the_lock_ttl(ctx: AppContext) -> None:
+    if not ctx.config.redis.url:
+        pytest.skip("locks outlive their holder only on Redis")
+    info = await _upload_with(ctx, b"x" * 100)
+    os.truncate(_disk(ctx).path(info.id), 30)
+    # A holder on another host, which stopped renewing: its lock expires by itself.
+    await _plant_lock(ctx, info.id, f"{'0' * 32} another-boot-id /elsewhere/mark", ttl=1.0)
+    report = await reconcile(ctx)
+    assert report.skipped_locked == 1 and report.busy == [info.id]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 3 * ctx.config.redis.lock_ttl + 5
+    while await _offset(ctx, info.id) != 30:  # corrected in the background, no new pass
+        assert loop.time() < deadline, "a busy upload was never rechecked"
+        await asyncio.sleep(0.05)

@@ -15,7 +15,12 @@ def build_locker(config: Config, redis: Any | None) -> Locker:
     if redis is not None:
         from tusd_py.locking.redis import RedisLocker
 
-        return RedisLocker(redis, config.redis.prefix, ttl=config.redis.lock_ttl)
+        return RedisLocker(
+            redis,
+            config.redis.prefix,
+            ttl=config.redis.lock_ttl,
+            mark_dir=config.data_dir / "locks" / "holders",
+        )
     if config.server.workers > 1:
         from tusd_py.locking.file import FileLocker
 

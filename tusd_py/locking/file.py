@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tusd_py import errors
-from tusd_py.locking.waiters import FreeWaiters
+from tusd_py.locking.waiters import FreeWaiters, ReleaseCallback
 
 log = logging.getLogger("tusd_py.app")
 
@@ -57,8 +57,7 @@ class FileLock:
         self.path = locker.path(upload_id)
         self.token: str | None = None
         self._fd: int | None = None
-        self._callback: Callable[[], None] | None = None
-        self._asked = False
+        self._release_callback = ReleaseCallback(upload_id)
 
     def _take(self) -> tuple[bool, str]:
         """One attempt: ``(True, "")`` when taken, else ``(False, holder)``
@@ -89,8 +88,7 @@ class FileLock:
         return False, ""
 
     def _hold(self, on_release_requested: Callable[[], None]) -> None:
-        self._callback = on_release_requested
-        self._asked = False
+        self._release_callback.arm(on_release_requested)
         self._locker.holders[self.upload_id] = self
 
     async def acquire(self, timeout: float, on_release_requested: Callable[[], None]) -> None:
@@ -142,18 +140,12 @@ class FileLock:
 
     def request_release(self) -> None:
         """Run the holder's callback (at most once per hold)."""
-        if self.token is None or self._asked or self._callback is None:
-            return
-        self._asked = True
-        try:
-            self._callback()
-        except Exception:  # a holder's callback must not break the requester
-            log.exception("release callback of upload %s failed", self.upload_id)
+        self._release_callback.request()
 
     async def release(self) -> None:
         fd, self._fd = self._fd, None
         self.token = None
-        self._callback = None
+        self._release_callback.disarm()
         if fd is None:
             return
         locker = self._locker

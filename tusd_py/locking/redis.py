@@ -1,9 +1,10 @@
 """Redis :class:`Locker`: one writer per upload across every instance.
 
-* A lock is the key ``P lock:<id>`` holding a random owner token, taken with
-  ``SET NX PX <ttl>``. While held, a heartbeat renews the TTL every
-  ``ttl / 3`` (compare-and-``PEXPIRE`` in Lua), so a crashed or frozen
-  holder's lock expires ``ttl`` seconds after its last renewal.
+* A lock is the key ``P lock:<id>`` holding its owner token
+  ``<random> <boot-id> <mark>``, taken with ``SET NX PX <ttl>``. While
+  held, a heartbeat renews the TTL every ``ttl / 3`` (compare-and-``PEXPIRE``
+  in Lua), so a crashed or frozen holder's lock expires ``ttl`` seconds
+  after its last renewal.
 * Release is compare-and-delete in Lua (a lock that expired and was taken by
   someone else is never deleted) and publishes ``free <id>`` so waiters on any
   instance retry at once instead of at their next poll.
@@ -13,6 +14,14 @@
   closes its connection, saves what it has and releases. Requests are
   repeated every ``ask_interval`` while the same token holds the lock, so a
   message lost while the subscriber reconnects only delays the hand-over.
+* A holder that is surely gone is not waited for: a dead process on this
+  host (see :mod:`tusd_py.locking.liveness`), or a token of this process
+  that none of its locks holds or is taking (``issued``: e.g. left by a
+  release Redis did not answer). Its lock is taken over at once
+  (compare-and-set in Lua), by ``acquire`` and ``try_acquire`` alike, so a
+  crashed instance's locks never block its restart's reconciliation nor the
+  next PATCH. A holder on another host frees its lock ``ttl`` after its
+  last renewal.
 * If the heartbeat cannot renew the lock (Redis unreachable) until shortly
   before it would expire, or finds it taken over, the holder is asked to stop
   as well: it may no longer write once another instance could own the lock.
@@ -28,11 +37,13 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 
 import redis.asyncio as aioredis
 
 from tusd_py import errors
-from tusd_py.locking.waiters import FreeWaiters
+from tusd_py.locking.liveness import ProcessMark
+from tusd_py.locking.waiters import FreeWaiters, ReleaseCallback
 from tusd_py.redis_errors import REDIS_FAILURES, map_redis_errors, text
 
 log = logging.getLogger("tusd_py.app")
@@ -47,6 +58,15 @@ return redis.call('GET', KEYS[1])
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+#: KEYS: lock. ARGV: dead holder's token, new token, ttl ms. Returns 1 if taken over.
+_STEAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
 end
 return 0
@@ -71,8 +91,7 @@ class RedisLock:
         self.upload_id = upload_id
         self.key = locker.lock_key(upload_id)
         self.token: str | None = None
-        self._callback: Callable[[], None] | None = None
-        self._asked = False
+        self._release_callback = ReleaseCallback(upload_id)
         self._backend_failing = False
         self._heartbeat: asyncio.Task[None] | None = None
         #: Loop time before which the lock is surely ours (renewals move it on).
@@ -94,8 +113,9 @@ class RedisLock:
         await locker.start()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        token = secrets.token_hex(16)
+        token = locker.new_token()
         wake = locker.waiters.add(self.upload_id)
+        locker.issued.add(token)
         try:
             asked: str | None = None
             asked_at = 0.0
@@ -107,6 +127,8 @@ class RedisLock:
                     reply = await locker.take(self.key, token)
                 holder = text(reply) if reply is not None and reply != 1 else None
                 if reply == 1 or holder == token:  # ours (a retried SET sees its own effect)
+                    break
+                if holder is not None and await self._take_over(holder, token):
                     break
                 now = loop.time()
                 if holder is not None and (holder != asked or now - asked_at >= locker.ask_interval):
@@ -120,6 +142,9 @@ class RedisLock:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), min(remaining, delay))
                 delay = min(delay * 2, locker.poll_max)
+        except BaseException:
+            locker.issued.discard(token)  # a SET that ran after all is nobody's: taken over
+            raise
         finally:
             locker.waiters.remove(self.upload_id, wake)
         self._hold(token, on_release_requested, sent_at)
@@ -129,19 +154,43 @@ class RedisLock:
             raise RuntimeError(f"lock on {self.upload_id} is already held")
         locker = self._locker
         await locker.start()
-        token = secrets.token_hex(16)
+        token = locker.new_token()
         started = asyncio.get_running_loop().time()
-        with map_redis_errors("lock"):
-            reply = await locker.take(self.key, token)
-        if reply != 1 and text(reply) != token:
+        locker.issued.add(token)
+        taken = False
+        try:
+            with map_redis_errors("lock"):
+                reply = await locker.take(self.key, token)
+            holder = text(reply) if reply is not None and reply != 1 else None
+            taken = (
+                reply == 1 or holder == token or (holder is not None and await self._take_over(holder, token))
+            )
+        finally:
+            if not taken:
+                locker.issued.discard(token)
+        if taken:
+            self._hold(token, on_release_requested, started)
+        return taken
+
+    async def _take_over(self, holder: str, token: str) -> bool:
+        """Take the lock from ``holder`` if its process is surely dead; True if taken."""
+        locker = self._locker
+        if not locker.holder_dead(holder):
             return False
-        self._hold(token, on_release_requested, started)
-        return True
+        with map_redis_errors("lock"):
+            taken = await locker.steal(self.key, holder, token)
+        if taken:
+            log.warning(
+                "lock on %s was held by a process that is gone (%s); taken over",
+                self.upload_id,
+                holder.partition(" ")[2],
+                extra={"upload_id": self.upload_id},
+            )
+        return taken
 
     def _hold(self, token: str, on_release_requested: Callable[[], None], taken_at: float) -> None:
         self.token = token
-        self._callback = on_release_requested
-        self._asked = False
+        self._release_callback.arm(on_release_requested)
         self._backend_failing = False
         self._locker.holders[self.upload_id] = self
         self.valid_until = taken_at + self._locker.ttl
@@ -149,13 +198,7 @@ class RedisLock:
 
     def request_release(self) -> None:
         """Ask the holder to stop (at most once per hold); runs its callback."""
-        if self.token is None or self._asked or self._callback is None:
-            return
-        self._asked = True
-        try:
-            self._callback()
-        except Exception:  # a holder's callback must not break the listener
-            log.exception("release callback of upload %s failed", self.upload_id)
+        self._release_callback.request()
 
     async def _renew_loop(self, token: str) -> None:
         """Renew the TTL; ask the holder to stop once the lock may be lost."""
@@ -195,13 +238,14 @@ class RedisLock:
                 self.request_release()
                 return
             self.valid_until = started + locker.ttl
+            locker.mark.touch()
             wait = interval
 
     async def release(self) -> None:
         token, self.token = self.token, None
         if token is None:
             return
-        self._callback = None
+        self._release_callback.disarm()
         locker = self._locker
         if locker.holders.get(self.upload_id) is self:
             del locker.holders[self.upload_id]
@@ -221,6 +265,7 @@ class RedisLock:
                 extra={"upload_id": self.upload_id},
             )
         finally:
+            locker.issued.discard(token)
             locker.waiters.notify(self.upload_id)  # waiters in this process retry now
 
 
@@ -241,6 +286,7 @@ class RedisLocker:
         poll_min: float = 0.02,
         poll_max: float = 0.5,
         ask_interval: float = 1.0,
+        mark_dir: Path | None = None,
     ) -> None:
         if ttl <= 0:
             raise ValueError("ttl must be positive")
@@ -254,10 +300,18 @@ class RedisLocker:
         self.ask_interval = ask_interval
         #: Locks held in this process, by upload id.
         self.holders: dict[str, RedisLock] = {}
+        #: Tokens of this process that may be in Redis: those of locks held or
+        #: being acquired (a SET whose answer is still on its way is not in
+        #: ``holders`` yet), until released. Another token with this
+        #: process's mark is nobody's.
+        self.issued: set[str] = set()
         self.waiters = FreeWaiters()
         self._take = redis.register_script(_TAKE)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
+        self._steal = redis.register_script(_STEAL)
+        #: This process's liveness mark (opened by :meth:`start`; none without ``mark_dir``).
+        self.mark = ProcessMark(mark_dir, sweep_age=max(3600.0, 10 * ttl))
         self._listener: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Event | None = None
         self._closed = False
@@ -268,11 +322,37 @@ class RedisLocker:
     def new_lock(self, upload_id: str) -> RedisLock:
         return RedisLock(self, upload_id)
 
+    def new_token(self) -> str:
+        """A fresh lock value: random, then this process's mark (if any)."""
+        holder = self.mark.holder
+        return f"{secrets.token_hex(16)} {holder}" if holder else secrets.token_hex(16)
+
+    def holder_dead(self, token: str) -> bool:
+        """True only if the lock value ``token`` names a holder surely gone: a
+        dead process on this host, or this process when none of its locks
+        holds or is taking ``token`` (e.g. a release Redis did not answer)."""
+        _random, _, holder = token.partition(" ")
+        if not holder:
+            return False
+        if holder == self.mark.holder:
+            return token not in self.issued
+        return self.mark.is_dead(holder)
+
     # --- Redis calls (callers map errors) ---------------------------------------
 
     async def take(self, key: str, token: str) -> object:
         """1 if ``key`` was free and is now ours, else the holder's token (or None)."""
-        return await self._take(keys=[key], args=[token, self._ttl_ms])
+        reply = await self._take(keys=[key], args=[token, self._ttl_ms])
+        if reply == 1:
+            self.mark.touch()
+        return reply
+
+    async def steal(self, key: str, holder: str, token: str) -> bool:
+        """Replace ``holder``'s value by ``token`` (compare-and-set); True if done."""
+        taken = int(await self._steal(keys=[key], args=[holder, token, self._ttl_ms])) == 1
+        if taken:
+            self.mark.touch()
+        return taken
 
     async def renew(self, key: str, token: str) -> bool:
         return int(await self._renew(keys=[key], args=[token, self._ttl_ms])) == 1
@@ -293,7 +373,7 @@ class RedisLocker:
 
     def _dispatch(self, data: object) -> None:
         """Handle ``release <id> <token>`` and ``free <id>`` messages."""
-        parts = (text(data) or "").split(" ") if isinstance(data, (bytes, str)) else []
+        parts = (text(data) or "").split(" ", 2) if isinstance(data, (bytes, str)) else []
         if len(parts) == 3 and parts[0] == "release":
             holder = self.holders.get(parts[1])
             if holder is not None and holder.token == parts[2]:
@@ -310,6 +390,7 @@ class RedisLocker:
         during a Redis outage, do not wait)."""
         if self._closed:
             raise errors.StateStoreError("the locker is closed")
+        self.mark.open()
         if self._listener is None:
             subscribed = self._subscribed = asyncio.Event()
             self._listener = asyncio.ensure_future(self._listen(subscribed))
@@ -354,3 +435,4 @@ class RedisLocker:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await listener
+        self.mark.close()

@@ -1,9 +1,14 @@
-"""Wake-ups for requests waiting on a lock held elsewhere (shared by the
-lockers whose "lock is free" news arrives from outside the process)."""
+"""Parts shared by the lockers whose holders and waiters may live in other
+processes (file and Redis): wake-ups for requests waiting on a lock held
+elsewhere, and the holder's once-per-hold release callback."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger("tusd_py.app")
 
 
 class FreeWaiters:
@@ -30,3 +35,34 @@ class FreeWaiters:
         """Wake every waiter of ``upload_id``."""
         for event in self._events.get(upload_id, ()):
             event.set()
+
+
+class ReleaseCallback:
+    """A holder's ``on_release_requested``, run at most once per hold (the
+    one implementation of ``request_release`` for the file and Redis locks)."""
+
+    def __init__(self, upload_id: str) -> None:
+        self.upload_id = upload_id
+        self._callback: Callable[[], None] | None = None
+        self._asked = False
+
+    def arm(self, callback: Callable[[], None]) -> None:
+        """A new hold begins: ``callback`` may run once."""
+        self._callback = callback
+        self._asked = False
+
+    def disarm(self) -> None:
+        """The hold ended: later requests do nothing."""
+        self._callback = None
+
+    def request(self) -> None:
+        """Ask the holder to stop: runs the callback unless already asked or
+        not holding. A failing callback is logged, never raised (it must not
+        break the listener or the requester that delivered the request)."""
+        if self._asked or self._callback is None:
+            return
+        self._asked = True
+        try:
+            self._callback()
+        except Exception:
+            log.exception("release callback of upload %s failed", self.upload_id)
