@@ -250,6 +250,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def _render(self, status: int, code: str, message: str, headers: Mapping[str, str]) -> None:
         self.error_code = code
+        if self.draft is not None and status == errors.ChecksumMismatch.status:
+            status = 400  # 460 is tus's; a draft client gets a standard status (same code)
         self.set_status(status, _REASONS.get(status))
         if status == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
