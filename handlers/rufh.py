@@ -167,6 +167,7 @@ async def prepare_creation(handler: StreamingHandler) -> tuple[UploadInfo, Progr
     if handler.ctx.lifecycle.draining:
         raise errors.ServerShutdown(retry_after=5)
     headers = handler.request.headers
+    handler.add_sticky_header("Upload-Limit", upload_limit(handler, draft, None))  # a 413 carries it too
     complete = _complete(draft, handler)
     progress = Progress(draft, complete, handler.ctx.config.server.progress_interval)
     principal = handler.principal
@@ -273,10 +274,9 @@ async def prepare_append(handler: StreamingHandler) -> Progress:
                 f"Upload-Complete is set but the body ends at {ends_at}, not at the upload length {known}"
             )
         known = ends_at
-    elif not complete and body_length and known is not None and offset + body_length >= known:
-        raise errors.InconsistentLength(
-            f"Upload-Complete is not set but the body reaches the upload length {known}"
-        )
+    # ``Upload-Complete: ?0`` on a body that reaches a known length is not
+    # refused: clients reading a stream learn it ended only after sending
+    # (tus-js-client); the upload completes and the answer says so.
     request = AppendRequest(
         offset=offset,
         content_length=body_length,
