@@ -9,6 +9,7 @@ without ``uploadDataDuringCreation``; the bytes are read back with a tus GET
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -18,11 +19,21 @@ from typing import Any
 
 import pytest
 
-from tests.interop.live import REPO_ROOT, LiveServer, head, sha256_via_get, write_random_file
+from tests.integration import s3_support as s3t
+from tests.interop.live import (
+    REPO_ROOT,
+    LiveServer,
+    head,
+    mint_token,
+    server_errors,
+    sha256_via_get,
+    write_random_file,
+)
 
 pytestmark = pytest.mark.interop
 
 KIB = 1 << 10
+MIB = 1 << 20
 SIZE = 1024 * KIB + 4321
 CHUNK = 256 * KIB
 SCRIPT = REPO_ROOT / "tests" / "interop" / "js" / "rufh.mjs"
@@ -112,3 +123,80 @@ def test_draft_abort_then_resume(
     creations = [r for r in live_server.log_records(log_start) if r.get("method") == "POST"]
     assert len(creations) == 1
     assert sha256_via_get(result["url"], client_headers) == digest
+
+
+def _start_node(script: Path, config: dict[str, Any]) -> subprocess.Popen[str]:
+    node = shutil.which("node")
+    assert node is not None, "node is not installed (Node 20 is a test dependency)"
+    return subprocess.Popen(
+        [node, str(script), json.dumps({"deadlineMs": int(DEADLINE * 1000), **config})],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _result(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=DEADLINE + 10)
+    assert proc.returncode == 0, f"node failed ({proc.returncode}):\n{err}"
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def test_tus_and_draft_clients_at_once(
+    live_server: LiveServer, client_headers: dict[str, str], tmp_path: Path
+) -> None:
+    """A tus client and a draft client upload to the same server at the same time."""
+    tus_file, draft_file = tmp_path / "tus.bin", tmp_path / "draft.bin"
+    tus_digest = write_random_file(tus_file, SIZE, seed=41)
+    draft_digest = write_random_file(draft_file, SIZE + 77, seed=42)
+    common = {"endpoint": live_server.endpoint, "headers": client_headers, "chunkSize": CHUNK}
+    tus_proc = _start_node(
+        REPO_ROOT / "tests" / "interop" / "js" / "upload.mjs",
+        {"mode": "chunked", "file": str(tus_file), **common},
+    )
+    draft_proc = _start_node(
+        SCRIPT,
+        {
+            "mode": "chunked",
+            "protocol": "ietf-draft-05",
+            "uploadDataDuringCreation": True,
+            "file": str(draft_file),
+            **common,
+        },
+    )
+    tus_result, draft_result = _result(tus_proc), _result(draft_proc)
+
+    assert tus_result["url"] != draft_result["url"]
+    assert sha256_via_get(tus_result["url"], client_headers) == tus_digest
+    assert sha256_via_get(draft_result["url"], client_headers) == draft_digest
+    assert head(draft_result["url"], client_headers)["Upload-Length"] == str(SIZE + 77)
+
+
+def test_draft_upload_routed_to_s3(
+    live_s3_server: LiveServer, s3_endpoint: str, s3_bucket: str, tmp_path: Path
+) -> None:
+    """A 13 MiB draft upload (above the 12 MiB threshold) ends as one S3 object,
+    byte-identical, with no multipart upload left open."""
+    headers = {"Authorization": f"Bearer {mint_token(live_s3_server, 'interop-s3-draft', 'premium')}"}
+    path = tmp_path / "big.bin"
+    size = 13 * MIB + 555
+    digest = write_random_file(path, size, seed=43)
+
+    result = run_rufh_js(
+        "chunked",
+        live_s3_server,
+        headers,
+        protocol="ietf-draft-05",
+        uploadDataDuringCreation=True,
+        file=str(path),
+        chunkSize=5 * MIB,
+    )
+
+    assert result["methods"] == ["POST", "PATCH", "PATCH"]
+    upload_id = result["url"].rstrip("/").rsplit("/", 1)[-1]
+    stored = s3t.object_bytes(s3_endpoint, s3_bucket, upload_id)
+    assert hashlib.sha256(stored).hexdigest() == digest
+    assert s3t.multipart_uploads(s3_endpoint, s3_bucket) == []
+    assert server_errors(live_s3_server.log_records()) == []
