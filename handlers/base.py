@@ -25,7 +25,7 @@ from tusd_py import errors, protocol
 from tusd_py.context import AppContext
 from tusd_py.guard import RequestKind
 from tusd_py.models import Principal
-from tusd_py.rufh import problems
+from tusd_py.rufh import problems, version
 from tusd_py.rufh.version import INTEROP_HEADER, Draft, detect
 
 log = logging.getLogger("tusd_py.app")
@@ -98,7 +98,10 @@ class BaseHandler(tornado.web.RequestHandler):
         origin = self.request.headers.get("Origin")
         if origin and self._origin_allowed(origin):
             self.set_header("Access-Control-Allow-Origin", origin)
-            self.set_header("Access-Control-Expose-Headers", ", ".join(protocol.CORS_EXPOSE_HEADERS))
+            self.set_header(
+                "Access-Control-Expose-Headers",
+                ", ".join(protocol.CORS_EXPOSE_HEADERS + version.CORS_EXPOSE_HEADERS),
+            )
             self.add_header("Vary", "Origin")
 
     def add_sticky_header(self, name: str, value: str) -> None:
@@ -122,7 +125,10 @@ class BaseHandler(tornado.web.RequestHandler):
         origin = self.request.headers.get("Origin", "")
         if self._origin_allowed(origin):
             self.set_header("Access-Control-Allow-Methods", ", ".join(protocol.CORS_METHODS))
-            self.set_header("Access-Control-Allow-Headers", ", ".join(protocol.CORS_ALLOW_HEADERS))
+            self.set_header(
+                "Access-Control-Allow-Headers",
+                ", ".join(protocol.CORS_ALLOW_HEADERS + version.CORS_ALLOW_HEADERS),
+            )
             self.set_header("Access-Control-Max-Age", "86400")
         self.set_status(204)
         self.finish()

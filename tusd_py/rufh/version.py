@@ -114,3 +114,23 @@ def detect(method: str, headers: Mapping[str, str]) -> Draft | None:
     if method == "PATCH" and content_type == PARTIAL_UPLOAD_TYPE and "Upload-Offset" in headers:
         return Draft(None)
     return None
+
+
+#: Draft fields a browser client may send (CORS preflight), beside tus's.
+CORS_ALLOW_HEADERS: Final = (
+    "Upload-Complete",
+    "Upload-Incomplete",
+    INTEROP_HEADER,
+    "Content-Digest",
+    "Repr-Digest",
+    "Want-Repr-Digest",
+    "Content-Disposition",
+)
+#: Draft fields a browser client may read, beside tus's.
+CORS_EXPOSE_HEADERS: Final = (
+    "Upload-Complete",
+    "Upload-Incomplete",
+    "Upload-Limit",
+    INTEROP_HEADER,
+    "Repr-Digest",
+)
