@@ -296,6 +296,7 @@ async def finish_append(handler: StreamingHandler, progress: Progress) -> None:
     info = await handler.finish_stream()
     if progress.complete:
         info = await _settle_complete(handler, info)
+    _check_repr_digest(handler, info)
     _answer(handler, info, progress)
     handler.set_status(204)
 
@@ -330,6 +331,21 @@ async def _settle_complete(handler: StreamingHandler, info: UploadInfo) -> Uploa
         lambda: None,
     )
     return await session.commit()
+
+
+def _check_repr_digest(handler: StreamingHandler, info: UploadInfo) -> None:
+    """An append that completed the upload with ``Repr-Digest``: compare it
+    with the whole-upload digest when known (every part carried a
+    ``Content-Digest`` of that algorithm). Raises 400 ``ERR_CHECKSUM_MISMATCH``
+    (the upload stays complete); an unknown digest is not checked."""
+    if not info.is_complete or not info.checksum:
+        return
+    claimed = digests.pick("Repr-Digest", handler.request.headers.get("Repr-Digest"))
+    algorithm, _, hex_digest = info.checksum.partition(":")
+    if claimed is not None and claimed.algorithm == algorithm and claimed.digest.hex() != hex_digest:
+        raise errors.ChecksumMismatch(
+            f"the completed upload's {algorithm} does not match Repr-Digest (bytes differ from the original)"
+        )
 
 
 def _answer(handler: StreamingHandler, info: UploadInfo, progress: Progress) -> None:

@@ -102,6 +102,31 @@ async def test_append_content_digest(connect: Connect, stored: Stored, tus: Tus)
     assert stored.content(upload_id_of(path)) == DATA
 
 
+@pytest.mark.gen_test(timeout=30)
+async def test_repr_digest_of_a_completing_append(connect: Connect) -> None:
+    for claimed, status in ((b"not the upload", 400), (DATA, 204)):
+        created = await exchange(
+            connect,
+            "POST",
+            "/files/",
+            {**V8, "Upload-Complete": "?0", "Content-Digest": sf_digest("sha-512", DATA[:4])},
+            DATA[:4],
+        )
+        path = path_of(created.header("Location"))
+        last = {
+            **V8,
+            **PARTIAL,
+            "Upload-Complete": "?1",
+            "Upload-Offset": "4",
+            "Content-Digest": sf_digest("sha-512", DATA[4:]),
+            "Repr-Digest": sf_digest("sha-512", claimed),
+        }
+        done = await exchange(connect, "PATCH", path, last, DATA[4:])
+        assert done.status == status
+        if status == 400:
+            assert done.problem()["code"] == "ERR_CHECKSUM_MISMATCH"
+
+
 @pytest.mark.parametrize("path", ["/files/", "/files/0123456789abcdef0123456789abcdef"])
 @pytest.mark.gen_test(timeout=30)
 async def test_options_advertise_upload_limit(connect: Connect, path: str) -> None:

@@ -6,6 +6,8 @@ never another exception; serialised values parse back.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -62,3 +64,16 @@ def test_versions_differ_where_the_drafts_do() -> None:
 def test_problem_types() -> None:
     assert problems.problem_type("ERR_MISMATCHED_OFFSET").endswith("#mismatching-upload-offset")
     assert problems.problem_type("ERR_UPLOAD_NOT_FOUND") == "about:blank"
+
+
+def test_problem_bodies() -> None:
+    body = json.loads(
+        problems.problem_body(409, "ERR_MISMATCHED_OFFSET", "resume from 8", {"expected-offset": 8})
+    )
+    assert body["expected-offset"] == 8 and body["status"] == 409 and body["detail"] == "resume from 8"
+    plain = json.loads(problems.problem_body(404, "ERR_UPLOAD_NOT_FOUND", "upload not found"))
+    assert (plain["type"], plain["title"], plain["code"]) == (
+        "about:blank",
+        "Not Found",
+        "ERR_UPLOAD_NOT_FOUND",
+    )

@@ -14,6 +14,7 @@ Everything else is ``about:blank`` with the code as an extension member.
 
 from __future__ import annotations
 
+import http
 import json
 from collections.abc import Mapping
 from typing import Final
@@ -38,12 +39,20 @@ def problem_type(code: str) -> str:
     return PROBLEM_BASE + name if name else "about:blank"
 
 
+def _phrase(status: int) -> str:
+    """The reason phrase of ``status`` (the title of an ``about:blank`` problem)."""
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
 def problem_body(status: int, code: str, message: str, members: Mapping[str, int] | None = None) -> str:
     """The JSON body: ``type``, ``title``, ``status``, ``detail``, ``code`` and extension ``members``."""
     name = TYPES.get(code)
     body: dict[str, object] = {
         "type": problem_type(code),
-        "title": _TITLES[name] if name else message,
+        "title": _TITLES[name] if name else _phrase(status),
         "status": status,
         "detail": message,
         "code": code,
