@@ -8,6 +8,8 @@ length at what arrived. Browsers may send and read the draft's fields.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from tornado.httpclient import HTTPResponse
 
@@ -19,6 +21,12 @@ from tests.tusclient import Tus
 DATA = bytes(range(256)) * 64  # 16 KiB
 CUT = 5000
 ORIGIN = "https://app.example"
+
+
+@pytest.fixture
+def config_overrides() -> dict[str, Any]:
+    # A stalled body counts as idle (may be cut for a newer request) after 0.2 s.
+    return {"server.release_idle": 0.2}
 
 
 @pytest.mark.parametrize("version", [5, 8])
@@ -87,3 +95,29 @@ async def test_cors_lets_browsers_speak_the_draft(tus: Tus) -> None:
     assert {"Upload-Complete", "Upload-Limit", "Location"} <= _listed(
         created, "Access-Control-Expose-Headers"
     )
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_delete_stops_the_open_append(connect: Connect, stored: Stored) -> None:
+    vh = version_headers(8)
+    created = await exchange(connect, "POST", "/files/", {**vh, "Upload-Complete": "?0"})
+    path = path_of(created.header("Location"))
+    conn = await connect()
+    headers = {
+        **vh,
+        **PARTIAL,
+        "Upload-Complete": "?1",
+        "Upload-Offset": "0",
+        "Content-Length": str(len(DATA)),
+    }
+    await conn.send_request("PATCH", path, headers, DATA[:CUT])
+
+    async def written() -> bool:
+        return stored.content(upload_id_of(path)) == DATA[:CUT]
+
+    await eventually(written)
+    gone = await exchange(connect, "DELETE", path, vh)
+    assert gone.status == 204
+    await conn.read_until_closed()
+    assert (await exchange(connect, "HEAD", path, vh)).status == 404
+    assert await stored.ids() == []
