@@ -25,6 +25,8 @@ from tusd_py import errors, protocol
 from tusd_py.context import AppContext
 from tusd_py.guard import RequestKind
 from tusd_py.models import Principal
+from tusd_py.rufh import problems, version
+from tusd_py.rufh.version import INTEROP_HEADER, Draft, detect
 
 log = logging.getLogger("tusd_py.app")
 
@@ -57,6 +59,10 @@ class BaseHandler(tornado.web.RequestHandler):
     principal: Principal | None = None
     bytes_received: int = 0
     error_code: str | None = None
+    #: Set by :meth:`detect_draft` for IETF draft requests (None: tus).
+    draft: Draft | None = None
+    #: ``provided-offset`` of a draft PATCH (for the mismatching-offset problem).
+    provided_offset: int | None = None
 
     def initialize(self, ctx: AppContext) -> None:
         self.ctx = ctx
@@ -77,7 +83,11 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def set_default_headers(self) -> None:
         self.clear_header("Content-Type")
-        self.set_header("Tus-Resumable", protocol.TUS_VERSION)
+        draft: Draft | None = getattr(self, "draft", None)
+        if draft is None:
+            self.set_header("Tus-Resumable", protocol.TUS_VERSION)
+        elif draft.interop is not None:
+            self.set_header(INTEROP_HEADER, str(draft.interop))
         self.set_header("X-Content-Type-Options", "nosniff")
         ctx: AppContext | None = getattr(self, "ctx", None)
         if ctx is None:
@@ -88,7 +98,10 @@ class BaseHandler(tornado.web.RequestHandler):
         origin = self.request.headers.get("Origin")
         if origin and self._origin_allowed(origin):
             self.set_header("Access-Control-Allow-Origin", origin)
-            self.set_header("Access-Control-Expose-Headers", ", ".join(protocol.CORS_EXPOSE_HEADERS))
+            self.set_header(
+                "Access-Control-Expose-Headers",
+                ", ".join(protocol.CORS_EXPOSE_HEADERS + version.CORS_EXPOSE_HEADERS),
+            )
             self.add_header("Vary", "Origin")
 
     def add_sticky_header(self, name: str, value: str) -> None:
@@ -112,7 +125,10 @@ class BaseHandler(tornado.web.RequestHandler):
         origin = self.request.headers.get("Origin", "")
         if self._origin_allowed(origin):
             self.set_header("Access-Control-Allow-Methods", ", ".join(protocol.CORS_METHODS))
-            self.set_header("Access-Control-Allow-Headers", ", ".join(protocol.CORS_ALLOW_HEADERS))
+            self.set_header(
+                "Access-Control-Allow-Headers",
+                ", ".join(protocol.CORS_ALLOW_HEADERS + version.CORS_ALLOW_HEADERS),
+            )
             self.set_header("Access-Control-Max-Age", "86400")
         self.set_status(204)
         self.finish()
@@ -191,6 +207,18 @@ class BaseHandler(tornado.web.RequestHandler):
         for name, value in headers.items():
             self.add_sticky_header(name, value)
 
+    def detect_draft(self) -> Draft | None:
+        """Recognise an IETF draft request (:func:`tusd_py.rufh.version.detect`);
+        its responses then carry no ``Tus-Resumable`` and its errors are
+        problem details. Raises 412 for an unsupported interop version."""
+        draft = detect(self.request.method or "", self.request.headers)
+        if draft is not None:
+            self.draft = draft
+            self.clear_header("Tus-Resumable")
+            if draft.interop is not None:
+                self.set_header(INTEROP_HEADER, str(draft.interop))
+        return draft
+
     def require_tus_version(self) -> None:
         """412 unless ``Tus-Resumable`` names a version we speak."""
         version = self.request.headers.get("Tus-Resumable")
@@ -228,6 +256,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def _render(self, status: int, code: str, message: str, headers: Mapping[str, str]) -> None:
         self.error_code = code
+        if self.draft is not None and status == errors.ChecksumMismatch.status:
+            status = 400  # 460 is tus's; a draft client gets a standard status (same code)
         self.set_status(status, _REASONS.get(status))
         if status == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
@@ -235,6 +265,14 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header(name, value)
         if self.request.method == "HEAD" or status == 304:
             self.finish()
+            return
+        if self.draft is not None:
+            members = None
+            offset = headers.get("Upload-Offset")
+            if self.provided_offset is not None and offset is not None:
+                members = {"expected-offset": int(offset), "provided-offset": self.provided_offset}
+            self.set_header("Content-Type", problems.PROBLEM_CONTENT_TYPE)
+            self.finish(problems.problem_body(status, code, message, members))
             return
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps({"error": {"code": code, "message": message}}))

@@ -8,9 +8,9 @@ the final upload of concatenation.
 
 from __future__ import annotations
 
-from handlers import listing
+from handlers import listing, rufh
 from handlers.streaming import StreamingHandler
-from handlers.tus_headers import set_discovery_headers, set_expires
+from handlers.tus_headers import set_discovery_headers, set_expires, visibility_of
 from tusd_py import errors, protocol
 from tusd_py.models import UploadInfo
 from tusd_py.service import AppendRequest
@@ -20,12 +20,17 @@ class CollectionHandler(StreamingHandler):
     SUPPORTED_METHODS = ("OPTIONS", "POST", "GET")
 
     created: UploadInfo | None = None
+    #: Set for an IETF draft creation (:mod:`handlers.rufh`).
+    progress: rufh.Progress | None = None
 
     async def prepare(self) -> None:
         if self.request.method == "OPTIONS":
             return
         if self.request.method == "GET":
             await self.admit("request")
+            return
+        if self.detect_draft() is not None:
+            self.created, self.progress = await rufh.prepare_creation(self)
             return
         self.require_tus_version()
         partial = self.request.headers.get("Upload-Concat", "").strip() == "partial"
@@ -39,6 +44,7 @@ class CollectionHandler(StreamingHandler):
             self.answer_preflight()
             return
         set_discovery_headers(self)
+        rufh.set_option_headers(self)
         self.set_status(204)
 
     async def get(self) -> None:
@@ -58,7 +64,7 @@ class CollectionHandler(StreamingHandler):
                 )
         metadata_raw = headers.get("Upload-Metadata", "").strip()
         metadata = protocol.parse_metadata(metadata_raw)
-        visibility = _visibility(metadata)
+        visibility = visibility_of(metadata)
         length_header = headers.get("Upload-Length")
         defer_header = headers.get("Upload-Defer-Length")
         concat_header = headers.get("Upload-Concat")
@@ -126,21 +132,18 @@ class CollectionHandler(StreamingHandler):
         self.upload_id = info.id
         self.add_sticky_header("Location", self.upload_url(info.id))
 
+    async def data_received(self, chunk: bytes) -> None:
+        await super().data_received(chunk)
+        rufh.report_progress(self, self.progress)
+
     async def post(self) -> None:
         info = self.created
         assert info is not None
+        if self.progress is not None:
+            await rufh.finish_creation(self, info, self.progress)
+            return
         if self.session is not None:
             info = await self.finish_stream()
             self.set_header("Upload-Offset", str(info.offset))
         set_expires(self, info)
         self.set_status(201)
-
-
-def _visibility(metadata: dict[str, bytes]) -> str | None:
-    raw = metadata.get("visibility")
-    if raw is None:
-        return None
-    value = raw.decode("ascii", "replace").strip().lower()
-    if value not in ("public", "private"):
-        raise errors.InvalidMetadata("metadata visibility must be 'public' or 'private'")
-    return value

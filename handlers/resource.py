@@ -6,7 +6,7 @@ DELETE, GET), for clients behind proxies that drop those methods.
 
 from __future__ import annotations
 
-from handlers import download
+from handlers import download, rufh
 from handlers.streaming import StreamingHandler
 from handlers.tus_headers import set_discovery_headers, set_expires, set_upload_headers
 from tusd_py import errors, protocol
@@ -17,6 +17,8 @@ _OVERRIDABLE = {"PATCH", "HEAD", "DELETE", "GET"}
 
 class UploadHandler(StreamingHandler):
     SUPPORTED_METHODS = ("HEAD", "PATCH", "DELETE", "GET", "OPTIONS", "POST")
+    #: Set for an IETF draft append (:mod:`handlers.rufh`).
+    progress: rufh.Progress | None = None
 
     def allowed_methods(self) -> tuple[str, ...]:
         """POST only carries an override, so it is not listed; nor are GET with
@@ -30,6 +32,12 @@ class UploadHandler(StreamingHandler):
 
     async def prepare(self) -> None:
         method = self.request.method or ""
+        if method in ("HEAD", "PATCH", "DELETE") and self.detect_draft() is not None:
+            self.upload_id = self.path_args[0] if self.path_args else None
+            await self.admit("request")
+            if method == "PATCH":
+                self.progress = await rufh.prepare_append(self)
+            return
         if method == "POST":
             override = self.request.headers.get("X-HTTP-Method-Override", "").strip().upper()
             if override not in _OVERRIDABLE:
@@ -74,15 +82,26 @@ class UploadHandler(StreamingHandler):
             self.answer_preflight()
             return
         set_discovery_headers(self)
+        rufh.set_option_headers(self)
         self.set_status(204)
 
     async def head(self, upload_id: str) -> None:
+        if self.draft is not None:
+            await rufh.head(self, upload_id)
+            return
         assert self.principal is not None
         info = await self.ctx.service.get(self.principal, upload_id)
         set_upload_headers(self, info)
         self.set_status(200)
 
+    async def data_received(self, chunk: bytes) -> None:
+        await super().data_received(chunk)
+        rufh.report_progress(self, self.progress)
+
     async def patch(self, upload_id: str) -> None:
+        if self.progress is not None:
+            await rufh.finish_append(self, self.progress)
+            return
         info = await self.finish_stream()
         self.set_header("Upload-Offset", str(info.offset))
         set_expires(self, info)

@@ -56,3 +56,14 @@ def set_upload_headers(handler: BaseHandler, info: UploadInfo) -> None:
     if info.concat_raw:
         handler.set_header("Upload-Concat", info.concat_raw)
     set_expires(handler, info)
+
+
+def visibility_of(metadata: dict[str, bytes]) -> str | None:
+    """The ``visibility`` metadata entry (``public``/``private``), None when absent; 400 otherwise."""
+    raw = metadata.get("visibility")
+    if raw is None:
+        return None
+    value = raw.decode("ascii", "replace").strip().lower()
+    if value not in ("public", "private"):
+        raise errors.InvalidMetadata("metadata visibility must be 'public' or 'private'")
+    return value

@@ -15,6 +15,7 @@ Exception tree::
     │   ├── InvalidHeader            400
     │   │   ├── InvalidOffset
     │   │   ├── InvalidLength
+    │   │   │   └── InconsistentLength   (IETF draft: lengths that disagree)
     │   │   ├── InvalidMetadata
     │   │   ├── InvalidConcat
     │   │   ├── InvalidChecksum
@@ -30,6 +31,7 @@ Exception tree::
     │   ├── ChecksumMismatch         460
     │   ├── UploadNotFinished        400
     │   ├── UploadIncomplete         409  (GET before the last byte)
+    │   ├── UploadCompleted          400  (IETF draft append to a complete upload)
     │   ├── RangeNotSatisfiable      416  (+ Content-Range)
     │   ├── MethodNotAllowed         405
     │   ├── UploadInterrupted        400
@@ -136,6 +138,11 @@ class InvalidLength(InvalidHeader):
     default_message = "Upload-Length must be a non-negative integer"
 
 
+class InconsistentLength(InvalidLength):
+    code = "ERR_INCONSISTENT_LENGTH"
+    default_message = "the upload's length, offset and completeness disagree"
+
+
 class InvalidMetadata(InvalidHeader):
     code = "ERR_INVALID_METADATA"
     default_message = "Upload-Metadata must be comma-separated 'key base64value' pairs"
@@ -213,6 +220,12 @@ class UploadIncomplete(ProtocolError):
     status = 409
     code = "ERR_UPLOAD_INCOMPLETE"
     default_message = "upload is not complete yet"
+
+
+class UploadCompleted(ProtocolError):
+    status = 400
+    code = "ERR_UPLOAD_COMPLETED"
+    default_message = "the upload is already complete; nothing more can be appended"
 
 
 class RangeNotSatisfiable(ProtocolError):
