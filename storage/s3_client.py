@@ -179,19 +179,56 @@ class MultipartListing:
     initiated: float
 
 
-class AsyncS3:
-    """The relay's S3 operations on one bucket, each run in ``executor``."""
+#: Calls without a request body worth the name: answered at once by a live S3,
+#: so a request waiting on one is answered 503 after ``[s3] timeout`` whatever
+#: botocore's retries would do (it also retries read timeouts, which would make
+#: a dead endpoint cost ``max_attempts`` times the timeout). Calls moving part
+#: bodies or assembling objects are bounded by botocore's socket timeouts only.
+QUICK_OPERATIONS = frozenset(
+    {
+        "CreateMultipartUpload",
+        "AbortMultipartUpload",
+        "HeadObject",
+        "HeadBucket",
+        "DeleteObject",
+        "GetObject",
+        "ListParts",
+        "ListMultipartUploads",
+    }
+)
 
-    def __init__(self, client: S3Client, bucket: str, executor: ThreadPoolExecutor) -> None:
+
+class AsyncS3:
+    """The relay's S3 operations on one bucket, each run in ``executor``.
+
+    ``call_timeout`` (``[s3] timeout``; None: no bound) bounds the wait for a
+    :data:`QUICK_OPERATIONS` call: past it the caller gets
+    :class:`errors.StorageUnavailable` (503, Retry-After) while the abandoned
+    call ends in its thread on its own."""
+
+    def __init__(
+        self, client: S3Client, bucket: str, executor: ThreadPoolExecutor, call_timeout: float | None = None
+    ) -> None:
         self.client = client
         self.bucket = bucket
         self._executor = executor
+        self._call_timeout = call_timeout
 
     async def run(self, operation: str, fn: Callable[..., T], /, **kwargs: Any) -> T:
         """Call ``fn(**kwargs)`` in the executor with errors translated."""
         loop = asyncio.get_running_loop()
         with map_s3_errors(operation, self.bucket):
-            return await loop.run_in_executor(self._executor, functools.partial(fn, **kwargs))
+            call = loop.run_in_executor(self._executor, functools.partial(fn, **kwargs))
+            if self._call_timeout is None or operation not in QUICK_OPERATIONS:
+                return await call
+            try:
+                return await asyncio.wait_for(call, self._call_timeout)
+            except TimeoutError:
+                raise errors.StorageUnavailable(
+                    f"S3 did not answer {operation} on bucket {self.bucket} within {self._call_timeout:g} s; "
+                    "retry later",
+                    retry_after=min(self._call_timeout, 5.0),
+                ) from None
 
     async def create_multipart(self, key: str, content_type: str | None = None) -> str:
         """CreateMultipartUpload; returns its UploadId."""

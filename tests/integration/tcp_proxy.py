@@ -2,6 +2,9 @@
 
 * ``rate``: bytes per second forwarded client → upstream (None = unlimited),
   to make S3 slower than the client;
+* :meth:`TcpProxy.freeze` / :meth:`TcpProxy.thaw`: connections are still
+  accepted but nothing is forwarded either way (an endpoint that does not
+  answer);
 * :meth:`TcpProxy.stop` closes the listening socket and every connection (the
   endpoint is down: connections are refused); :meth:`TcpProxy.start` listens
   again on the same port.
@@ -28,6 +31,8 @@ class TcpProxy:
         self.forwarded = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -37,6 +42,14 @@ class TcpProxy:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
+
+    def freeze(self) -> None:
+        """Stop forwarding (connections stay open and new ones are accepted)."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        """Forward again."""
+        self._flowing.set()
 
     async def stop(self) -> None:
         server, self._server = self._server, None
@@ -82,6 +95,7 @@ class TcpProxy:
                 with contextlib.suppress(OSError):
                     writer.write_eof()
                 return
+            await self._flowing.wait()
             if upstream and self.rate:
                 await asyncio.sleep(len(data) / self.rate)
             writer.write(data)

@@ -262,3 +262,31 @@ async def test_spool_stays_bounded_when_s3_is_slower_than_the_client(
     # bytes: what was still missing fits in the spool bound plus socket buffers.
     assert forwarded_when_sent[0] >= len(data) - bound - 12 * MIB
     assert s3t.object_bytes(s3_endpoint, bucket, upload_id) == data
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_s3_not_answering_gives_503_within_its_timeout_then_recovers(
+    http_client: AsyncHTTPClient, base_url: str, proxy: TcpProxy, s3_endpoint: str, bucket: str
+) -> None:
+    """An endpoint that accepts connections and never answers (not one that
+    refuses them): creating an S3-routed upload gets 503 with Retry-After after
+    about ``[s3] timeout`` (3 s here), not after botocore's retries of read
+    timeouts (max_attempts x timeout + backoff); then works once S3 answers."""
+    tus = Tus(http_client, base_url)
+    length = s3t.THRESHOLD + MIB
+    proxy.freeze()
+    started = time.monotonic()
+    res = await tus.create(length)
+    elapsed = time.monotonic() - started
+    assert res.code == 503, (res.code, res.body)
+    assert json.loads(res.body)["error"]["code"] == "ERR_STORAGE_UNAVAILABLE"
+    assert int(res.headers["Retry-After"]) >= 1
+    assert elapsed < 3.0 + 2.0, f"503 after {elapsed:.1f} s"
+    proxy.thaw()
+    deadline = time.monotonic() + 30
+    while True:  # pooled connections from the frozen time may fail once more
+        res = await tus.create(length)
+        if res.code == 201 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert res.code == 201, (res.code, res.body)
