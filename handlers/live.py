@@ -79,8 +79,7 @@ class EventsHandler(tornado.websocket.WebSocketHandler):
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         try:
-            if self.request.headers.get("Authorization"):
-                self.principal = self.ctx.authenticator.authenticate(self.request.headers)
+            self.principal = self.ctx.authenticator.authenticate(self.request.headers)
             await self.ctx.guard.check("request", self.principal, str(self.request.remote_ip or ""))
         except errors.TusError as exc:
             self._refuse(exc)
