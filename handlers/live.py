@@ -52,6 +52,8 @@ CLOSE_BAD_MESSAGE = 4400
 class EventsHandler(tornado.websocket.WebSocketHandler):
     """One subscriber socket (see module docstring)."""
 
+    SUPPORTED_METHODS = ("GET",)
+
     def initialize(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.principal: Principal | None = None
