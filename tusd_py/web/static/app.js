@@ -434,12 +434,14 @@
 
   function startLive() {
     stopLive();
+    let first = true;
     state.live = live({
       token: () => state.token,
       onEvent: onLiveEvent,
       onChange: (up) => {
         $("library").dataset.live = up ? "on" : "off";
-        if (up) reloadSoon(); // catch up on what happened while it was down
+        if (up && !first) reloadSoon(); // catch up on what happened while it was down
+        if (up) first = false;
       },
     });
   }
