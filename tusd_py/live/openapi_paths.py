@@ -6,23 +6,26 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-#: One live message (``/events`` text frame, see :mod:`handlers.live`).
-LIVE_EVENT: dict[str, Any] = {
-    "type": "object",
-    "required": ["type", "at"],
-    "properties": {
-        "type": {
-            "type": "string",
-            "description": "ready (after authentication), upload.created, upload.progress, "
-            "upload.finished, upload.terminated; job.* events carry their own fields",
+
+def live_event_schema() -> dict[str, Any]:
+    """One live message (``/events`` text frame, see :mod:`handlers.live`)."""
+    return {
+        "type": "object",
+        "required": ["type", "at"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "description": "ready (after authentication), upload.created, upload.progress, "
+                "upload.finished, upload.terminated; job.* events carry their own fields",
+            },
+            "upload_id": {"type": "string"},
+            "offset": {"type": "integer"},
+            "length": {"type": ["integer", "null"]},
+            "state": {"type": "string"},
+            "at": {"type": "string", "format": "date-time"},
         },
-        "upload_id": {"type": "string"},
-        "offset": {"type": "integer"},
-        "length": {"type": ["integer", "null"]},
-        "state": {"type": "string"},
-        "at": {"type": "string", "format": "date-time"},
-    },
-}
+    }
+
 
 _EVENTS_DESCRIPTION = (
     "WebSocket (send `Connection: Upgrade`, `Upgrade: websocket`). Authenticate with an "
@@ -46,7 +49,7 @@ def live_paths() -> dict[str, Any]:
                 "responses": {
                     "101": {
                         "description": "switching to the WebSocket protocol; messages follow",
-                        "content": {"application/json": {"schema": LIVE_EVENT}},
+                        "content": {"application/json": {"schema": live_event_schema()}},
                     },
                     "401": {"description": "invalid Authorization header (refused before the upgrade)"},
                     "403": {"description": "origin not in server.cors_origins"},
