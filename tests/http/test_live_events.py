@@ -261,3 +261,31 @@ async def test_sse_of_another_users_upload_is_404(
             headers={**bearer(tus_config, "bob"), "Accept": "text/event-stream"},
         )
     assert refused.value.code == 404
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_sse_ends_with_terminated_when_the_upload_is_deleted(
+    tus: Tus, base_url: str, tus_config: Config, http_client: AsyncHTTPClient
+) -> None:
+    headers = bearer(tus_config, "alice")
+    url = await tus.create_url(1024, headers=headers)
+    chunks: list[bytes] = []
+    first = asyncio.Event()
+
+    def on_chunk(chunk: bytes) -> None:
+        chunks.append(chunk)
+        first.set()
+
+    stream = http_client.fetch(
+        HTTPRequest(
+            f"{base_url}/index-status/{upload_id_of(url)}",
+            headers={**headers, "Accept": "text/event-stream"},
+            streaming_callback=on_chunk,
+            request_timeout=DEADLINE,
+        )
+    )
+    await asyncio.wait_for(first.wait(), DEADLINE)
+    assert (await tus.delete(url, headers)).code == 204
+    assert (await stream).code == 200
+    text = b"".join(chunks).decode()
+    assert text.startswith("event: status\n") and "event: terminated\n" in text, text
