@@ -6,7 +6,8 @@ headers on a WebSocket — a first message ``{"token": "..."}`` within
 :data:`AUTH_TIMEOUT` seconds. Without one the socket is closed with code
 :data:`CLOSE_UNAUTHENTICATED` (4401) and a reason saying what to send; a bad
 token closes with 4401 and the verifier's message; a first message that is not
-``{"token": str}`` closes with :data:`CLOSE_BAD_MESSAGE` (4400).
+``{"token": str}`` closes with :data:`CLOSE_BAD_MESSAGE` (4400). When the
+server shuts down, sockets close with 1001.
 
 Once authenticated the server sends ``{"type": "ready", "user", "admin"}`` and
 from then on each event as one JSON text message: ``{"type":
@@ -47,6 +48,7 @@ MAX_MESSAGE = 16 * 1024
 PING_INTERVAL = 20.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_BAD_MESSAGE = 4400
+CLOSE_GOING_AWAY = 1001
 
 
 class EventsHandler(tornado.websocket.WebSocketHandler):
@@ -150,7 +152,8 @@ class EventsHandler(tornado.websocket.WebSocketHandler):
         that lets the bounded queue drop old progress for a slow reader."""
         while True:
             event = await sub.next()
-            if event is None:
+            if event is None:  # unsubscribed: the socket closed, or the hub (server) is closing
+                self.close(CLOSE_GOING_AWAY, "server shutting down")
                 return
             try:
                 await self.write_message(json.dumps(event, separators=(",", ":")))

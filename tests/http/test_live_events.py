@@ -289,3 +289,15 @@ async def test_sse_ends_with_terminated_when_the_upload_is_deleted(
     assert (await stream).code == 200
     text = b"".join(chunks).decode()
     assert text.startswith("event: status\n") and "event: terminated\n" in text, text
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_sockets_close_with_1001_when_the_hub_closes(
+    base_url: str, tus_config: Config, ctx: AppContext
+) -> None:
+    ws = await connect(base_url, bearer(tus_config, "alice"))
+    await ready(ws)
+    await ctx.live.aclose()
+    assert await receive(ws) is None
+    assert ws.close_code == 1001, (ws.close_code, ws.close_reason)
+    ws.close()
