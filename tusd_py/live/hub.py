@@ -78,11 +78,6 @@ class Subscription:
     def closed(self) -> bool:
         return self._closed
 
-    def wants(self, user: str, event: Event) -> bool:
-        if self.user is not None and self.user != user:
-            return False
-        return self.upload_id is None or self.upload_id == event.get("upload_id")
-
     def offer(self, event: Event) -> None:
         """Queue ``event``; when full, drop the oldest progress event (else the oldest)."""
         if self._closed:
@@ -144,7 +139,8 @@ class LiveHub:
         self._queue_size = queue_size
         self._interval = progress_interval
         self._clock = clock
-        self._subs: set[Subscription] = set()
+        #: Subscriptions by (user, upload_id) they follow (None: any).
+        self._subs: dict[tuple[str | None, str | None], set[Subscription]] = {}
         self._slots: dict[str, _Slot] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
@@ -164,7 +160,7 @@ class LiveHub:
             if slot.handle is not None:
                 slot.handle.cancel()
         self._slots.clear()
-        for sub in list(self._subs):
+        for sub in self.subscriptions():
             sub.close()
         self._subs.clear()
         if self.outbound is not None:
@@ -175,16 +171,21 @@ class LiveHub:
     def subscribe(self, user: str | None, upload_id: str | None = None) -> Subscription:
         """A new subscription to ``user``'s events (None: everyone's), optionally one upload's."""
         sub = Subscription(user, upload_id, self._queue_size)
-        self._subs.add(sub)
+        self._subs.setdefault((user, upload_id), set()).add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         sub.close()
-        self._subs.discard(sub)
+        key = (sub.user, sub.upload_id)
+        group = self._subs.get(key)
+        if group is not None:
+            group.discard(sub)
+            if not group:
+                del self._subs[key]
 
     def subscriptions(self) -> tuple[Subscription, ...]:
         """The open subscriptions (for tests and diagnostics)."""
-        return tuple(self._subs)
+        return tuple(sub for group in self._subs.values() for sub in group)
 
     # --- publishers ----------------------------------------------------------
 
@@ -208,8 +209,12 @@ class LiveHub:
 
     def deliver(self, user: str, event: Event) -> None:
         """Hand ``event`` to the matching local subscriptions only (the bridge's entry)."""
-        for sub in self._subs:
-            if sub.wants(user, event):
+        upload_id = event.get("upload_id")
+        keys: list[tuple[str | None, str | None]] = [(user, None), (None, None)]
+        if isinstance(upload_id, str):
+            keys += [(user, upload_id), (None, upload_id)]
+        for key in keys:
+            for sub in self._subs.get(key, ()):
                 sub.offer(event)
                 self.delivered += 1
 
