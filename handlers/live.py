@@ -83,6 +83,14 @@ class EventsHandler(tornado.websocket.WebSocketHandler):
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         try:
+            if self.request.headers.get("Upgrade", "").lower() != "websocket":
+                raise errors.ProtocolError(
+                    "/events is a WebSocket: send Connection: Upgrade and Upgrade: websocket "
+                    "(or use Accept: text/event-stream on /index-status/{id})"
+                )
+            origin = self.request.headers.get("Origin")
+            if origin is not None and not self.check_origin(origin):
+                raise errors.Forbidden(f"origin {origin[:100]} is not in server.cors_origins")
             self.principal = self.ctx.authenticator.authenticate(self.request.headers)
             await self.ctx.guard.check("request", self.principal, str(self.request.remote_ip or ""))
         except errors.TusError as exc:
@@ -168,12 +176,6 @@ class EventsHandler(tornado.websocket.WebSocketHandler):
             self.ctx.live.unsubscribe(self.subscription)
         if self._pump is not None:
             self._pump.cancel()
-
-    def on_ping(self, data: bytes) -> None:
-        pass
-
-    def data_received(self, chunk: bytes) -> None:
-        """A handshake carries no body."""
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.set_header("Content-Type", "application/json")

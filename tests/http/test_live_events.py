@@ -181,6 +181,7 @@ async def test_origin_check_follows_cors_allow_list(
     headers = bearer(tus_config, "alice")
     refused = await handshake(http_client, base_url, {**headers, "Origin": "http://evil.example"})
     assert refused.code == 403
+    assert json.loads(refused.body)["error"]["code"] == "ERR_FORBIDDEN"
     listed = await connect(base_url, {**headers, "Origin": "http://allowed.example"})
     await ready(listed)
     same = await connect(base_url, {**headers, "Origin": base_url})
@@ -301,3 +302,10 @@ async def test_sockets_close_with_1001_when_the_hub_closes(
     assert await receive(ws) is None
     assert ws.close_code == 1001, (ws.close_code, ws.close_reason)
     ws.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_plain_get_of_events_is_a_json_400(base_url: str, http_client: AsyncHTTPClient) -> None:
+    res = await http_client.fetch(f"{base_url}/events", raise_error=False)
+    assert res.code == 400
+    assert "WebSocket" in json.loads(res.body)["error"]["message"]

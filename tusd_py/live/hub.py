@@ -71,6 +71,7 @@ class Subscription:
         self.dropped = 0
         self._maxlen = maxlen
         self._queue: deque[Event] = deque()
+        self._progress = 0  # progress events in the queue
         self._wake = asyncio.Event()
         self._closed = False
 
@@ -83,15 +84,22 @@ class Subscription:
         if self._closed:
             return
         if len(self._queue) >= self._maxlen:
+            self._drop_one()
+        if event.get("type") == "upload.progress":
+            self._progress += 1
+        self._queue.append(event)
+        self._wake.set()
+
+    def _drop_one(self) -> None:
+        self.dropped += 1
+        if self._progress:
             for index, queued in enumerate(self._queue):
                 if queued.get("type") == "upload.progress":
                     del self._queue[index]
-                    break
-            else:
-                self._queue.popleft()
-            self.dropped += 1
-        self._queue.append(event)
-        self._wake.set()
+                    self._progress -= 1
+                    return
+        if self._queue.popleft().get("type") == "upload.progress":
+            self._progress -= 1
 
     def pending(self) -> int:
         return len(self._queue)
@@ -106,12 +114,16 @@ class Subscription:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
                 return None
-        return self._queue.popleft()
+        event = self._queue.popleft()
+        if event.get("type") == "upload.progress":
+            self._progress -= 1
+        return event
 
     def close(self) -> None:
         """Wake the reader; :meth:`next` returns None from now on."""
         self._closed = True
         self._queue.clear()
+        self._progress = 0
         self._wake.set()
 
 
