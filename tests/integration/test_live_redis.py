@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 import tornado.websocket
 
 from tests.integration import tushttp as tus
 from tests.integration.test_multi_instance import Cluster
+from tusd_py.live import LiveHub, RedisBridge
 
 DEADLINE = 20.0
 
@@ -60,3 +63,30 @@ def test_subscriber_on_b_sees_upload_made_on_a(cluster: Cluster) -> None:
     types = [m["type"] for m in seen if m["upload_id"] == upload_id]
     assert types[0] == "upload.created" and "upload.progress" in types, types
     assert seen[-1]["offset"] == len(data) and seen[-1]["state"] == "complete"
+
+
+def test_unreachable_redis_leaves_local_delivery_working() -> None:
+    """Live events are best effort across instances: with Redis gone, publishing
+    still returns at once, local subscribers get every event, and what could
+    not be sent to the others is counted."""
+
+    async def run() -> None:
+        with socket.socket() as probe:  # a port nobody listens on
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}", socket_connect_timeout=0.5)
+        bridge = RedisBridge(client, "tests:live")
+        hub = LiveHub(outbound=bridge)
+        await hub.start()
+        sub = hub.subscribe("alice")
+        hub.publish("alice", {"type": "upload.created", "upload_id": "u1"})
+        event = await sub.next(5.0)
+        assert event is not None and event["upload_id"] == "u1"
+        deadline = asyncio.get_running_loop().time() + DEADLINE
+        while bridge.dropped == 0 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        assert bridge.dropped == 1
+        await hub.aclose()
+        await client.aclose()
+
+    asyncio.run(run())
