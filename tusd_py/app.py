@@ -14,6 +14,7 @@ from handlers.collection import CollectionHandler
 from handlers.health import HealthHandler, ReadyHandler
 from handlers.index import IndexHandler
 from handlers.links import LinkHandler, VisibilityHandler
+from handlers.live import EventsHandler
 from handlers.metrics import MetricsHandler
 from handlers.openapi import OpenAPIHandler
 from handlers.resource import UploadHandler
@@ -38,6 +39,7 @@ def routes(ctx: AppContext) -> list[tuple[str, type[tornado.web.RequestHandler],
         (r"/index/?", IndexHandler, kw),
         (r"/index-status/([^/]+)/?", StatusHandler, kw),
         (r"/openapi\.json", OpenAPIHandler, kw),
+        (r"/events", EventsHandler, kw),  # live events (tusd_py/live)
     ]
 
 

@@ -12,6 +12,7 @@ from tusd_py.config import Config
 from tusd_py.guard import Guard, NullGuard
 from tusd_py.lifecycle import Lifecycle
 from tusd_py.links import LinkSigner
+from tusd_py.live.hub import LiveHub
 from tusd_py.metrics import Metrics
 from tusd_py.service import UploadService
 
@@ -34,6 +35,8 @@ class AppContext:
     links: LinkSigner | None = None
     #: Extra resources (shared clients) closed last, in order.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: Live events of this process (``/events``, SSE; see :mod:`tusd_py.live`).
+    live: LiveHub = field(default_factory=LiveHub)
 
     def __post_init__(self) -> None:
         self.metrics.track(self.lifecycle)

@@ -12,6 +12,7 @@ from typing import Any
 
 from tusd_py import __version__
 from tusd_py.config import Config
+from tusd_py.live.openapi_paths import live_paths, with_event_stream
 
 JSON = "application/json"
 
@@ -461,7 +462,8 @@ def openapi_document(config: Config) -> dict[str, Any]:
                 base: _collection(base),
                 base + "{id}": _resource(),
                 "/index": _index(),
-                "/index-status/{file_id}": _status(),
+                "/index-status/{file_id}": with_event_stream(_status()),  # live events
+                **live_paths(),  # live events
                 base + "{id}/link": _link(),
                 base + "{id}/visibility": _visibility(),
                 "/healthz": _plain_get("Liveness"),

@@ -45,6 +45,7 @@ from tusd_py.httpconn import HEADER_READ_CAP, TusHTTPServer
 from tusd_py.inspect import build_inspector
 from tusd_py.lifecycle import Lifecycle
 from tusd_py.links import LinkSigner
+from tusd_py.live import LiveEventSink, build_live
 from tusd_py.locking import build_locker
 from tusd_py.metrics import Metrics, MetricsEventSink
 from tusd_py.reconcile import reconcile as reconcile_pass
@@ -76,7 +77,8 @@ async def build_context(
     storages, policy = build_storages(config, state)
     composer = Composer(storages=storages, state=state, locker=locker, policy=policy)
     metrics = Metrics()
-    sink: EventSink = MultiSink([LogEventSink(), MetricsEventSink(metrics), *events])
+    live = build_live(config, redis)  # live events (tusd_py/live)
+    sink: EventSink = MultiSink([LogEventSink(), MetricsEventSink(metrics), LiveEventSink(live), *events])
     service = UploadService(
         config=config,
         composer=composer,
@@ -93,7 +95,10 @@ async def build_context(
         guard=build_guard(config, redis, clock=clock),
         metrics=metrics,
         links=LinkSigner.from_config(config, clock),
+        live=live,
     )
+    await live.start()  # live events: closed before the Redis client
+    ctx.closers.append(live.aclose)
     if redis is not None:
         ctx.closers.append(redis.aclose)
         ctx.probes["redis"] = redis_probe(redis)

@@ -3,13 +3,15 @@
  * Token: pasted into the form or passed as #token=... (then removed from the
  * address bar); kept in sessionStorage, sent as Authorization: Bearer. With
  * auth off (meta tusd-auth) no token is needed. Progress of uploads made
- * elsewhere comes from polling the list while any of them is uploading.
+ * elsewhere (other tabs, devices) comes from the live events WebSocket
+ * (live.js); while it is down, from polling the list while any is uploading.
+ * #library carries data-live="on" while the socket is connected.
  * localStorage "tusd-py.chunk-size" overrides the PATCH size (bytes).
  */
 (function () {
   "use strict";
 
-  const { Upload, errorOf, remembered, discard } = window.TusdPy;
+  const { Upload, errorOf, remembered, discard, live } = window.TusdPy;
   const $ = (id) => document.getElementById(id);
   const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
   const ENDPOINT = meta("tusd-endpoint");
@@ -19,8 +21,10 @@
   const MAX_PARALLEL = 3;
   const PAGE_SIZE = 20;
   const POLL_MS = 3000;
+  const RELOAD_MS = 300;
 
-  const state = { token: null, claims: {}, active: [], queue: [], cursor: null, pages: 0, poll: null };
+  const state = { token: null, claims: {}, active: [], queue: [], cursor: null, pages: 0, poll: null, live: null, reload: null,
+    missed: new Set() };
 
   // --- formatting -------------------------------------------------------------------
 
@@ -109,6 +113,7 @@
     $("who").hidden = !signedIn;
     if (!signedIn) {
       stopPolling();
+      stopLive();
       $("token").focus();
       return;
     }
@@ -116,6 +121,7 @@
     $("who").textContent = AUTH ? `Signed in as ${state.claims.sub || "?"}${tier}` : "Auth is off: local admin";
     showPending();
     loadFiles(true);
+    startLive();
   }
 
   /* Answer a 401 anywhere by asking for a new token. */
@@ -339,6 +345,7 @@
     const name = doc.filename || doc.file_id;
     tr.dataset.id = doc.file_id;
     tr.dataset.state = doc.state;
+    tr.dataset.offset = String(doc.offset);
     const nameCell = cell("Name", name);
     nameCell.className = "name";
     if (doc.storage && doc.storage !== "disk") {
@@ -423,11 +430,62 @@
     }
   }
 
-  /* Poll the list while something is uploading (here or elsewhere); stop when idle. */
+  // --- live events -------------------------------------------------------------------
+
+  function startLive() {
+    stopLive();
+    let first = true;
+    state.live = live({
+      token: () => state.token,
+      onEvent: onLiveEvent,
+      onChange: (up) => {
+        $("library").dataset.live = up ? "on" : "off";
+        if (up && !first) reloadSoon(); // catch up on what happened while it was down
+        if (up) first = false;
+      },
+    });
+  }
+
+  function stopLive() {
+    if (state.live !== null) state.live.close();
+    state.live = null;
+  }
+
+  /* One event of this user's uploads: update its row in place, or reload the list. */
+  function onLiveEvent(event) {
+    if (!event.upload_id) {
+      if (event.type.startsWith("job.")) reloadSoon();
+      return;
+    }
+    const tr = document.querySelector(`#files-body tr[data-id="${CSS.escape(event.upload_id)}"]`);
+    if (event.type !== "upload.progress") {
+      reloadSoon();
+      return;
+    }
+    if (tr === null) {
+      // not listed yet (its creation was missed): one reload per upload
+      if (!state.missed.has(event.upload_id)) { state.missed.add(event.upload_id); reloadSoon(); }
+      return;
+    }
+    tr.dataset.offset = String(event.offset);
+    const cellState = tr.querySelector(".state-uploading");
+    if (cellState && event.length) {
+      cellState.textContent = `uploading ${Math.floor((event.offset * 100) / event.length)} %`;
+    }
+  }
+
+  /* Reload the first page of the list once after a burst of events. */
+  function reloadSoon() {
+    if (state.reload !== null || state.pages > 1) return;
+    state.reload = setTimeout(() => { state.reload = null; loadFiles(true); }, RELOAD_MS);
+  }
+
+  /* Poll the list while something is uploading (here or elsewhere) and the live
+   * socket is down; stop when idle. */
   function startPolling() {
     if (state.poll !== null) return;
     state.poll = setInterval(() => {
-      if (document.hidden) return;
+      if (document.hidden || (state.live !== null && state.live.connected)) return;
       const uploading = state.active.length > 0 ||
         document.querySelector('#files-body tr[data-state="uploading"]') !== null;
       if (!uploading) { stopPolling(); return; }
