@@ -109,7 +109,12 @@ class S3Storage:
         self._local = LocalStorage(config.data_dir, config.local.fsync)
         self._spool_root = Path(config.data_dir) / "s3spool"
         self._executor = ThreadPoolExecutor(max_workers=cfg.concurrency + 4, thread_name_prefix="tusd-s3")
-        self.s3 = AsyncS3(client or build_client(cfg), cfg.bucket, self._executor, cfg.timeout)
+        self.s3 = AsyncS3(
+            client or build_client(cfg),
+            cfg.bucket,
+            self._executor,
+            None if client else build_client(cfg, quick=True),
+        )
         self._pipelines: dict[str, MultipartPipeline] = {}
         self._slots = asyncio.Semaphore(cfg.concurrency)
 

@@ -146,13 +146,26 @@ def map_s3_errors(operation: str, bucket: str) -> Iterator[None]:
         raise translate(exc, operation, bucket) from exc
 
 
-def build_client(config: S3Config) -> S3Client:
-    """A boto3 S3 client from ``[s3]`` (credentials from config or the boto3 chain)."""
+def build_client(config: S3Config, *, quick: bool = False) -> S3Client:
+    """A boto3 S3 client from ``[s3]`` (credentials from config or the boto3 chain).
+
+    ``quick``: for calls without a large body. botocore also retries read
+    timeouts, so a silent endpoint would cost ``max_attempts`` x ``timeout``;
+    this client makes at most 2 attempts of ``timeout / 2`` each, so a
+    request waiting on it is answered (503) after about ``[s3] timeout``."""
+    attempts, timeout = (
+        (min(2, config.max_attempts), config.timeout / 2)
+        if quick
+        else (
+            config.max_attempts,
+            config.timeout,
+        )
+    )
     options: dict[str, Any] = {
-        "retries": {"max_attempts": config.max_attempts, "mode": "standard"},
+        "retries": {"max_attempts": attempts, "mode": "standard"},
         "max_pool_connections": config.concurrency + 4,
-        "connect_timeout": config.timeout,
-        "read_timeout": config.timeout,
+        "connect_timeout": timeout,
+        "read_timeout": timeout,
         "request_checksum_calculation": "when_required",
         "response_checksum_validation": "when_required",
         "s3": {"addressing_style": "path" if config.path_style else "auto"},
@@ -179,62 +192,34 @@ class MultipartListing:
     initiated: float
 
 
-#: Calls without a request body worth the name: answered at once by a live S3,
-#: so a request waiting on one is answered 503 after ``[s3] timeout`` whatever
-#: botocore's retries would do (it also retries read timeouts, which would make
-#: a dead endpoint cost ``max_attempts`` times the timeout). Calls moving part
-#: bodies or assembling objects are bounded by botocore's socket timeouts only.
-QUICK_OPERATIONS = frozenset(
-    {
-        "CreateMultipartUpload",
-        "AbortMultipartUpload",
-        "HeadObject",
-        "HeadBucket",
-        "DeleteObject",
-        "GetObject",
-        "ListParts",
-        "ListMultipartUploads",
-    }
-)
-
-
 class AsyncS3:
     """The relay's S3 operations on one bucket, each run in ``executor``.
 
-    ``call_timeout`` (``[s3] timeout``; None: no bound) bounds the wait for a
-    :data:`QUICK_OPERATIONS` call: past it the caller gets
-    :class:`errors.StorageUnavailable` (503, Retry-After) while the abandoned
-    call ends in its thread on its own."""
+    Calls a live S3 answers at once (create, abort, head, delete, get, list)
+    go through ``quick`` (see :func:`build_client` with ``quick=True``), so a
+    request waiting on one gets its 503 after about ``[s3] timeout`` when the
+    endpoint does not answer; part bodies and assembly go through ``client``
+    with the full retry budget. ``quick`` defaults to ``client``."""
 
     def __init__(
-        self, client: S3Client, bucket: str, executor: ThreadPoolExecutor, call_timeout: float | None = None
+        self, client: S3Client, bucket: str, executor: ThreadPoolExecutor, quick: S3Client | None = None
     ) -> None:
         self.client = client
+        self.quick = quick or client
         self.bucket = bucket
         self._executor = executor
-        self._call_timeout = call_timeout
 
     async def run(self, operation: str, fn: Callable[..., T], /, **kwargs: Any) -> T:
         """Call ``fn(**kwargs)`` in the executor with errors translated."""
         loop = asyncio.get_running_loop()
         with map_s3_errors(operation, self.bucket):
-            call = loop.run_in_executor(self._executor, functools.partial(fn, **kwargs))
-            if self._call_timeout is None or operation not in QUICK_OPERATIONS:
-                return await call
-            try:
-                return await asyncio.wait_for(call, self._call_timeout)
-            except TimeoutError:
-                raise errors.StorageUnavailable(
-                    f"S3 did not answer {operation} on bucket {self.bucket} within {self._call_timeout:g} s; "
-                    "retry later",
-                    retry_after=min(self._call_timeout, 5.0),
-                ) from None
+            return await loop.run_in_executor(self._executor, functools.partial(fn, **kwargs))
 
     async def create_multipart(self, key: str, content_type: str | None = None) -> str:
         """CreateMultipartUpload; returns its UploadId."""
         extra = {"ContentType": content_type} if content_type else {}
         res = await self.run(
-            "CreateMultipartUpload", self.client.create_multipart_upload, Bucket=self.bucket, Key=key, **extra
+            "CreateMultipartUpload", self.quick.create_multipart_upload, Bucket=self.bucket, Key=key, **extra
         )
         return str(res["UploadId"])
 
@@ -287,7 +272,7 @@ class AsyncS3:
         try:
             await self.run(
                 "AbortMultipartUpload",
-                self.client.abort_multipart_upload,
+                self.quick.abort_multipart_upload,
                 Bucket=self.bucket,
                 Key=key,
                 UploadId=upload_id,
@@ -312,7 +297,7 @@ class AsyncS3:
     async def head(self, key: str) -> tuple[int, Mapping[str, str]] | None:
         """``(size, metadata)`` of ``key``, or None if it does not exist."""
         try:
-            res = await self.run("HeadObject", self.client.head_object, Bucket=self.bucket, Key=key)
+            res = await self.run("HeadObject", self.quick.head_object, Bucket=self.bucket, Key=key)
         except errors.StorageError as exc:
             if is_missing(exc):
                 return None
@@ -321,7 +306,7 @@ class AsyncS3:
 
     async def delete(self, key: str) -> None:
         """DeleteObject (missing keys are fine)."""
-        await self.run("DeleteObject", self.client.delete_object, Bucket=self.bucket, Key=key)
+        await self.run("DeleteObject", self.quick.delete_object, Bucket=self.bucket, Key=key)
 
     async def download(self, key: str, path: Path) -> int:
         """GetObject of ``key`` into the file ``path``; returns its size."""
@@ -344,7 +329,7 @@ class AsyncS3:
     async def read_range(self, key: str, start: int, end: int, block: int = 1 << 20) -> AsyncIterator[bytes]:
         """Stream bytes ``start..end`` (inclusive) of ``key`` in blocks."""
         res = await self.run(
-            "GetObject", self.client.get_object, Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}"
+            "GetObject", self.quick.get_object, Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}"
         )
         body = res["Body"]
         try:
@@ -365,7 +350,7 @@ class AsyncS3:
         while len(found) < limit:
             res = await self.run(
                 "ListMultipartUploads",
-                self.client.list_multipart_uploads,
+                self.quick.list_multipart_uploads,
                 Bucket=self.bucket,
                 Prefix=prefix,
                 **markers,
@@ -384,7 +369,7 @@ class AsyncS3:
 
     async def head_bucket(self) -> None:
         """HeadBucket: raises unless the bucket is reachable and accessible."""
-        await self.run("HeadBucket", self.client.head_bucket, Bucket=self.bucket)
+        await self.run("HeadBucket", self.quick.head_bucket, Bucket=self.bucket)
 
     async def presign_get(
         self, key: str, ttl: float, disposition: str | None, content_type: str | None
