@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -177,3 +178,24 @@ def head(url: str, headers: Mapping[str, str], timeout: float = 30.0) -> dict[st
     with urllib.request.urlopen(request, timeout=timeout) as res:
         assert res.status == 200, res.status
         return dict(res.headers.items())
+
+
+def run_node_script(script: Path, config: Mapping[str, Any], deadline: float) -> dict[str, Any]:
+    """Run ``node script '<config as JSON>'`` from the repository root (where
+    ``node_modules`` is) and return the JSON object its last stdout line holds;
+    fails the test when node is missing, ``npm ci`` has not run, or the script
+    exits non-zero (its stderr in the message)."""
+    node = shutil.which("node")
+    assert node is not None, "node is not installed (Node 20 is a test dependency)"
+    assert (REPO_ROOT / "node_modules" / "tus-js-client").is_dir(), "run `npm ci` (scripts/test does)"
+    proc = subprocess.run(
+        [node, str(script), json.dumps({**config, "deadlineMs": int(deadline * 1000)})],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=deadline + 10,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{script.name} failed ({proc.returncode}):\n{proc.stderr}"
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result

@@ -8,13 +8,11 @@ tus-js-client's ``onError`` with the status and JSON error, not with
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from typing import Any
 
 import pytest
 
-from tests.interop.live import REPO_ROOT, LiveServer
+from tests.interop.live import REPO_ROOT, LiveServer, run_node_script
 
 pytestmark = pytest.mark.interop
 
@@ -24,27 +22,8 @@ SIZE = 20 << 20
 
 
 def run_refused(live_server: LiveServer, headers: dict[str, str], refuse: str) -> dict[str, Any]:
-    node = shutil.which("node")
-    assert node is not None, "node is not installed (Node 20 is a test dependency)"
-    assert (REPO_ROOT / "node_modules" / "tus-js-client").is_dir(), "run `npm ci` (scripts/test does)"
-    config = {
-        "endpoint": live_server.endpoint,
-        "headers": headers,
-        "size": SIZE,
-        "refuse": refuse,
-        "deadlineMs": int(DEADLINE * 1000),
-    }
-    proc = subprocess.run(
-        [node, str(SCRIPT), json.dumps(config)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE + 10,
-        check=False,
-    )
-    assert proc.returncode == 0, f"refused.mjs failed ({proc.returncode}):\n{proc.stderr}"
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    config = {"endpoint": live_server.endpoint, "headers": headers, "size": SIZE, "refuse": refuse}
+    return run_node_script(SCRIPT, config, DEADLINE)
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from tests.interop.live import (
     LiveServer,
     head,
     mint_token,
+    run_node_script,
     server_errors,
     sha256_via_get,
     write_random_file,
@@ -43,27 +44,8 @@ PROTOCOLS = {"ietf-draft-03": "5", "ietf-draft-05": "6"}
 
 def run_rufh_js(mode: str, server: LiveServer, headers: dict[str, str], **options: Any) -> dict[str, Any]:
     """Run ``rufh.mjs`` in ``mode``; returns its JSON result (fails the test on error)."""
-    node = shutil.which("node")
-    assert node is not None, "node is not installed (Node 20 is a test dependency)"
-    assert (REPO_ROOT / "node_modules" / "tus-js-client").is_dir(), "run `npm ci` (scripts/test does)"
-    config = {
-        "mode": mode,
-        "endpoint": server.endpoint,
-        "headers": headers,
-        "deadlineMs": int(DEADLINE * 1000),
-        **options,
-    }
-    proc = subprocess.run(
-        [node, str(SCRIPT), json.dumps(config)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE + 10,
-        check=False,
-    )
-    assert proc.returncode == 0, f"tus-js-client failed ({proc.returncode}):\n{proc.stderr}"
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    config = {"mode": mode, "endpoint": server.endpoint, "headers": headers, **options}
+    return run_node_script(SCRIPT, config, DEADLINE)
 
 
 CASES = [(p, during) for p in PROTOCOLS for during in (False, True)]

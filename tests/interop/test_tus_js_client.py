@@ -14,10 +14,7 @@ are checked by sha256 via GET. The npm packages come from ``npm ci`` (root
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ from tests.interop.live import (
     LiveServer,
     head,
     mint_token,
+    run_node_script,
     server_errors,
     sha256_via_get,
     write_random_file,
@@ -45,27 +43,8 @@ DEADLINE = 90.0
 
 def run_js(mode: str, live_server: LiveServer, headers: dict[str, str], **options: Any) -> dict[str, Any]:
     """Run ``upload.mjs`` in ``mode``; returns its JSON result (fails the test on error)."""
-    node = shutil.which("node")
-    assert node is not None, "node is not installed (Node 20 is a test dependency)"
-    assert (REPO_ROOT / "node_modules" / "tus-js-client").is_dir(), "run `npm ci` (scripts/test does)"
-    config = {
-        "mode": mode,
-        "endpoint": live_server.endpoint,
-        "headers": headers,
-        "deadlineMs": int(DEADLINE * 1000),
-        **options,
-    }
-    proc = subprocess.run(
-        [node, str(SCRIPT), json.dumps(config)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE + 10,
-        check=False,
-    )
-    assert proc.returncode == 0, f"tus-js-client failed ({proc.returncode}):\n{proc.stderr}"
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    config = {"mode": mode, "endpoint": live_server.endpoint, "headers": headers, **options}
+    return run_node_script(SCRIPT, config, DEADLINE)
 
 
 def test_chunked_upload(live_server: LiveServer, client_headers: dict[str, str], tmp_path: Path) -> None:
