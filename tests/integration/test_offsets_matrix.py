@@ -21,6 +21,14 @@ The shared-dir shape also walks a deferred-length upload (local phase, then
 switched to S3 by whichever process crosses the threshold) and an upload
 under the threshold (local storage only).
 
+``test_racing_patches_then_a_kill_never_move_an_offset_back`` (every shape):
+four clients PATCH the same bytes at one offset at once, spread over the
+processes: exactly one gets 204, the others 409 (or 423); then a PATCH is cut
+by ``kill -9`` of the process serving it (every worker, for ``--workers``),
+the process is restarted, and the client resumes from HEAD: HEAD never goes
+below what was acknowledged nor above what was sent, and the object is
+identical.
+
 ``test_kill_mid_part_upload_on_shared_dir``: the instance sending a part to
 S3 (slowed down by a proxy, so the upload is in flight) is killed with
 SIGKILL; after a restart the client resumes from HEAD and the object is
@@ -35,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -167,6 +176,85 @@ def test_alternating_patches_never_move_an_offset_back(
             assert _sha(s3t.object_bytes(s3_endpoint, bucket, _upload_id(location))) == _sha(deferred)
             small = os.urandom(s3t.THRESHOLD - 5)  # stays in local storage
             _walk(group, tus.create(group.servers[1].files_url, len(small)), small)
+    finally:
+        group.stop()
+
+
+def _worker_pids(parent: int) -> list[int]:
+    """The child processes of ``parent`` (the workers of ``serve --workers``)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        text = (task / "children").read_text().split()
+        children.extend(int(pid) for pid in text)
+    return children
+
+
+def _healthy(base_url: str) -> bool:
+    try:
+        return tus.get(base_url + "/healthz").status == 200
+    except OSError:
+        return False
+
+
+def _kill_serving(group: ServerGroup, shape: str) -> int:
+    """SIGKILL the process that serves index 0's connections; returns its index."""
+    server = group.servers[0]
+    if shape == "workers":
+        workers = _worker_pids(server.pid)
+        assert len(workers) == 2, workers
+        for pid in workers:  # whichever one took the connection
+            os.kill(pid, signal.SIGKILL)
+        # the parent restarts them: wait until both answer again
+        tus.poll(
+            lambda: set(_worker_pids(server.pid)).isdisjoint(workers) and len(_worker_pids(server.pid)) == 2
+        )
+        tus.poll(lambda: all(_healthy(server.base_url) for _ in range(4)))
+        return 0
+    server.kill9()
+    return 0
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_racing_patches_then_a_kill_never_move_an_offset_back(
+    shape: str, tmp_path: Path, redis_url: str, s3_endpoint: str
+) -> None:
+    bucket = s3t.new_bucket(s3_endpoint)
+    group = _group(shape, tmp_path, redis_url, s3_endpoint, bucket)
+    try:
+        data = os.urandom(LENGTH)
+        upload = tus.create(group.servers[0].files_url, len(data))
+        walk = Walk(group, upload)
+        walk.patch(0, data)
+        # Four clients, the same next bytes, one offset, spread over the processes.
+        urls = [walk.urls()[i % len(group.servers)] for i in range(4)]
+        chunk = data[walk.acked : walk.acked + STEP]
+        walk.sent = walk.acked + len(chunk)
+        statuses = tus.race_patches(urls, walk.acked, [chunk] * 4)
+        assert sorted(statuses).count(204) == 1, statuses
+        assert all(code in (204, 409, 423) for code in statuses), statuses
+        walk.check("after the race")
+        assert walk.acked == walk.sent, walk.seen
+        # A PATCH cut by kill -9 of the process serving it.
+        streaming = tus.StreamingPatch(group.url(0, upload), walk.acked, STEP)
+        try:
+            half = STEP // 2
+            assert streaming.send(data[walk.acked : walk.acked + half])
+            walk.sent = walk.acked + half
+            live = list(range(1, len(group.servers)))
+            if live:  # another instance sees the published progress
+                tus.poll(lambda: tus.offset_of(group.url(1, upload)) > walk.acked, timeout=30)
+            _kill_serving(group, shape)
+        finally:
+            streaming.close()
+        if shape != "workers":
+            if live:
+                walk.check("after kill -9", live=live)
+            group.servers[0].start()
+        walk.check("after restart")
+        tus.resume(walk.urls(), data)
+        walk.sent = len(data)
+        walk.check("finished")
+        assert _sha(s3t.object_bytes(s3_endpoint, bucket, _upload_id(upload))) == _sha(data)
     finally:
         group.stop()
 
