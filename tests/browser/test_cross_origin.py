@@ -4,8 +4,7 @@ another origin (CORS preflight, exposed ``Location``/``Upload-Offset``).
 The other origin is a plain ``http.server`` on another loopback port serving a
 blank page and ``node_modules/tus-js-client/dist/tus.min.js`` (``npm ci``).
 A server whose ``cors_origins`` allow-list leaves that origin out is refused
-by the browser at the preflight. Uppy is not a test dependency (yet); its tus
-plugin is tus-js-client.
+by the browser at the preflight. Uppy has the same tests in ``test_uppy.py``.
 """
 
 from __future__ import annotations
