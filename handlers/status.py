@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers.base import BaseHandler
-from tusd_py.status import load_status, status_document
+from tusd_py.status import document_with_jobs, load_status
 
 
 class StatusHandler(BaseHandler):
@@ -28,6 +28,4 @@ class StatusHandler(BaseHandler):
         self.upload_id = file_id
         info = await load_status(self.ctx.service, self.principal, file_id)
         self.set_header("Cache-Control", "no-store")
-        self.finish_json(
-            200, status_document(info, self.ctx.service.clock(), self.ctx.config.server.base_path)
-        )
+        self.finish_json(200, await document_with_jobs(self.ctx, info))

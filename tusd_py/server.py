@@ -42,6 +42,7 @@ from tusd_py.events import EventSink, LogEventSink, MultiSink
 from tusd_py.guard import build_guard, tier_size_limit
 from tusd_py.health import redis_probe
 from tusd_py.inspect import build_inspector
+from tusd_py.jobs.system import JobsSink, JobSystem
 from tusd_py.lifecycle import Lifecycle
 from tusd_py.links import LinkSigner
 from tusd_py.locking import build_locker
@@ -75,7 +76,8 @@ async def build_context(
     storages, policy = build_storages(config, state)
     composer = Composer(storages=storages, state=state, locker=locker, policy=policy)
     metrics = Metrics()
-    sink: EventSink = MultiSink([LogEventSink(), MetricsEventSink(metrics), *events])
+    jobs = JobSystem(config, composer, clock=clock)
+    sink: EventSink = MultiSink([LogEventSink(), MetricsEventSink(metrics), JobsSink(jobs), *events])
     service = UploadService(
         config=config,
         composer=composer,
@@ -92,7 +94,10 @@ async def build_context(
         guard=build_guard(config, redis, clock=clock),
         metrics=metrics,
         links=LinkSigner.from_config(config, clock),
+        jobs=jobs,
     )
+    jobs.bind(asyncio.get_running_loop())
+    ctx.closers.append(jobs.aclose)
     if redis is not None:
         ctx.closers.append(redis.aclose)
         ctx.probes["redis"] = redis_probe(redis)
@@ -149,6 +154,8 @@ class RunningServer:
             log.info("drain timeout: cut %d uploads", cut, extra={"event": "ServerDrainTimeout", "cut": cut})
         self.http.stop()
         await lifecycle.join_tasks(timeout=10)
+        if self.ctx.jobs is not None:
+            await self.ctx.jobs.stop_consumer(drain_timeout)
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -183,6 +190,8 @@ async def start(
     server.add_sockets(sockets)
     running = RunningServer(ctx=ctx, http=server, sockets=sockets)
     running.tasks.append(asyncio.create_task(_sweeper(ctx)))
+    if ctx.jobs is not None:
+        ctx.jobs.start_consumer(config.jobs.workers)
     return running
 
 
