@@ -97,10 +97,20 @@ def test_failures_back_off_then_dead_letter_then_requeue(jobs: JobStore) -> None
     assert jobs.claim(j.job_id, "b", now=11.0, lease=5.0) is None, "not due before its backoff"
     assert jobs.claim(j.job_id, "b", now=13.0, lease=5.0) is not None
     dead = jobs.fail(j.job_id, "b", "boom again", now=14.0, retry_at=20.0)
-    assert dead is not None and dead.status is JobStatus.FAILED and dead.attempts == 2 and dead.error == "boom again"
+    assert (
+        dead is not None
+        and dead.status is JobStatus.FAILED
+        and dead.attempts == 2
+        and dead.error == "boom again"
+    )
     assert jobs.claim(j.job_id, "c", now=30.0, lease=5.0) is None
     again = jobs.requeue(j.job_id, now=40.0)
-    assert again is not None and again.status is JobStatus.PENDING and again.attempts == 0 and again.error is None
+    assert (
+        again is not None
+        and again.status is JobStatus.PENDING
+        and again.attempts == 0
+        and again.error is None
+    )
     assert jobs.requeue(j.job_id, now=41.0) is None, "only dead letters are re-queued"
 
 
