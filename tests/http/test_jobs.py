@@ -17,7 +17,15 @@ import tornado.ioloop
 from tornado.httpclient import AsyncHTTPClient
 
 from tests.http.jobs_support import (
-    ALICE, FAST_JOBS, all_rows, consuming_ctx, csv_bytes, post_process, upload, wait_job, wait_state,
+    ALICE,
+    FAST_JOBS,
+    all_rows,
+    consuming_ctx,
+    csv_bytes,
+    post_process,
+    upload,
+    wait_job,
+    wait_state,
 )  # fmt: skip
 from tests.restapi import bearer, get_json
 from tests.tusclient import Tus
