@@ -2,7 +2,8 @@
 
 :meth:`Runner.run` is what a consumer thread calls with a dequeued job id. A
 job not claimable (already running elsewhere, finished, not due yet) is
-skipped: duplicate messages are harmless. While a job runs, a timer thread
+skipped: duplicate messages are harmless (one arriving before the job's
+backoff ended is pushed again for the rest of the wait). While a job runs, a timer thread
 renews its lease every third of the visibility timeout; a worker that dies
 stops renewing and the reaper re-queues the job. A kind raising
 :class:`PermanentJobError` fails at once (FAILED, no retry); any other
@@ -69,6 +70,7 @@ class Runner:
         token = uuid.uuid4().hex
         job = self.store.claim(job_id, token, self.clock(), self.lease)
         if job is None:
+            self._push_if_early(job_id)
             return
         self.listener.job_changed(job)
         stop = threading.Event()
@@ -85,6 +87,14 @@ class Runner:
         if outcome.status is JobStatus.PENDING and outcome.next_attempt_at is not None:
             self.push(job_id, outcome.priority, max(0.0, outcome.next_attempt_at - self.clock()))
         self.listener.job_changed(outcome)
+
+    def _push_if_early(self, job_id: str) -> None:
+        """A message that came before its job's backoff ended (the queue's schedule
+        may round times) is pushed again for the rest of the wait."""
+        job = self.store.get(job_id)
+        now = self.clock()
+        if job is not None and job.status is JobStatus.PENDING and (job.next_attempt_at or 0) > now:
+            self.push(job_id, job.priority, job.next_attempt_at - now)  # type: ignore[operator]
 
     def _execute(self, job: JobRecord, token: str) -> JobRecord | None:
         fn = self.kinds.get(job.kind)

@@ -199,7 +199,7 @@ class JobSystem:
 
     async def aclose(self) -> None:
         await self.stop_consumer()
-        self._pool.shutdown(wait=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown)
         self.queue.close()
         self.store.close()
 
