@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,14 @@ BOB = bearer("bob")
 ADMIN = bearer("root", "admin")
 
 
-@pytest.fixture
-def config_overrides() -> dict[str, Any]:
-    return {**FAST_JOBS, "jobs.max_attempts": 2}
+@pytest.fixture(params=["sqlite", "redis"])
+def config_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Every test on both deployments: SQLite state + SqliteHuey, and Redis for both."""
+    values: dict[str, Any] = {**FAST_JOBS, "jobs.max_attempts": 2}
+    if request.param == "redis":
+        values["redis.url"] = request.getfixturevalue("redis_url")
+        values["redis.prefix"] = f"jobs-{uuid.uuid4().hex[:8]}:"
+    return values
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ def build_huey(config: Config) -> Huey:
     """The deployment's huey: Redis when configured, else SQLite under the data dir."""
     if config.redis.url:
         huey: Huey = PriorityRedisHuey(
-            "jobs", url=config.redis.url, results=False, utc=True, blocking=True, read_timeout=1
+            "jobs", url=config.redis.url, results=False, utc=True, blocking=True, read_timeout=0.25
         )
         prefix = config.redis.prefix
         storage: Any = huey.storage
