@@ -137,3 +137,17 @@ def test_reap_requeues_expired_leases_only(jobs: JobStore) -> None:
 
 def test_backoff_doubles_and_is_capped() -> None:
     assert [backoff(n, 2.0, 10.0) for n in (1, 2, 3, 4)] == [2.0, 4.0, 8.0, 10.0]
+
+
+def test_stale_finds_pending_jobs_past_due_once_per_window(jobs: JobStore) -> None:
+    fresh, old, later, running = job(created=100.0), job(created=1.0), job(created=1.0), job(created=1.0)
+    for j in (fresh, old, later, running):
+        jobs.add(j)
+    jobs.claim(later.job_id, "a", now=2.0, lease=1.0)
+    jobs.fail(later.job_id, "a", "x", now=3.0, retry_at=500.0)
+    jobs.claim(running.job_id, "b", now=2.0, lease=1000.0)
+    found = jobs.stale(before=50.0, now=60.0)
+    assert [j.job_id for j in found] == [old.job_id]
+    assert found[0].next_attempt_at == 60.0 and found[0].status is JobStatus.PENDING
+    assert jobs.stale(before=50.0, now=61.0) == [], "marked due at 60: not stale again in this window"
+    assert {j.job_id for j in jobs.stale(before=600.0, now=700.0)} == {old.job_id, later.job_id, fresh.job_id}

@@ -4,8 +4,13 @@ Workers never run on the IOLoop: ``serve`` starts a :class:`Consumer` with
 ``[jobs] workers`` threads, ``tusd-py worker`` runs one alone. Worker threads
 dequeue and execute huey tasks (polling every :data:`POLL` s when the queue is
 empty); the scheduler thread moves due delayed tasks onto the queue and, every
-quarter visibility timeout, reaps expired leases (a killed consumer's jobs).
-:meth:`Consumer.stop` lets running jobs finish (bounded by ``timeout``).
+quarter visibility timeout, reaps expired leases (a killed consumer's jobs) and
+re-queues jobs whose message was lost. :meth:`Consumer.stop` lets running jobs
+finish (bounded by ``timeout``).
+
+A backend outage (Redis down, SQLite locked) is an operational condition, not
+a bug: it is logged once as a warning when it starts and once when it ends,
+and the threads retry every :data:`OUTAGE_RETRY` seconds meanwhile.
 """
 
 from __future__ import annotations
@@ -22,6 +27,34 @@ log = logging.getLogger("tusd_py.jobs")
 POLL = 0.1
 #: Seconds between two looks at huey's schedule (delayed retries).
 SCHEDULE_EVERY = 0.25
+#: Seconds between attempts while the queue's backend is unavailable.
+OUTAGE_RETRY = 1.0
+
+
+class Outage:
+    """Logs the start and the end of a backend outage once each (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._down = False
+
+    def failed(self, what: str, exc: Exception) -> None:
+        with self._lock:
+            if self._down:
+                return
+            self._down = True
+        log.warning(
+            "job queue unavailable (%s: %s: %s); retrying every %gs",
+            what, type(exc).__name__, exc, OUTAGE_RETRY,
+            extra={"event": "JobQueueUnavailable"},
+        )  # fmt: skip
+
+    def ok(self) -> None:
+        with self._lock:
+            if not self._down:
+                return
+            self._down = False
+        log.info("job queue available again", extra={"event": "JobQueueAvailable"})
 
 
 class Consumer:
@@ -34,6 +67,7 @@ class Consumer:
         self._reap_every = max(SCHEDULE_EVERY, reap_every)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.outage = Outage()
 
     def start(self) -> None:
         for n in range(self.threads):
@@ -61,10 +95,11 @@ class Consumer:
         while not self._stop.is_set():
             try:
                 task = self.huey.dequeue()
-            except Exception:
-                log.exception("reading the job queue failed")
-                self._stop.wait(1.0)
+            except Exception as exc:
+                self.outage.failed("reading the queue", exc)
+                self._stop.wait(OUTAGE_RETRY)
                 continue
+            self.outage.ok()
             if task is None:
                 self._stop.wait(POLL)
                 continue
@@ -83,5 +118,6 @@ class Consumer:
                 if since_reap >= self._reap_every:
                     since_reap = 0.0
                     self._reap()
-            except Exception:
-                log.exception("job scheduler pass failed")
+            except Exception as exc:
+                self.outage.failed("scheduler pass", exc)
+                self._stop.wait(OUTAGE_RETRY)

@@ -5,6 +5,7 @@ Key layout (``P`` is ``[redis] prefix``)::
     P job:<job_id>         string  the record as JSON (columns of JobRecord.to_row)
     P jobs:file:<file_id>  zset    job ids of one upload, scored by created_at
     P jobs:leases          zset    PROCESSING job ids, scored by lease_until
+    P jobs:pending         zset    PENDING job ids, scored by when due (next_attempt_at or updated_at)
 
 Every read-modify-write runs as an optimistic transaction (``WATCH`` the job
 key, recompute with the same rules as the SQLite store, ``MULTI``/``EXEC``),
@@ -47,6 +48,10 @@ class RedisJobStore:
     def _leases(self) -> str:
         return f"{self._p}jobs:leases"
 
+    @property
+    def _pending(self) -> str:
+        return f"{self._p}jobs:pending"
+
     @staticmethod
     def _decode(raw: Any) -> JobRecord | None:
         return None if raw is None else JobRecord.from_row(json.loads(raw))
@@ -58,6 +63,11 @@ class RedisJobStore:
             pipe.zadd(self._leases, {job.job_id: job.lease_until})
         else:
             pipe.zrem(self._leases, job.job_id)
+        if job.status is JobStatus.PENDING:
+            due = job.next_attempt_at if job.next_attempt_at is not None else job.updated_at
+            pipe.zadd(self._pending, {job.job_id: due})
+        else:
+            pipe.zrem(self._pending, job.job_id)
 
     def _update(self, job_id: str, change: Change) -> JobRecord | None:
         """Apply ``change`` to the stored record atomically; None = no change."""
@@ -160,6 +170,21 @@ class RedisJobStore:
 
     def requeue(self, job_id: str, now: float) -> JobRecord | None:
         return self._update(job_id, lambda j: fresh(j, now) if j.status is JobStatus.FAILED else None)
+
+    def stale(self, before: float, now: float) -> list[JobRecord]:
+        found = []
+        for raw in self._r.zrangebyscore(self._pending, "-inf", f"({before}", start=0, num=100):
+
+            def change(job: JobRecord) -> JobRecord | None:
+                due = job.next_attempt_at if job.next_attempt_at is not None else job.updated_at
+                if job.status is not JobStatus.PENDING or due >= before:
+                    return None
+                return job.replace(next_attempt_at=now)
+
+            job = self._update(_text(raw), change)
+            if job is not None:
+                found.append(job)
+        return found
 
     def close(self) -> None:
         self._r.close()

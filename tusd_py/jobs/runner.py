@@ -14,16 +14,26 @@ Every state change is handed to the :class:`JobListener`.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+import redis.exceptions
+
 from tusd_py.jobs.records import JobRecord, JobStatus, backoff
 from tusd_py.jobs.store import JobStore
 
 log = logging.getLogger("tusd_py.jobs")
+
+
+#: Failures of the job store or queue backend (an outage, not a bug).
+BACKEND_ERRORS = (sqlite3.Error, redis.exceptions.RedisError, ConnectionError, TimeoutError)
+
+#: A PENDING job this many visibility timeouts past due lost its queue message.
+STALE_AFTER = 4
 
 
 class PermanentJobError(Exception):
@@ -67,6 +77,17 @@ class Runner:
         self.clock = clock
 
     def run(self, job_id: str) -> None:
+        """Run ``job_id`` if it can be claimed; a backend outage is logged, not raised
+        (the lease or the stale sweep brings the job back)."""
+        try:
+            self._run(job_id)
+        except BACKEND_ERRORS as exc:
+            log.warning(
+                "job %s interrupted: job store unavailable (%s: %s); it runs again later",
+                job_id, type(exc).__name__, exc, extra={"event": "JobStoreUnavailable", "job_id": job_id},
+            )  # fmt: skip
+
+    def _run(self, job_id: str) -> None:
         token = uuid.uuid4().hex
         job = self.store.claim(job_id, token, self.clock(), self.lease)
         if job is None:
@@ -122,15 +143,18 @@ class Runner:
             try:
                 if not self.store.renew(job_id, token, self.clock() + self.lease):
                     return
-            except Exception:
-                log.exception("renewing the lease of job %s failed", job_id)
+            except BACKEND_ERRORS as exc:
+                log.warning("renewing the lease of job %s failed: %s", job_id, exc)
 
     def reap(self) -> list[JobRecord]:
-        """Re-queue jobs whose worker died; returns the records changed."""
+        """Re-queue jobs whose worker died, and PENDING jobs whose message was
+        lost; returns the records changed."""
         now = self.clock()
         reaped = self.store.reap(now, now)
         for job in reaped:
             if job.status is JobStatus.PENDING:
                 self.push(job.job_id, job.priority, 0.0)
             self.listener.job_changed(job)
+        for job in self.store.stale(now - STALE_AFTER * self.lease, now):
+            self.push(job.job_id, job.priority, 0.0)
         return reaped

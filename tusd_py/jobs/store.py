@@ -12,6 +12,9 @@ Contract (shared by every implementation, checked by tests/contract/test_job_sto
 * :meth:`reap` turns PROCESSING jobs whose lease ended before ``now`` back
   into PENDING (or FAILED when out of attempts) and returns them.
 * :meth:`requeue` gives a FAILED job a fresh set of attempts.
+* :meth:`stale` finds PENDING jobs due before ``before`` (their queue message
+  was lost: a process died between recording and queueing, or the queue was
+  down), marks them due ``now`` (so the next sweep skips them) and returns them.
 
 Methods are synchronous (workers are threads); the HTTP layer calls them in
 an executor, never on the IOLoop. The SQLite store keeps its ``jobs`` table
@@ -51,6 +54,7 @@ class JobStore(Protocol):
     ) -> JobRecord | None: ...
     def reap(self, now: float, retry_at: float) -> list[JobRecord]: ...
     def requeue(self, job_id: str, now: float) -> JobRecord | None: ...
+    def stale(self, before: float, now: float) -> list[JobRecord]: ...
     def close(self) -> None: ...
 
 
@@ -74,6 +78,7 @@ class SQLiteJobStore:
             )
             c.execute("CREATE INDEX IF NOT EXISTS jobs_file ON jobs (file_id, created_at)")
             c.execute("CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (status, lease_until)")
+            c.execute("CREATE INDEX IF NOT EXISTS jobs_due ON jobs (status, next_attempt_at)")
 
     @contextmanager
     def _tx(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
@@ -186,6 +191,14 @@ class SQLiteJobStore:
             if job is None or job.status is not JobStatus.FAILED:
                 return None
             return self._put(c, fresh(job, now))
+
+    def stale(self, before: float, now: float) -> list[JobRecord]:
+        with self._tx(immediate=True) as c:
+            rows = c.execute(
+                "SELECT * FROM jobs WHERE status = ? AND coalesce(next_attempt_at, updated_at) < ? LIMIT 100",
+                (JobStatus.PENDING.value, before),
+            ).fetchall()
+            return [self._put(c, JobRecord.from_row(dict(r)).replace(next_attempt_at=now)) for r in rows]
 
     def close(self) -> None:
         with self._lock:

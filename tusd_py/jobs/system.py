@@ -30,7 +30,7 @@ from tusd_py.jobs.index import index_job, tabular_format
 from tusd_py.jobs.queue import JobQueue, build_huey
 from tusd_py.jobs.records import JobRecord, JobStatus, new_job_id, priority_of
 from tusd_py.jobs.rows import RowsDB
-from tusd_py.jobs.runner import JobFn, JobListener, PermanentJobError, Runner
+from tusd_py.jobs.runner import BACKEND_ERRORS, JobFn, JobListener, PermanentJobError, Runner
 from tusd_py.jobs.source import UploadSource
 from tusd_py.jobs.store import JobStore, SQLiteJobStore
 from tusd_py.models import UploadInfo
@@ -173,8 +173,13 @@ class JobSystem:
         def guarded() -> None:
             try:
                 fn(*args)
+            except BACKEND_ERRORS as exc:
+                log.warning(
+                    "job store unavailable, event not queued (%s: %s)", type(exc).__name__, exc,
+                    extra={"event": "JobStoreUnavailable"},
+                )  # fmt: skip
             except Exception:
-                log.exception("background job submission failed")
+                log.exception("queueing jobs for an event failed")
 
         self._pool.submit(guarded)
 
