@@ -1,6 +1,7 @@
 """The queue: a huey instance carrying job ids to consumers.
 
-One host: ``SqliteHuey`` in ``<data_dir>/queue.db``; with ``[redis] url``:
+One host: ``SqliteHuey`` in the state database file (``[state] sqlite_path``,
+default ``<data_dir>/state.db``; huey's own ``task``/``schedule``/``kv`` tables); with ``[redis] url``:
 ``PriorityRedisHuey`` whose keys use ``[redis] prefix`` (``P jobs:queue``,
 ``P jobs:schedule``), so every instance and ``tusd-py worker`` of a deployment
 share one queue. Messages carry only a job id and a priority (premium before
@@ -26,7 +27,7 @@ TASK_NAME = "tusd_py.run_job"
 
 
 def build_huey(config: Config) -> Huey:
-    """The deployment's huey: Redis when configured, else SQLite under the data dir."""
+    """The deployment's huey: Redis when configured, else the SQLite state database."""
     if config.redis.url:
         huey: Huey = PriorityRedisHuey(
             "jobs", url=config.redis.url, results=False, utc=True, blocking=True, read_timeout=0.25
@@ -37,8 +38,8 @@ def build_huey(config: Config) -> Huey:
         storage.schedule_key = f"{prefix}jobs:schedule"
         storage.result_key = f"{prefix}jobs:results"
         return huey
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("jobs", filename=str(config.data_dir / "queue.db"), results=False, utc=True)
+    config.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("jobs", filename=str(config.sqlite_path), results=False, utc=True, timeout=30)
 
 
 class JobQueue:
