@@ -152,7 +152,7 @@ async def test_refusals_are_clear_4xx(tus: Tus, http_client: AsyncHTTPClient, ba
 async def test_rows_of_a_public_upload_need_no_token(
     tus: Tus, http_client: AsyncHTTPClient, base_url: str
 ) -> None:
-    file_id = await upload(tus, b"k\n1\n2\n", filename="t.csv", visibility="public")
+    file_id = await upload(tus, b"k\n1\n2\n", filename="t.csv", filetype="text/csv", visibility="public")
     await wait_state(http_client, base_url, file_id, "ready")
     for who in ({}, BOB):
         columns, rows, total = await all_rows(http_client, base_url, file_id, limit=1, headers=who)
@@ -184,7 +184,7 @@ async def test_dead_letter_after_max_attempts_then_requeued_by_process(
 async def test_reindex_replaces_the_table_once(
     tus: Tus, http_client: AsyncHTTPClient, base_url: str, data_dir: Path
 ) -> None:
-    file_id = await upload(tus, csv_bytes(people(50)), filename="p.csv")
+    file_id = await upload(tus, csv_bytes(people(50)), filename="p.csv", filetype="text/csv")
     await wait_state(http_client, base_url, file_id, "ready")
     code, accepted = await post_process(http_client, base_url, file_id)
     assert code == 202
@@ -194,3 +194,16 @@ async def test_reindex_replaces_the_table_once(
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     assert count == distinct == 50
     assert [t for t in tables if t.startswith("_tmp_")] == []
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_csv_name_alone_is_not_auto_indexed_but_may_be_processed(
+    tus: Tus, http_client: AsyncHTTPClient, base_url: str
+) -> None:
+    file_id = await upload(tus, bytes(range(256)) * 8, filename="random.csv")
+    code, doc = await get_json(http_client, f"{base_url}/index-status/{file_id}", ALICE)
+    assert doc["state"] == "complete" and doc["jobs"] == []
+    code, accepted = await post_process(http_client, base_url, file_id)
+    assert code == 202 and accepted["kind"] == "index"
+    job = await wait_job(http_client, base_url, accepted["job_id"])
+    assert job["status"] == "COMPLETED", job["error"]

@@ -44,7 +44,7 @@ async def test_an_s3_upload_is_indexed_and_hashed_from_the_bucket(
 ) -> None:
     body = ("n,label\n" + "".join(f"{i},row-{i}\n" for i in range(ROWS))).encode()
     assert len(body) > MIB
-    file_id = await upload(tus, body, filename="big.csv")
+    file_id = await upload(tus, body, filename="big.csv", filetype="text/csv")
     doc = await wait_state(http_client, base_url, file_id, "ready", timeout=60)
     assert doc["storage"] == "s3" and doc["jobs"][0]["result"]["rows"] == ROWS
     columns, rows, total = await all_rows(http_client, base_url, file_id, limit=1000)

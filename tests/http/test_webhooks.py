@@ -95,7 +95,9 @@ async def test_every_event_arrives_signed_and_is_retried_after_a_500(
     tus: Tus, http_client: AsyncHTTPClient, base_url: str, data_dir: Path, receiver: tuple[Receiver, str]
 ) -> None:
     record, _ = receiver
-    url = await tus.create_url(8, headers={**ALICE, "Upload-Metadata": metadata(filename="t.csv")})
+    url = await tus.create_url(
+        8, headers={**ALICE, "Upload-Metadata": metadata(filename="t.csv", filetype="text/csv")}
+    )
     assert (await tus.patch(url, 0, b"a,b\n1,2\n", ALICE)).code == 204
     doomed = await tus.create_url(8, headers=ALICE)
     assert (await tus.delete(doomed, ALICE)).code == 204

@@ -86,11 +86,15 @@ def test_a_killed_worker_job_runs_again_and_rows_are_stored_once(
     server, workers, args = stack
     data_dir = tmp_path / "data"
     body = "id,name,value\n" + "".join(f"{i},name-{i},{i * 0.5}\n" for i in range(ROWS))
-    name = base64.b64encode(b"big.csv").decode()
+    name, kind = (base64.b64encode(v).decode() for v in (b"big.csv", b"text/csv"))
     res = tushttp.request(
         "POST",
         server.files_url,
-        {"Upload-Length": str(len(body)), "Upload-Metadata": f"filename {name}", **tushttp.PATCH_TYPE},
+        {
+            "Upload-Length": str(len(body)),
+            "Upload-Metadata": f"filename {name},filetype {kind}",
+            **tushttp.PATCH_TYPE,
+        },
         body.encode(),
     )
     assert res.status == 201 and int(res.headers["upload-offset"]) == len(body), res

@@ -11,7 +11,8 @@ every row is in the published table once.
   ``TypeTracker`` (integer, float, else text) as ``sqlite-utils insert
   --csv --detect-types`` does. A row with another number of fields than the
   header is malformed. Blank lines are skipped.
-* NDJSON: one JSON object per line; columns are the union of keys, types
+* NDJSON: one JSON object per line; columns are the union of keys (made safe
+  as for CSV), types
   from the JSON values (objects and arrays are stored as JSON text). A line
   that is not a JSON object is malformed.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -43,12 +45,15 @@ CSV_TYPES = frozenset({"text/csv", "application/csv"})
 NDJSON_TYPES = frozenset(
     {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"}
 )
+#: Characters not kept in a column name.
+UNSAFE = re.compile(r"[\x00-\x1f\x7f\[\]`]")
 #: Metadata keys a client may declare the type with.
 TYPE_KEYS = ("filetype", "content_type", "contentType", "type")
 
 
-def tabular_format(info: UploadInfo) -> str | None:
-    """``"csv"``, ``"ndjson"`` or None, from the declared type, the sniffed type, then the name."""
+def tabular_format(info: UploadInfo, *, by_name: bool = True) -> str | None:
+    """``"csv"``, ``"ndjson"`` or None, from the declared type, the sniffed type, then
+    (with ``by_name``: an explicit request) the file name's extension."""
     meta = info.metadata
     candidates = [meta[k].decode("utf-8", "replace") for k in TYPE_KEYS if meta.get(k)]
     candidates.append(info.mime or "")
@@ -58,6 +63,8 @@ def tabular_format(info: UploadInfo) -> str | None:
             return "csv"
         if kind in NDJSON_TYPES:
             return "ndjson"
+    if not by_name:
+        return None
     name = (info.filename or "").lower()
     if name.endswith(".csv"):
         return "csv"
@@ -83,9 +90,11 @@ class Malformed:
 
 
 def column_names(header: list[str]) -> list[str]:
+    """Usable, distinct SQLite column names for a header row (control characters
+    and brackets replaced; blank ones numbered)."""
     names: list[str] = []
     for n, raw in enumerate(header, 1):
-        base = raw.strip() or f"column_{n}"
+        base = UNSAFE.sub("_", raw).strip() or f"column_{n}"
         name, k = base, 1
         while name in names:
             k += 1
@@ -136,7 +145,7 @@ def ndjson_rows(lines: Iterable[str], bad: Malformed) -> Iterator[dict[str, Any]
         if not isinstance(value, dict) or not value:
             bad.add(number, "not a non-empty JSON object")
             continue
-        yield value
+        yield {UNSAFE.sub("_", key).strip() or "column": item for key, item in value.items()}
 
 
 def counted(rows: Iterator[dict[str, Any]], tally: list[int]) -> Iterator[dict[str, Any]]:
