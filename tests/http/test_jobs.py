@@ -28,7 +28,7 @@ from tests.http.jobs_support import (
     wait_job,
     wait_state,
 )  # fmt: skip
-from tests.restapi import bearer, get_json
+from tests.restapi import bearer, eventually, get_json
 from tests.tusclient import Tus
 from tusd_py.config import Config
 from tusd_py.context import AppContext
@@ -194,6 +194,15 @@ async def test_reindex_replaces_the_table_once(
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     assert count == distinct == 50
     assert [t for t in tables if t.startswith("_tmp_")] == []
+    assert (await tus.delete(f"/files/{file_id}", ALICE)).code == 204
+
+    async def dropped() -> bool:
+        with sqlite3.connect(data_dir / "rows.db") as db:
+            names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            meta = db.execute("SELECT count(*) FROM _indexed WHERE file_id = ?", (file_id,)).fetchone()[0]
+        return f"rows_{file_id}" not in names and meta == 0
+
+    await eventually(dropped, what="rows of a terminated upload dropped")
 
 
 @pytest.mark.gen_test(timeout=60)

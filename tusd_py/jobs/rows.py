@@ -81,6 +81,18 @@ class RowsDB:
             raise
         conn.execute("COMMIT")
 
+    def drop(self, file_id: str) -> None:
+        """Forget ``file_id``'s rows (its upload was terminated or expired)."""
+        if not self.path.exists():
+            return
+        db = self.connect()
+        try:
+            self.publish(db, file_id, None, {"rows": 0, "columns": [], "job_id": None, "indexed_at": None})
+            db.execute(f"DELETE FROM [{META}] WHERE file_id = ?", (file_id,))
+            db.conn.commit()
+        finally:
+            db.close()
+
     def count(self, file_id: str) -> int:
         """Rows now in ``file_id``'s table (0 if none)."""
         db = self.connect()

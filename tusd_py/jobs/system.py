@@ -157,11 +157,14 @@ class JobSystem:
     def on_upload_event(self, event: str, info: UploadInfo, detail: str | None) -> None:
         """Upload lifecycle → jobs (runs in the pool, see :class:`JobsSink`): webhooks,
         and an ``index`` job when the declared or sniffed type is CSV/NDJSON (a
-        name like ``x.csv`` alone does not queue one; ``POST /process`` accepts it)."""
+        name like ``x.csv`` alone does not queue one; ``POST /process`` accepts it).
+        A terminated or expired upload's rows are dropped."""
         if event in webhooks.EVENT_TYPES:
             self.publish(event, webhooks.upload_data(info, detail), info.owner)
         if event == "upload.finished" and self.config.jobs.auto_index and tabular_format(info, by_name=False):
             self.submit(info, "index")
+        if event in ("upload.terminated", "upload.expired"):
+            self.rows.drop(info.id)
 
     # --- the IOLoop side -----------------------------------------------------
 
