@@ -249,8 +249,12 @@ class HooksConfig:
     #: HMAC-SHA256 key of the ``Tusd-Signature`` header.
     secret: str = ""
     secret_file: str = ""
-    #: Seconds a receiver has to answer one delivery.
+    #: Seconds a receiver has to answer one delivery (and the pre-create hook).
     timeout: float = 10.0
+    #: Asked (blocking) before each upload is created; may refuse it or rewrite its metadata.
+    pre_create_url: str = ""
+    #: When the pre-create hook fails or times out: "reject" (503) or "allow".
+    pre_create_on_error: str = "reject"
 
 
 @dataclass(frozen=True)
@@ -378,6 +382,10 @@ def validate_jobs(config: Config) -> None:
             raise ConfigError(f"jobs.{key}", "must be positive")
     if config.hooks.timeout <= 0:
         raise ConfigError("hooks.timeout", "must be positive")
+    if config.hooks.pre_create_on_error not in ("reject", "allow"):
+        raise ConfigError("hooks.pre_create_on_error", "must be reject or allow")
+    if config.hooks.pre_create_url and not re.match(r"^https?://", config.hooks.pre_create_url):
+        raise ConfigError("hooks.pre_create_url", "must be an http:// or https:// URL")
     for url in config.hooks.url:
         if not re.match(r"^https?://", url):
             raise ConfigError("hooks.url", f"{url!r} is not an http:// or https:// URL")

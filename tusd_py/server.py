@@ -41,6 +41,7 @@ from tusd_py.context import AppContext
 from tusd_py.events import EventSink, LogEventSink, MultiSink
 from tusd_py.guard import build_guard, tier_size_limit
 from tusd_py.health import redis_probe
+from tusd_py.hooks.pre_create import PreCreateHook
 from tusd_py.inspect import build_inspector
 from tusd_py.jobs.system import JobsSink, JobSystem
 from tusd_py.lifecycle import Lifecycle
@@ -86,6 +87,8 @@ async def build_context(
         size_limit=tier_size_limit(config),
         inspector=build_inspector(config),
     )
+    if config.hooks.pre_create_url:
+        service.pre_create = PreCreateHook(config.hooks, clock).check
     ctx = AppContext(
         config=config,
         service=service,
