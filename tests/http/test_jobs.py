@@ -30,6 +30,7 @@ from tests.http.jobs_support import (
 )  # fmt: skip
 from tests.restapi import bearer, eventually, get_json
 from tests.tusclient import Tus
+from tusd_py import errors
 from tusd_py.config import Config
 from tusd_py.context import AppContext
 
@@ -216,3 +217,14 @@ async def test_a_csv_name_alone_is_not_auto_indexed_but_may_be_processed(
     assert code == 202 and accepted["kind"] == "index"
     job = await wait_job(http_client, base_url, accepted["job_id"])
     assert job["status"] == "COMPLETED", job["error"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_job_store_failures_become_503_state_store_errors(ctx: AppContext) -> None:
+    assert ctx.jobs is not None
+
+    def broken() -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(errors.StateStoreError, match="database is locked"):
+        await ctx.jobs.call(broken)

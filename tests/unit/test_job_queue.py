@@ -56,7 +56,9 @@ def test_premium_jobs_are_taken_before_basic_ones(config: Config) -> None:
     if config.redis.url:
         import redis
 
-        keys = redis.Redis.from_url(config.redis.url).keys(f"{config.redis.prefix}*")
+        client = redis.Redis.from_url(config.redis.url)
+        keys = client.keys(f"{config.redis.prefix}*")
+        client.close()
         assert keys == [] or all(k.startswith(config.redis.prefix.encode()) for k in keys)
 
 

@@ -68,6 +68,9 @@ class JobQueue:
     def close(self) -> None:
         """Release the storage's connections."""
         storage: Any = self.huey.storage
+        pool = getattr(storage, "pool", None)  # Redis: huey owns the pool, the client does not
+        if pool is not None:
+            pool.disconnect()
         conn = getattr(storage, "conn", None)
         if conn is not None and hasattr(conn, "close"):
             conn.close()

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
+from tusd_py import errors
 from tusd_py.composer import Composer
 from tusd_py.config import Config
 from tusd_py.hooks import webhooks
@@ -169,8 +170,14 @@ class JobSystem:
     # --- the IOLoop side -----------------------------------------------------
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a synchronous store call off the IOLoop."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
+        """Run a synchronous store call off the IOLoop; a backend failure (sqlite3,
+        redis) becomes :class:`errors.StateStoreError` (503), as in the state stores."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
+        except BACKEND_ERRORS as exc:
+            raise errors.StateStoreError(
+                f"the job store is unavailable ({type(exc).__name__}: {exc})"
+            ) from None
 
     def background(self, fn: Callable[..., object], *args: Any) -> None:
         """Run ``fn`` in the pool, logging (not raising) its failure."""
