@@ -51,15 +51,17 @@ def test_premium_jobs_are_taken_before_basic_ones(config: Config) -> None:
         wait_for(lambda: len(seen) == 4)
     finally:
         consumer.stop(10)
-        queue.close()
     assert seen[0] == "premium" and sorted(seen[1:]) == ["basic-1", "basic-2", "basic-3"]
     if config.redis.url:
         import redis
 
         client = redis.Redis.from_url(config.redis.url)
-        keys = client.keys(f"{config.redis.prefix}*")
+        queue.push("late", 0, delay=60)
+        ours, hueys = client.keys(f"{config.redis.prefix}jobs:*"), client.keys("huey.*")
         client.close()
-        assert keys == [] or all(k.startswith(config.redis.prefix.encode()) for k in keys)
+        assert ours == [f"{config.redis.prefix}jobs:schedule".encode()], "queue keys carry [redis] prefix"
+        assert hueys == []
+    queue.close()
 
 
 def test_a_delayed_push_waits_for_its_time(config: Config) -> None:

@@ -34,7 +34,7 @@ from tusd_py.jobs.rows import RowsDB
 from tusd_py.jobs.runner import BACKEND_ERRORS, JobFn, JobListener, PermanentJobError, Runner
 from tusd_py.jobs.source import UploadSource
 from tusd_py.jobs.store import JobStore, SQLiteJobStore
-from tusd_py.models import UploadInfo
+from tusd_py.models import ConcatKind, UploadInfo
 
 log = logging.getLogger("tusd_py.jobs")
 T = TypeVar("T")
@@ -158,11 +158,13 @@ class JobSystem:
     def on_upload_event(self, event: str, info: UploadInfo, detail: str | None) -> None:
         """Upload lifecycle → jobs (runs in the pool, see :class:`JobsSink`): webhooks,
         and an ``index`` job when the declared or sniffed type is CSV/NDJSON (a
-        name like ``x.csv`` alone does not queue one; ``POST /process`` accepts it).
+        name like ``x.csv`` alone does not queue one; ``POST /process`` accepts it;
+        partial uploads of a concatenation are not indexed, their final is).
         A terminated or expired upload's rows are dropped."""
         if event in webhooks.EVENT_TYPES:
             self.publish(event, webhooks.upload_data(info, detail), info.owner)
-        if event == "upload.finished" and self.config.jobs.auto_index and tabular_format(info, by_name=False):
+        tabular = info.concat is not ConcatKind.PARTIAL and tabular_format(info, by_name=False)
+        if event == "upload.finished" and self.config.jobs.auto_index and tabular:
             self.submit(info, "index")
         if event in ("upload.terminated", "upload.expired"):
             self.rows.drop(info.id)
