@@ -29,7 +29,7 @@ from tests.http.jobs_support import (
     wait_state,
 )  # fmt: skip
 from tests.restapi import bearer, eventually, get_json
-from tests.tusclient import Tus
+from tests.tusclient import Tus, metadata
 from tusd_py import errors
 from tusd_py.config import Config
 from tusd_py.context import AppContext
@@ -228,3 +228,29 @@ async def test_job_store_failures_become_503_state_store_errors(ctx: AppContext)
 
     with pytest.raises(errors.StateStoreError, match="database is locked"):
         await ctx.jobs.call(broken)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_partials_are_not_indexed_but_their_csv_final_is(
+    tus: Tus, http_client: AsyncHTTPClient, base_url: str
+) -> None:
+    meta = {"Upload-Metadata": metadata(filetype="text/csv"), "Upload-Concat": "partial", **ALICE}
+    parts = []
+    for piece in (b"a,b\n1,2\n", b"3,4\n"):
+        res = await tus.create(len(piece), headers=meta, body=piece)
+        assert res.code == 201
+        parts.append(str(res.headers["Location"]).rsplit("/", 1)[-1])
+    concat = "final;" + " ".join(f"/files/{p}" for p in parts)
+    final = await tus.request(
+        "POST",
+        tus.collection,
+        {**ALICE, "Upload-Metadata": metadata(filetype="text/csv"), "Upload-Concat": concat},
+    )
+    assert final.code == 201, final.body
+    final_id = str(final.headers["Location"]).rsplit("/", 1)[-1]
+    await wait_state(http_client, base_url, final_id, "ready")
+    columns, rows, total = await all_rows(http_client, base_url, final_id, limit=10)
+    assert (columns, rows, total) == (["a", "b"], [{"a": 1, "b": 2}, {"a": 3, "b": 4}], 2)
+    for part in parts:
+        code, doc = await get_json(http_client, f"{base_url}/index-status/{part}", ALICE)
+        assert code == 200 and doc["jobs"] == [], doc
