@@ -382,6 +382,10 @@ def validate_jobs(config: Config) -> None:
             raise ConfigError(f"jobs.{key}", "must be positive")
     if config.hooks.timeout <= 0:
         raise ConfigError("hooks.timeout", "must be positive")
+    if (config.hooks.url or config.hooks.pre_create_url) and not config.hooks.secret:
+        raise ConfigError(
+            "hooks.secret", "is required with hooks.url or hooks.pre_create_url (it signs each request)"
+        )
     if config.hooks.pre_create_on_error not in ("reject", "allow"):
         raise ConfigError("hooks.pre_create_on_error", "must be reject or allow")
     if config.hooks.pre_create_url and not re.match(r"^https?://", config.hooks.pre_create_url):
