@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration import tushttp
-from tests.integration.procs import ROOT, ServerProcess, server_env
+from tests.integration.procs import ROOT, ServerProcess, server_env, server_errors
 
 ROWS = 200_000
 DEADLINE = 60.0
@@ -133,3 +133,7 @@ def test_a_killed_worker_job_runs_again_and_rows_are_stored_once(
         {"id": 1, "name": "name-1", "value": 0.5},
     ]
     assert page["total"] == ROWS
+    second.proc.terminate()
+    assert second.proc.wait(30) == 0, "SIGTERM stops a worker cleanly"
+    assert server_errors(second.log_path) == []
+    assert b"WorkerStopped" in second.log_path.read_bytes()
