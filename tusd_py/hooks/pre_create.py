@@ -1,6 +1,7 @@
 """The blocking ``pre-create`` hook (tusd's pre-create), ``[hooks] pre_create_url``.
 
-Before an upload is created the server POSTs ``{"id", "type": "pre-create",
+Before an upload is created (tus POST and ``POST /index``; not a
+concatenation's final, whose partials were each asked) the server POSTs ``{"id", "type": "pre-create",
 "created_at", "data": {"owner", "tier", "size", "filename", "metadata",
 "partial", "visibility"}}`` (``metadata`` decoded as UTF-8 text), signed with
 ``Tusd-Signature`` like the webhooks. The request is asynchronous: the IOLoop
