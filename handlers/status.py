@@ -22,7 +22,7 @@ from handlers.base import BaseHandler
 from tusd_py import errors
 from tusd_py.live.hub import Subscription
 from tusd_py.models import UploadInfo
-from tusd_py.status import load_status, status_document
+from tusd_py.status import document_with_jobs, load_status, status_document
 
 #: Seconds between two reads of the state store while no event arrives.
 REFRESH = 1.0
@@ -63,7 +63,7 @@ class StatusHandler(BaseHandler):
         if wants_event_stream(self.request.headers.get("Accept", "")):
             await self._stream(info)
             return
-        self.finish_json(200, self._document(info))
+        self.finish_json(200, await document_with_jobs(self.ctx, info))
 
     def _document(self, info: UploadInfo) -> dict[str, Any]:
         return status_document(info, self.ctx.service.clock(), self.ctx.config.server.base_path)

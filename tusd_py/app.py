@@ -13,11 +13,13 @@ from handlers.base import HeadersTooLargeHandler, NotFoundHandler, request_head_
 from handlers.collection import CollectionHandler
 from handlers.health import HealthHandler, ReadyHandler
 from handlers.index import IndexHandler
+from handlers.jobs import JobHandler, ProcessHandler
 from handlers.links import LinkHandler, VisibilityHandler
 from handlers.live import EventsHandler
 from handlers.metrics import MetricsHandler
 from handlers.openapi import OpenAPIHandler
 from handlers.resource import UploadHandler
+from handlers.rows import RowsHandler
 from handlers.status import StatusHandler
 from handlers.web import web_routes
 from tusd_py.context import AppContext
@@ -33,6 +35,9 @@ def routes(ctx: AppContext) -> list[tuple[str, type[tornado.web.RequestHandler],
         (rf"{base}([^/]+)/?", UploadHandler, kw),
         (rf"{base}([^/]+)/link", LinkHandler, kw),
         (rf"{base}([^/]+)/visibility", VisibilityHandler, kw),
+        (rf"{base}([^/]+)/rows", RowsHandler, kw),
+        (r"/process/([^/]+)/?", ProcessHandler, kw),
+        (r"/jobs/([^/]+)/?", JobHandler, kw),
         (r"/healthz", HealthHandler, kw),
         (r"/readyz", ReadyHandler, kw),
         (r"/metrics", MetricsHandler, kw),

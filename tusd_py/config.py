@@ -222,6 +222,42 @@ class ThrottleConfig:
 
 
 @dataclass(frozen=True)
+class JobsConfig:
+    """``[jobs]``: the processing queue (SPEC §7)."""
+
+    #: Consumer threads ``serve`` runs in-process (0 = none; run ``tusd-py worker``).
+    workers: int = 2
+    #: Queue an ``index`` job when a CSV/NDJSON upload completes.
+    auto_index: bool = True
+    #: A malformed line fails the whole index job.
+    strict: bool = False
+    #: Attempts before a job is FAILED (dead letter).
+    max_attempts: int = 5
+    #: A PROCESSING job whose worker stopped renewing its lease this long is re-queued.
+    visibility_timeout: float = 30.0
+    #: First retry delay (seconds); doubles per attempt up to ``max_retry_delay``.
+    retry_delay: float = 2.0
+    max_retry_delay: float = 300.0
+
+
+@dataclass(frozen=True)
+class HooksConfig:
+    """``[hooks]``: webhooks (SPEC §7)."""
+
+    #: Receivers of the webhook events (none = no webhooks).
+    url: tuple[str, ...] = ()
+    #: HMAC-SHA256 key of the ``Tusd-Signature`` header.
+    secret: str = ""
+    secret_file: str = ""
+    #: Seconds a receiver has to answer one delivery (and the pre-create hook).
+    timeout: float = 10.0
+    #: Asked (blocking) before each upload is created; may refuse it or rewrite its metadata.
+    pre_create_url: str = ""
+    #: When the pre-create hook fails or times out: "reject" (503) or "allow".
+    pre_create_on_error: str = "reject"
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole effective configuration."""
 
@@ -234,6 +270,8 @@ class Config:
     throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
     filetypes: FiletypesConfig = field(default_factory=FiletypesConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
+    hooks: HooksConfig = field(default_factory=HooksConfig)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -329,6 +367,32 @@ def validate(config: Config) -> None:
         raise ConfigError("api.idempotency_ttl", "must be positive")
     if not (1 <= config.api.page_size <= config.api.max_page_size):
         raise ConfigError("api.page_size", "must be 1..api.max_page_size")
+    validate_jobs(config)
+
+
+def validate_jobs(config: Config) -> None:
+    """The ``[jobs]`` and ``[hooks]`` checks."""
+    j = config.jobs
+    if j.workers < 0:
+        raise ConfigError("jobs.workers", "must not be negative (0 disables the in-process consumer)")
+    if j.max_attempts < 1:
+        raise ConfigError("jobs.max_attempts", "must be at least 1")
+    for key in ("visibility_timeout", "retry_delay", "max_retry_delay"):
+        if getattr(j, key) <= 0:
+            raise ConfigError(f"jobs.{key}", "must be positive")
+    if config.hooks.timeout <= 0:
+        raise ConfigError("hooks.timeout", "must be positive")
+    if (config.hooks.url or config.hooks.pre_create_url) and not config.hooks.secret:
+        raise ConfigError(
+            "hooks.secret", "is required with hooks.url or hooks.pre_create_url (it signs each request)"
+        )
+    if config.hooks.pre_create_on_error not in ("reject", "allow"):
+        raise ConfigError("hooks.pre_create_on_error", "must be reject or allow")
+    if config.hooks.pre_create_url and not re.match(r"^https?://", config.hooks.pre_create_url):
+        raise ConfigError("hooks.pre_create_url", "must be an http:// or https:// URL")
+    for url in config.hooks.url:
+        if not re.match(r"^https?://", url):
+            raise ConfigError("hooks.url", f"{url!r} is not an http:// or https:// URL")
 
 
 def is_loopback(host: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tusd_py.auth import Authenticator
 from tusd_py.composer import Composer
@@ -15,6 +16,9 @@ from tusd_py.links import LinkSigner
 from tusd_py.live.hub import LiveHub
 from tusd_py.metrics import Metrics
 from tusd_py.service import UploadService
+
+if TYPE_CHECKING:
+    from tusd_py.jobs.system import JobSystem
 
 
 @dataclass
@@ -37,6 +41,8 @@ class AppContext:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: Live events of this process (``/events``, SSE; see :mod:`tusd_py.live`).
     live: LiveHub = field(default_factory=LiveHub)
+    #: The job queue of this process (SPEC §7), set by ``build_context``.
+    jobs: JobSystem | None = None
 
     def __post_init__(self) -> None:
         self.metrics.track(self.lifecycle)

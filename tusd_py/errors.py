@@ -40,7 +40,8 @@ Exception tree::
     │   ├── NotFound                 404  (no such route)
     │   ├── InvalidMultipart         400  (POST /index form bodies)
     │   ├── IdempotencyKeyReused     422  (POST /index key sent with another request)
-    │   └── InvalidQuery             400  (listing parameters, cursors)
+    │   ├── InvalidQuery             400  (listing parameters, cursors)
+    │   └── HookRejected             4xx  (pre-create hook said no: the receiver's status)
     ├── AuthError
     │   ├── Unauthenticated          401  (+ WWW-Authenticate: Bearer)
     │   └── Forbidden                403
@@ -53,6 +54,7 @@ Exception tree::
     │   ├── LockTimeout              423
     │   ├── ServerBusy               503
     │   ├── ServerShutdown           503
+    │   ├── HookUnavailable          503  (pre-create hook unreachable, on_error = reject)
     │   ├── StorageUnavailable       503  (also a BackendError)
     │   └── StateStoreError          503  (also a BackendError)
     ├── ReadTimeout                  500  (clients retry 5xx, as tusd)
@@ -276,6 +278,18 @@ class InvalidQuery(ProtocolError):
     default_message = "invalid query parameter"
 
 
+class HookRejected(ProtocolError):
+    """The pre-create hook refused the upload; ``status`` is the receiver's 4xx."""
+
+    status = 403
+    code = "ERR_HOOK_REJECTED"
+    default_message = "the pre-create hook refused this upload"
+
+    def __init__(self, message: str | None = None, *, status: int = 403) -> None:
+        super().__init__(message)
+        self.status = status  # type: ignore[misc]
+
+
 class InvalidIdempotencyKey(InvalidHeader):
     code = "ERR_INVALID_IDEMPOTENCY_KEY"
     default_message = "Idempotency-Key must be 1 to 255 printable ASCII characters"
@@ -381,6 +395,12 @@ class ServerShutdown(LimitError):
     status = 503
     code = "ERR_SERVER_SHUTDOWN"
     default_message = "server is shutting down; retry shortly"
+
+
+class HookUnavailable(LimitError):
+    status = 503
+    code = "ERR_HOOK_UNAVAILABLE"
+    default_message = "the pre-create hook did not answer; retry later"
 
 
 # --- network -------------------------------------------------------------------

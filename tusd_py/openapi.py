@@ -12,6 +12,7 @@ from typing import Any
 
 from tusd_py import __version__
 from tusd_py.config import Config
+from tusd_py.jobs.openapi_paths import job_paths, job_schemas
 from tusd_py.live.openapi_paths import live_paths, with_event_stream
 
 JSON = "application/json"
@@ -80,7 +81,7 @@ def _schemas() -> dict[str, Any]:
                 "final, not complete yet)"
             ),
         },
-        "jobs": {"type": "array", "items": {"type": "object"}},
+        "jobs": {"type": "array", "items": _ref("Job")},
         "upload_url": {"type": "string"},
         "status_url": {"type": "string"},
     }
@@ -456,6 +457,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
             {"name": "tus", "description": "tus 1.0.0 protocol"},
             {"name": "rest", "description": "REST API (SPEC §6)"},
             {"name": "ops", "description": "health and documentation"},
+            {"name": "jobs", "description": "processing after upload (SPEC §7)"},
         ],
         "paths": _with_error_default(
             {
@@ -479,10 +481,11 @@ def openapi_document(config: Config) -> dict[str, Any]:
                 },
                 "/readyz": _plain_get("Readiness of the state store and storages"),
                 "/openapi.json": openapi_get,
+                **job_paths(base),
             }
         ),
         "components": {
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **job_schemas()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }

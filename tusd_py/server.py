@@ -41,11 +41,14 @@ from tusd_py.context import AppContext
 from tusd_py.events import EventSink, LogEventSink, MultiSink
 from tusd_py.guard import build_guard, tier_size_limit
 from tusd_py.health import redis_probe
+from tusd_py.hooks.pre_create import PreCreateHook
 from tusd_py.httpconn import HEADER_READ_CAP, TusHTTPServer
 from tusd_py.inspect import build_inspector
+from tusd_py.jobs.system import NOTIFIED_KINDS, JobsSink, JobSystem
 from tusd_py.lifecycle import Lifecycle
 from tusd_py.links import LinkSigner
 from tusd_py.live import LiveEventSink, build_live
+from tusd_py.live.sink import LiveJobListener
 from tusd_py.locking import build_locker
 from tusd_py.metrics import Metrics, MetricsEventSink
 from tusd_py.reconcile import reconcile as reconcile_pass
@@ -78,7 +81,10 @@ async def build_context(
     composer = Composer(storages=storages, state=state, locker=locker, policy=policy)
     metrics = Metrics()
     live = build_live(config, redis)  # live events (tusd_py/live)
-    sink: EventSink = MultiSink([LogEventSink(), MetricsEventSink(metrics), LiveEventSink(live), *events])
+    jobs = JobSystem(config, composer, clock=clock)
+    sink: EventSink = MultiSink(
+        [LogEventSink(), MetricsEventSink(metrics), LiveEventSink(live), JobsSink(jobs), *events]
+    )
     service = UploadService(
         config=config,
         composer=composer,
@@ -87,6 +93,8 @@ async def build_context(
         size_limit=tier_size_limit(config),
         inspector=build_inspector(config),
     )
+    if config.hooks.pre_create_url:
+        service.pre_create = PreCreateHook(config.hooks, clock).check
     ctx = AppContext(
         config=config,
         service=service,
@@ -96,9 +104,13 @@ async def build_context(
         metrics=metrics,
         links=LinkSigner.from_config(config, clock),
         live=live,
+        jobs=jobs,
     )
     await live.start()  # live events: closed before the Redis client
     ctx.closers.append(live.aclose)
+    jobs.bind(asyncio.get_running_loop())
+    jobs.add_listener(LiveJobListener(live, NOTIFIED_KINDS))  # job states on /events
+    ctx.closers.append(jobs.aclose)
     if redis is not None:
         ctx.closers.append(redis.aclose)
         ctx.probes["redis"] = redis_probe(redis)
@@ -158,6 +170,8 @@ class RunningServer:
             log.info("drain timeout: cut %d uploads", cut, extra={"event": "ServerDrainTimeout", "cut": cut})
         self.http.stop()
         await lifecycle.join_tasks(timeout=10)
+        if self.ctx.jobs is not None:
+            await self.ctx.jobs.stop_consumer(drain_timeout)
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -192,6 +206,8 @@ async def start(
     server.add_sockets(sockets)
     running = RunningServer(ctx=ctx, http=server, sockets=sockets)
     running.tasks.append(asyncio.create_task(_sweeper(ctx)))
+    if ctx.jobs is not None:
+        ctx.jobs.start_consumer(config.jobs.workers)
     return running
 
 

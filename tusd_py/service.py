@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -63,6 +63,10 @@ class ContentInspector(Protocol):
 #: Returns the largest upload (bytes) a principal may create; 0 = unlimited.
 SizeLimit = Callable[[Principal], int]
 
+#: Asked before an upload is created (tusd's pre-create hook): returns the record to
+#: create (metadata possibly rewritten) or raises a TusError to refuse it.
+PreCreate = Callable[[Principal, UploadInfo], Awaitable[UploadInfo]]
+
 
 def may_access(principal: Principal, info: UploadInfo) -> bool:
     """Owners and admins may see and change an upload."""
@@ -102,6 +106,7 @@ class UploadService:
         self.clock = clock
         self._size_limit = size_limit
         self.inspector = inspector
+        self.pre_create: PreCreate | None = None
         self.staging_dir = Path(config.server.data_dir) / "staging"
         #: Running whole-upload hashes of checksummed uploads (this process only).
         self.digests = FileDigests()
@@ -217,6 +222,8 @@ class UploadService:
             updated_at=now,
             expires_at=self._expiry(now),
         )
+        if self.pre_create is not None:
+            info = await self.pre_create(principal, info)
         storage = self.composer.storage(info.storage)
         meta = await storage.create(info)
         info = info.replace(storage_meta=dict(meta))

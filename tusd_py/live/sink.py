@@ -1,7 +1,9 @@
-"""``LiveEventSink``: the upload service's lifecycle events into the :class:`LiveHub`."""
+"""``LiveEventSink`` and ``LiveJobListener``: upload lifecycle events and job state
+changes into the :class:`LiveHub`."""
 
 from __future__ import annotations
 
+from tusd_py.jobs.records import JobRecord
 from tusd_py.live.hub import LiveHub
 from tusd_py.models import UploadInfo
 
@@ -29,3 +31,31 @@ class LiveEventSink:
     def emit(self, event: str, info: UploadInfo, detail: str | None = None) -> None:
         if event in LIVE_EVENTS:
             self._hub.publish(info.owner, upload_event(event, info))
+
+
+class LiveJobListener:
+    """A :class:`~tusd_py.jobs.runner.JobListener` publishing the state changes of
+    ``index`` and ``sha256`` jobs to their owner's subscribers as
+    ``{"type": "job.pending"|"job.processing"|"job.completed"|"job.failed",
+    "upload_id", "job_id", "kind", "status", "attempts", "error", "at"}``.
+    Called from worker threads; hands over to the hub's loop, never blocks."""
+
+    def __init__(self, hub: LiveHub, kinds: tuple[str, ...]) -> None:
+        self._hub = hub
+        self._kinds = kinds
+
+    def job_changed(self, job: JobRecord) -> None:
+        if job.kind not in self._kinds:
+            return
+        self._hub.publish_threadsafe(
+            job.owner,
+            {
+                "type": f"job.{job.status.value.lower()}",
+                "upload_id": job.file_id,
+                "job_id": job.job_id,
+                "kind": job.kind,
+                "status": job.status.value,
+                "attempts": job.attempts,
+                "error": job.error,
+            },
+        )

@@ -1,0 +1,123 @@
+"""Helpers of the job tests: a context whose job consumer runs in-process,
+uploads with metadata, and polling a job or status document to an end state."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import tornado.ioloop
+from tornado.httpclient import AsyncHTTPClient
+
+from tests.restapi import HeaderAuthenticator, bearer, get_json
+from tests.tusclient import Tus, metadata
+from tusd_py.config import Config
+from tusd_py.context import AppContext
+from tusd_py.server import build_context
+
+ALICE = bearer("alice")
+#: Config overrides that keep retries and lease recovery quick in tests.
+FAST_JOBS = {"jobs.retry_delay": 0.05, "jobs.max_retry_delay": 0.2, "jobs.visibility_timeout": 2.0}
+
+
+def consuming_ctx(io_loop: tornado.ioloop.IOLoop, config: Config, threads: int = 2) -> Iterator[AppContext]:
+    """A multi-user context (see :func:`tests.restapi.bearer`) with ``threads`` job consumers."""
+    context = io_loop.run_sync(lambda: build_context(config, authenticator=HeaderAuthenticator()))
+    jobs = context.jobs
+    assert jobs is not None
+
+    async def start() -> None:
+        jobs.start_consumer(threads)
+
+    io_loop.run_sync(start)
+    yield context
+    io_loop.run_sync(lambda: jobs.stop_consumer(10.0))
+    io_loop.run_sync(lambda: context.lifecycle.join_tasks(10.0))
+    io_loop.run_sync(context.aclose)
+
+
+async def upload(tus: Tus, body: bytes, headers: Mapping[str, str] = ALICE, **meta: str) -> str:
+    """A complete upload of ``body`` (one creation-with-upload request); returns its id."""
+    h = dict(headers)
+    if meta:
+        h["Upload-Metadata"] = metadata(**meta)
+    res = await tus.create(len(body), headers=h, body=body)
+    assert res.code == 201, (res.code, res.body)
+    assert int(res.headers["Upload-Offset"]) == len(body)
+    return str(res.headers["Location"]).rsplit("/", 1)[-1]
+
+
+async def post_process(
+    client: AsyncHTTPClient,
+    base_url: str,
+    file_id: str,
+    kind: str | None = None,
+    headers: Mapping[str, str] = ALICE,
+) -> tuple[int, Any]:
+    res = await client.fetch(
+        f"{base_url}/process/{file_id}",
+        method="POST",
+        headers=dict(headers),
+        body=json.dumps({"kind": kind}) if kind else b"",
+        raise_error=False,
+        request_timeout=30,
+    )
+    return res.code, json.loads(res.body)
+
+
+async def wait_job(
+    client: AsyncHTTPClient, base_url: str, job_id: str, statuses: tuple[str, ...] = ("COMPLETED", "FAILED"),
+    headers: Mapping[str, str] = ALICE, timeout: float = 30.0,
+) -> dict[str, Any]:  # fmt: skip
+    """Poll ``GET /jobs/{id}`` until its status is one of ``statuses``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        code, doc = await get_json(client, f"{base_url}/jobs/{job_id}", headers)
+        assert code == 200, (code, doc)
+        if doc["status"] in statuses:
+            return dict(doc)
+        assert loop.time() < deadline, f"job {job_id} still {doc['status']} after {timeout}s: {doc}"
+        await asyncio.sleep(0.05)
+
+
+async def wait_state(
+    client: AsyncHTTPClient, base_url: str, file_id: str, state: str, timeout: float = 30.0
+) -> dict[str, Any]:
+    """Poll ``/index-status/{id}`` until ``state``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        code, doc = await get_json(client, f"{base_url}/index-status/{file_id}", ALICE)
+        assert code == 200, (code, doc)
+        if doc["state"] == state:
+            return dict(doc)
+        assert loop.time() < deadline, f"{file_id} still {doc['state']} after {timeout}s: {doc}"
+        await asyncio.sleep(0.05)
+
+
+async def all_rows(
+    client: AsyncHTTPClient, base_url: str, file_id: str, limit: int, headers: Mapping[str, str] = ALICE
+) -> tuple[list[str], list[dict[str, Any]], int]:
+    """Every row of ``file_id`` by following ``next_cursor`` (bounded); ``(columns, rows, total)``."""
+    rows: list[dict[str, Any]] = []
+    url = f"{base_url}/files/{file_id}/rows?limit={limit}"
+    for _ in range(10_000):
+        code, page = await get_json(client, url, headers)
+        assert code == 200, (code, page)
+        assert len(page["rows"]) <= limit
+        rows += page["rows"]
+        if page["next_cursor"] is None:
+            return page["columns"], rows, page["total"]
+        url = f"{base_url}/files/{file_id}/rows?limit={limit}&cursor={page['next_cursor']}"
+    raise AssertionError("paging did not end")
+
+
+def csv_bytes(rows: list[list[Any]]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode()

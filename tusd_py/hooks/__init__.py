@@ -1,0 +1,1 @@
+"""Hooks after (and around) uploads: signed webhooks delivered through the job queue."""

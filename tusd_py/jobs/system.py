@@ -1,0 +1,235 @@
+"""``JobSystem``: the job queue of one process, wired from a :class:`Config`.
+
+It bundles the job store (SQLite in the state database, or Redis), the huey
+queue, the :class:`Runner` with the built-in kinds (``index``, ``sha256``,
+``webhook``), the optional in-process :class:`Consumer` and the
+:class:`JobsSink` that turns upload events into jobs (auto-index, webhooks).
+
+Async methods are for the IOLoop: they run the store's synchronous calls in
+the system's own small thread pool. Listeners (:class:`JobListener`) hear
+every job state change; webhooks are one, live events can be another
+(:meth:`add_listener`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
+
+from tusd_py import errors
+from tusd_py.composer import Composer
+from tusd_py.config import Config
+from tusd_py.hooks import webhooks
+from tusd_py.jobs.consumer import Consumer
+from tusd_py.jobs.digest import sha256_job
+from tusd_py.jobs.index import index_job, tabular_format
+from tusd_py.jobs.queue import JobQueue, build_huey
+from tusd_py.jobs.records import JobRecord, JobStatus, new_job_id, priority_of
+from tusd_py.jobs.rows import RowsDB
+from tusd_py.jobs.runner import BACKEND_ERRORS, JobFn, JobListener, PermanentJobError, Runner
+from tusd_py.jobs.source import UploadSource
+from tusd_py.jobs.store import JobStore, SQLiteJobStore
+from tusd_py.models import ConcatKind, UploadInfo
+
+log = logging.getLogger("tusd_py.jobs")
+T = TypeVar("T")
+
+#: Kinds whose changes make ``job.*`` webhooks (not the webhook deliveries themselves).
+NOTIFIED_KINDS = ("index", "sha256")
+
+
+def build_job_store(config: Config) -> JobStore:
+    """Redis when ``[redis] url`` is set, else the ``jobs`` table of the state database."""
+    if config.redis.url:
+        import redis
+
+        from tusd_py.jobs.redis_store import RedisJobStore
+
+        client = redis.Redis.from_url(config.redis.url, socket_timeout=10.0, socket_connect_timeout=5.0)
+        return RedisJobStore(client, config.redis.prefix)
+    return SQLiteJobStore(config.sqlite_path)
+
+
+class JobSystem:
+    """Store, queue, runner and (optionally) consumer of one process."""
+
+    def __init__(
+        self,
+        config: Config,
+        composer: Composer,
+        *,
+        store: JobStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.composer = composer
+        self.clock = clock
+        self.store = store or build_job_store(config)
+        self.rows = RowsDB(config.data_dir / "rows.db")
+        self.listeners: list[JobListener] = []
+        self.queue = JobQueue(build_huey(config), self._run)
+        self.source: UploadSource | None = None
+        self.consumer: Consumer | None = None
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tusd-jobs-io")
+        j = config.jobs
+        self.runner = Runner(
+            store=self.store,
+            kinds=self._kinds(),
+            push=self.queue.push,
+            listener=self,
+            lease=j.visibility_timeout,
+            retry_delay=j.retry_delay,
+            max_retry_delay=j.max_retry_delay,
+            clock=clock,
+        )
+
+    def _kinds(self) -> dict[str, JobFn]:
+        return {
+            "index": lambda job: index_job(job, self._source(), self.rows, self.config.jobs.strict),
+            "sha256": lambda job: sha256_job(job, self._source()),
+            webhooks.KIND: lambda job: webhooks.deliver(job, self.config.hooks, self.clock),
+        }
+
+    def _source(self) -> UploadSource:
+        if self.source is None:
+            raise PermanentJobError("this process has no event loop bound for reading uploads")
+        return self.source
+
+    def _run(self, job_id: str) -> None:
+        self.runner.run(job_id)
+
+    # --- listeners -----------------------------------------------------------
+
+    def add_listener(self, listener: JobListener) -> None:
+        """Hear every job state change (called from worker threads; must not block long)."""
+        self.listeners.append(listener)
+
+    def job_changed(self, job: JobRecord) -> None:
+        if job.kind in NOTIFIED_KINDS and job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
+            event = "job.completed" if job.status is JobStatus.COMPLETED else "job.failed"
+            self.publish(event, webhooks.job_data(job), job.owner)
+        for listener in self.listeners:
+            try:
+                listener.job_changed(job)
+            except Exception:
+                log.exception("job listener %r failed", listener)
+
+    # --- submitting (synchronous: worker or pool threads) --------------------
+
+    def submit(
+        self, info: UploadInfo, kind: str, tier: str = "basic", payload: dict[str, Any] | None = None
+    ) -> JobRecord:
+        """Queue ``kind`` for ``info``: the file's active job of that kind if there is
+        one, else its last dead letter queued again, else a new job."""
+        now = self.clock()
+        job = JobRecord(
+            job_id=new_job_id(), file_id=info.id, kind=kind, owner=info.owner,
+            priority=priority_of(tier), max_attempts=self.config.jobs.max_attempts,
+            payload=payload or {}, created_at=now, updated_at=now,
+        )  # fmt: skip
+        previous = [j for j in self.store.for_file(info.id) if j.kind == kind]
+        if previous and previous[-1].status is JobStatus.FAILED:
+            again = self.store.requeue(previous[-1].job_id, now)
+            if again is not None:
+                self.queue.push(again.job_id, max(again.priority, job.priority), 0.0)
+                return again
+        stored = self.store.add(job, dedupe=True)
+        if stored is job:
+            self.queue.push(job.job_id, job.priority, 0.0)
+        return stored
+
+    def publish(self, event_type: str, data: dict[str, Any], owner: str) -> list[JobRecord]:
+        """Queue one webhook delivery per ``[hooks] url`` for a new event."""
+        if not self.config.hooks.url:
+            return []
+        jobs = webhooks.webhook_jobs(
+            self.config.hooks, event_type, data, owner, self.clock(), self.config.jobs.max_attempts
+        )
+        for job in jobs:
+            self.store.add(job)
+            self.queue.push(job.job_id, job.priority, 0.0)
+        return jobs
+
+    def on_upload_event(self, event: str, info: UploadInfo, detail: str | None) -> None:
+        """Upload lifecycle → jobs (runs in the pool, see :class:`JobsSink`): webhooks,
+        and an ``index`` job when the declared or sniffed type is CSV/NDJSON (a
+        name like ``x.csv`` alone does not queue one; ``POST /process`` accepts it;
+        partial uploads of a concatenation are not indexed, their final is).
+        A terminated or expired upload's rows are dropped."""
+        if event in webhooks.EVENT_TYPES:
+            self.publish(event, webhooks.upload_data(info, detail), info.owner)
+        tabular = info.concat is not ConcatKind.PARTIAL and tabular_format(info, by_name=False)
+        if event == "upload.finished" and self.config.jobs.auto_index and tabular:
+            self.submit(info, "index")
+        if event in ("upload.terminated", "upload.expired"):
+            self.rows.drop(info.id)
+
+    # --- the IOLoop side -----------------------------------------------------
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a synchronous store call off the IOLoop; a backend failure (sqlite3,
+        redis) becomes :class:`errors.StateStoreError` (503), as in the state stores."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
+        except BACKEND_ERRORS as exc:
+            raise errors.StateStoreError(
+                f"the job store is unavailable ({type(exc).__name__}: {exc})"
+            ) from None
+
+    def background(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn`` in the pool, logging (not raising) its failure."""
+
+        def guarded() -> None:
+            try:
+                fn(*args)
+            except BACKEND_ERRORS as exc:
+                log.warning(
+                    "job store unavailable, event not queued (%s: %s)", type(exc).__name__, exc,
+                    extra={"event": "JobStoreUnavailable"},
+                )  # fmt: skip
+            except Exception:
+                log.exception("queueing jobs for an event failed")
+
+        self._pool.submit(guarded)
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Let job kinds read uploads through coroutines run on ``loop``."""
+        self.source = UploadSource(self.composer, loop)
+
+    def start_consumer(self, threads: int) -> None:
+        """Run ``threads`` consumer threads in this process (call on the loop's thread)."""
+        self.bind(asyncio.get_running_loop())
+        if self.consumer is None and threads > 0:
+            self.consumer = Consumer(
+                self.queue.huey, threads, self.runner.reap, self.config.jobs.visibility_timeout / 4
+            )
+            self.consumer.start()
+
+    async def stop_consumer(self, timeout: float = 30.0) -> None:
+        """Stop the consumer, letting running jobs end (they read through the loop)."""
+        consumer, self.consumer = self.consumer, None
+        if consumer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, consumer.stop, timeout)
+
+    async def aclose(self) -> None:
+        await self.stop_consumer()
+        await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown)
+        self.queue.close()
+        self.store.close()
+
+
+class JobsSink:
+    """The :class:`~tusd_py.events.EventSink` feeding the job system; never blocks."""
+
+    def __init__(self, system: JobSystem) -> None:
+        self.system = system
+
+    def emit(self, event: str, info: UploadInfo, detail: str | None = None) -> None:
+        if event == "upload.progress":
+            return
+        self.system.background(self.system.on_upload_event, event, info, detail)
