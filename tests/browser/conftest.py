@@ -127,8 +127,10 @@ def expect_errors(errors: PageErrors, *fragments: str) -> None:
 
 
 @pytest.fixture
-def artifacts(tmp_path: Path) -> Path:
-    """Where screenshots go: ``$TUSD_PY_BROWSER_ARTIFACTS`` or the test's tmp dir."""
-    path = Path(os.environ.get("TUSD_PY_BROWSER_ARTIFACTS") or tmp_path)
+def artifacts() -> Path:
+    """Where screenshots go: ``$TUSD_PY_BROWSER_ARTIFACTS`` or ``tests/web/artifacts/``
+    (git-ignored; kept after the run for a person to look at)."""
+    default = Path(__file__).resolve().parents[1] / "web" / "artifacts"
+    path = Path(os.environ.get("TUSD_PY_BROWSER_ARTIFACTS") or default)
     path.mkdir(parents=True, exist_ok=True)
     return path

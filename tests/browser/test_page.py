@@ -75,6 +75,8 @@ def test_the_list_shows_uploads_and_deletes_one(
     for index, name in enumerate(names):
         make_file(tmp_path / name, MIB // 2 + index * 1000, seed=index)
     page, _ = open_page(token)
+    expect(page.locator("#files-body tr")).to_have_count(0)
+    page.screenshot(path=str(artifacts / "page-empty.png"), full_page=True)
     page.get_by_label("choose files").set_input_files([tmp_path / n for n in names])
     for name in names:
         expect(page.locator(f'li.upload[data-name="{name}"]')).to_have_attribute("data-state", "complete")

@@ -44,7 +44,7 @@ def patch_offsets(requests: list[Request]) -> list[int]:
 
 
 def test_reload_midway_resumes_from_the_server_offset(
-    open_page: OpenPage, web_server: ServerProcess, origin: str, tmp_path: Path
+    open_page: OpenPage, web_server: ServerProcess, origin: str, tmp_path: Path, artifacts: Path
 ) -> None:
     token = web_server.token("reloader")
     path = tmp_path / "big.bin"
@@ -59,6 +59,7 @@ def test_reload_midway_resumes_from_the_server_offset(
     upload_url = f"{origin}/files/{row.get_attribute('data-id')}"
     status, headers, _ = request(upload_url, "HEAD", token)
     assert status == 200 and headers["upload-offset"] == str(8 * MIB)
+    page.screenshot(path=str(artifacts / "page-mid-upload.png"), full_page=True)
 
     page.reload()  # the held PATCH dies with the page; later ones go through
     gate.allow = 1 << 30
