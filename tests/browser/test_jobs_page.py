@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import WebSocket, expect
+from playwright.sync_api import WebSocket, WebSocketRoute, expect
 
-from tests.browser.conftest import OpenPage
+from tests.browser.conftest import OpenPage, expect_errors
 from tests.browser.support import until
 from tests.e2e.helpers import ServerProcess
 
@@ -106,3 +106,30 @@ def test_csv_row_shows_jobs_live_previews_rows_and_computes_sha256(
     panel.get_by_role("button", name="Close the rows of sales.csv").click()
     expect(panel).to_have_count(0)
     expect(preview).to_be_focused()
+
+
+def test_without_the_socket_job_states_are_polled(
+    open_page: OpenPage, web_server: ServerProcess, origin: str, tmp_path: Path
+) -> None:
+    token = web_server.token("jobs-polled")
+    path = tmp_path / "polled.csv"
+    make_csv(path)
+    page, errors = open_page(None)
+    expect_errors(errors, "WebSocket")
+    refused: list[str] = []
+
+    def refuse(socket: WebSocketRoute) -> None:
+        refused.append(socket.url)
+        socket.close(code=1011, reason="refused by the test")
+
+    page.route_web_socket("**/events", refuse)
+    page.goto(f"{origin}/?no-socket#token={token}")  # a new document, under the route
+    until(page, lambda: refused, "the page to try the socket")
+    page.get_by_label("choose files").set_input_files(path)
+    row = page.locator("#files-body tr.file").filter(has_text="polled.csv")
+    expect(row.locator('.job-list li[data-kind="index"]')).to_have_text("index: ready")
+    expect(page.locator("#library")).not_to_have_attribute("data-live", "on")
+
+    row.get_by_role("button", name="Compute the sha256 of polled.csv").click()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    expect(row.locator('.job-list li[data-kind="sha256"] .digest')).to_have_text(digest)  # polled every 3 s
