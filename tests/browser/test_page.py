@@ -23,7 +23,14 @@ def test_page_and_assets_come_from_this_server_under_a_strict_csp(origin: str) -
     html = body.decode()
     assert "http" not in html.replace("http-equiv", ""), "the page must not load anything from elsewhere"
     assets = [part.split('"', 1)[0] for part in html.split('="/web/static/')[1:]]
-    assert {a.split("?", 1)[0] for a in assets} == {"icon.svg", "app.css", "tus.js", "live.js", "app.js"}
+    assert {a.split("?", 1)[0] for a in assets} == {
+        "icon.svg",
+        "app.css",
+        "tus.js",
+        "live.js",
+        "files.js",
+        "app.js",
+    }
     for asset in assets:
         status, asset_headers, _ = request(f"{origin}/web/static/{asset.replace('&amp;', '&')}")
         assert status == 200 and asset_headers["cache-control"] == "public, max-age=31536000, immutable"

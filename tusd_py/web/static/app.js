@@ -5,7 +5,8 @@
  * auth off (meta tusd-auth) no token is needed. Progress of uploads made
  * elsewhere (other tabs, devices) comes from the live events WebSocket
  * (live.js); while it is down, from polling the list while any is uploading.
- * #library carries data-live="on" while the socket is connected.
+ * #library carries data-live="on" while the socket is connected. The list
+ * itself, with jobs and the rows preview, is files.js.
  * localStorage "tusd-py.chunk-size" overrides the PATCH size (bytes).
  */
 (function () {
@@ -19,11 +20,10 @@
   const TOKEN_KEY = "tusd-py.token";
   const CHUNK_SIZE = parseInt(localStorage.getItem("tusd-py.chunk-size") || "", 10) || 16 * 1024 * 1024;
   const MAX_PARALLEL = 3;
-  const PAGE_SIZE = 20;
   const POLL_MS = 3000;
   const RELOAD_MS = 300;
 
-  const state = { token: null, claims: {}, active: [], queue: [], cursor: null, pages: 0, poll: null, live: null, reload: null,
+  const state = { token: null, claims: {}, active: [], queue: [], poll: null, live: null, reload: null,
     missed: new Set() };
 
   // --- formatting -------------------------------------------------------------------
@@ -214,7 +214,7 @@
     upload.row.querySelector(".stats").textContent =
       `${bytes(upload.file.size)} uploaded in ${duration(elapsed)}`;
     say(upload, "Done.");
-    loadFiles(state.pages <= 1);
+    loadFiles(list.pages <= 1);
   }
 
   function created(upload, url) {
@@ -272,7 +272,7 @@
     try {
       await upload.cancel();
       upload.row.remove();
-      loadFiles(state.pages <= 1);
+      loadFiles(list.pages <= 1);
     } catch (err) {
       if (!refused(err)) say(upload, describe(err), true);
     }
@@ -302,132 +302,25 @@
     $("pending").hidden = entries.length === 0;
   }
 
-  // --- file list ----------------------------------------------------------------------
+  // --- file list (files.js) ----------------------------------------------------------
 
-  async function loadFiles(reset) {
-    if (AUTH && !state.token) return;
-    const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
-    if (!reset && state.cursor) params.set("cursor", state.cursor);
-    try {
-      const page = await api("GET", `${ENDPOINT}?${params}`);
-      if (reset) { $("files-body").replaceChildren(); state.pages = 0; }
-      state.pages += 1;
-      for (const doc of page.items) $("files-body").append(fileRow(doc));
-      state.cursor = page.next_cursor;
-      $("more").hidden = !state.cursor;
-      const count = $("files-body").children.length;
-      $("files-status").textContent = count ? "" : "No files yet.";
-      $("library").dataset.loaded = String(Date.now());
-      if (page.items.some((d) => d.state === "uploading")) startPolling();
-    } catch (err) {
-      if (!refused(err)) $("files-status").textContent = describe(err);
-    }
-  }
+  const list = window.TusdPy.fileList({
+    endpoint: ENDPOINT,
+    api,
+    refused,
+    describe,
+    bytes,
+    authHeaders,
+    errorOf,
+    say: (text) => { $("files-status").textContent = text; },
+    startPolling,
+    reloadSoon,
+    connected: () => state.live !== null && state.live.connected,
+  });
 
-  function cell(label, content) {
-    const td = document.createElement("td");
-    td.dataset.label = label;
-    if (typeof content === "string") td.textContent = content; else if (content) td.append(content);
-    return td;
-  }
-
-  function button(text, label, handler) {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = text;
-    b.setAttribute("aria-label", label);
-    b.addEventListener("click", handler);
-    return b;
-  }
-
-  function fileRow(doc) {
-    const tr = document.createElement("tr");
-    const name = doc.filename || doc.file_id;
-    tr.dataset.id = doc.file_id;
-    tr.dataset.state = doc.state;
-    tr.dataset.offset = String(doc.offset);
-    const nameCell = cell("Name", name);
-    nameCell.className = "name";
-    if (doc.storage && doc.storage !== "disk") {
-      const badge = document.createElement("span");
-      badge.className = "badge";
-      badge.textContent = doc.storage.toUpperCase();
-      nameCell.append(badge);
-    }
-    const stateCell = cell("State", doc.state === "uploading" && doc.percent !== null
-      ? `uploading ${Math.floor(doc.percent)} %` : doc.state);
-    stateCell.className = `state-${doc.state}`;
-    const size = cell("Size", doc.size === null ? `${bytes(doc.offset)} so far` : bytes(doc.size));
-    const kind = cell("Type", doc.mime || "–");
-    const next = doc.visibility === "public" ? "private" : "public";
-    const vis = button(doc.visibility, `${name} is ${doc.visibility}; make it ${next}`, async () => {
-      try {
-        const answer = await api("PATCH", `${ENDPOINT}${doc.file_id}/visibility`, { visibility: next });
-        tr.replaceWith(fileRow(Object.assign({}, doc, { visibility: answer.visibility })));
-      } catch (err) {
-        if (!refused(err)) $("files-status").textContent = describe(err);
-      }
-    });
-    vis.className = "visibility";
-    const actions = cell("Actions", null);
-    actions.className = "actions";
-    const usable = doc.state === "complete" || doc.state === "ready";
-    if (usable) {
-      actions.append(
-        button("Copy link", `Copy a download link for ${name}`, () => copyLink(doc, name)),
-        button("Download", `Download ${name}`, () => download(doc)),
-      );
-    }
-    const del = button("Delete", `Delete ${name}`, () => remove(doc, name, tr));
-    del.className = "delete";
-    actions.append(del);
-    tr.append(nameCell, stateCell, size, kind, cell("Visibility", vis), actions);
-    return tr;
-  }
-
-  async function signedLink(doc) {
-    return (await api("POST", `${ENDPOINT}${doc.file_id}/link`, {})).url;
-  }
-
-  async function copyLink(doc, name) {
-    try {
-      const url = await signedLink(doc);
-      try {
-        await navigator.clipboard.writeText(url);
-        $("files-status").textContent = `Link to ${name} copied.`;
-      } catch (_) {
-        $("files-status").textContent = `Link to ${name}: ${url}`;
-      }
-    } catch (err) {
-      if (!refused(err)) $("files-status").textContent = describe(err);
-    }
-  }
-
-  async function download(doc) {
-    try {
-      const a = document.createElement("a");
-      a.href = await signedLink(doc);
-      a.download = doc.filename || "";
-      document.body.append(a);
-      a.click();
-      a.remove();
-    } catch (err) {
-      if (!refused(err)) $("files-status").textContent = describe(err);
-    }
-  }
-
-  async function remove(doc, name, tr) {
-    if (!window.confirm(`Delete ${name}? This cannot be undone.`)) return;
-    try {
-      const res = await fetch(`${ENDPOINT}${doc.file_id}`, {
-        method: "DELETE", headers: Object.assign({ "Tus-Resumable": "1.0.0" }, authHeaders()),
-      });
-      if (res.status !== 204 && res.status !== 404) throw errorOf(res.status, await res.text(), null);
-      tr.remove();
-      $("files-status").textContent = `Deleted ${name}.`;
-    } catch (err) {
-      if (!refused(err)) $("files-status").textContent = describe(err);
-    }
+  function loadFiles(reset) {
+    if (AUTH && !state.token) return Promise.resolve();
+    return list.load(reset);
   }
 
   // --- live events -------------------------------------------------------------------
@@ -457,7 +350,11 @@
       if (event.type.startsWith("job.")) reloadSoon();
       return;
     }
-    const tr = document.querySelector(`#files-body tr[data-id="${CSS.escape(event.upload_id)}"]`);
+    if (event.type.startsWith("job.")) {
+      list.onJobEvent(event); // updates the row's jobs in place (an open preview stays)
+      return;
+    }
+    const tr = document.querySelector(`#files-body tr.file[data-id="${CSS.escape(event.upload_id)}"]`);
     if (event.type !== "upload.progress") {
       reloadSoon();
       return;
@@ -476,7 +373,7 @@
 
   /* Reload the first page of the list once after a burst of events. */
   function reloadSoon() {
-    if (state.reload !== null || state.pages > 1) return;
+    if (state.reload !== null || list.pages > 1) return;
     state.reload = setTimeout(() => { state.reload = null; loadFiles(true); }, RELOAD_MS);
   }
 
@@ -487,9 +384,9 @@
     state.poll = setInterval(() => {
       if (document.hidden || (state.live !== null && state.live.connected)) return;
       const uploading = state.active.length > 0 ||
-        document.querySelector('#files-body tr[data-state="uploading"]') !== null;
+        document.querySelector('#files-body tr.file[data-state="uploading"]') !== null;
       if (!uploading) { stopPolling(); return; }
-      if (state.pages <= 1) loadFiles(true);
+      if (list.pages <= 1) loadFiles(true);
     }, POLL_MS);
   }
 
