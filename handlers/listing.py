@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from handlers.base import BaseHandler
 from tusd_py.listing import list_page, parse_query
-from tusd_py.status import status_document
+from tusd_py.status import documents_with_jobs
 
 
 async def serve(handler: BaseHandler) -> None:
@@ -25,10 +25,6 @@ async def serve(handler: BaseHandler) -> None:
     api = handler.ctx.config.api
     query = parse_query(args, default_limit=api.page_size, max_limit=api.max_page_size)
     rows, next_cursor = await list_page(handler.ctx.composer.state, principal, query)
-    now = handler.ctx.service.clock()
-    base_path = handler.ctx.config.server.base_path
+    items = await documents_with_jobs(handler.ctx, rows)
     handler.set_header("Cache-Control", "no-store")
-    handler.finish_json(
-        200,
-        {"items": [status_document(info, now, base_path) for info in rows], "next_cursor": next_cursor},
-    )
+    handler.finish_json(200, {"items": items, "next_cursor": next_cursor})

@@ -137,3 +137,15 @@ async def document_with_jobs(ctx: AppContext, info: UploadInfo) -> dict[str, Any
     if ctx.jobs is not None:
         jobs = await ctx.jobs.call(ctx.jobs.store.for_file, info.id)
     return status_document(info, ctx.service.clock(), ctx.config.server.base_path, jobs)
+
+
+async def documents_with_jobs(ctx: AppContext, infos: Sequence[UploadInfo]) -> list[dict[str, Any]]:
+    """:func:`status_document` of each of ``infos`` (a listing page) with its jobs,
+    read in one trip off the IOLoop."""
+    jobs: list[list[JobRecord]] = [[] for _ in infos]
+    if ctx.jobs is not None and infos:
+        store = ctx.jobs.store
+        ids = [info.id for info in infos]
+        jobs = await ctx.jobs.call(lambda: [store.for_file(i) for i in ids])
+    now, base_path = ctx.service.clock(), ctx.config.server.base_path
+    return [status_document(info, now, base_path, found) for info, found in zip(infos, jobs, strict=True)]

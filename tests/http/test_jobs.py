@@ -282,3 +282,16 @@ async def test_job_states_reach_the_owners_live_socket(tus: Tus, base_url: str) 
         assert "job.processing" in [m["type"] for m in seen], seen
     finally:
         ws.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_listing_shows_each_uploads_jobs(
+    tus: Tus, http_client: AsyncHTTPClient, base_url: str
+) -> None:
+    file_id = await upload(tus, csv_bytes(people(10)), filename="l.csv", filetype="text/csv")
+    await wait_state(http_client, base_url, file_id, "ready")
+    status, listing = await get_json(http_client, base_url + "/files/", ALICE)
+    assert status == 200, listing
+    [item] = [i for i in listing["items"] if i["file_id"] == file_id]
+    assert item["state"] == "ready", item
+    assert [(j["kind"], j["status"]) for j in item["jobs"]] == [("index", "COMPLETED")]
