@@ -21,7 +21,6 @@ Both are called by ``tusd-py serve`` (:mod:`tusd_py.serve_cmd`, and each
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import threading
@@ -43,12 +42,12 @@ def glibc() -> ctypes.CDLL | None:
     """The running process's glibc, or None (musl, macOS, ...)."""
     try:
         libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # noqa: B018 - only glibc has it
-        libc.mallopt
-        libc.malloc_trim
-    except (OSError, AttributeError):
+    except OSError:
         return None
-    return libc
+    # Only glibc has all three (musl has no malloc_trim or gnu_get_libc_version).
+    if all(hasattr(libc, name) for name in ("gnu_get_libc_version", "mallopt", "malloc_trim")):
+        return libc
+    return None
 
 
 def limit_arenas(environ: Mapping[str, str] | None = None, count: int = ARENA_MAX) -> bool:
