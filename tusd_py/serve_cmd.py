@@ -9,6 +9,7 @@ import shlex
 
 from tusd_py.auth_secret import missing_generated_secret
 from tusd_py.config import Config, ConfigError, is_loopback
+from tusd_py.heap import Trimmer, limit_arenas
 from tusd_py.jwt_auth import HMAC_ALGORITHMS, mint_token
 from tusd_py.server import RunningServer, run
 from tusd_py.web.urls import page_url, sign_in_link
@@ -87,6 +88,7 @@ def serve(config: Config, config_file: str | None = None) -> int:
     """Run until SIGTERM; returns the exit code. ``config_file``: the ``--config``
     the config came from (named in the token hint)."""
     check_serve_allowed(config)
+    limit_arenas()  # before any thread starts; --workers children inherit it
     announce_url = functools.partial(
         _announce_url, config_file=config_file, first_run=_first_local_run(config)
     )
@@ -96,4 +98,5 @@ def serve(config: Config, config_file: str | None = None) -> int:
     def announce(running: RunningServer) -> None:
         announce_url(running.ctx.config, running.port)
 
-    return asyncio.run(run(config, announce=announce))
+    with Trimmer():
+        return asyncio.run(run(config, announce=announce))

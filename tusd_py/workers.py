@@ -78,6 +78,7 @@ class _WorkerTag(logging.Filter):
 
 def _worker_main(config: Config, index: int, ready_fd: int | None) -> int:
     """Body of one worker process; returns its exit code."""
+    from tusd_py.heap import Trimmer
     from tusd_py.logs import configure_logging
     from tusd_py.server import RunningServer, run
 
@@ -96,9 +97,10 @@ def _worker_main(config: Config, index: int, ready_fd: int | None) -> int:
     # notify socket, watchdog or inherited sockets.
     environ = {k: v for k, v in os.environ.items() if k not in _SYSTEMD_VARS}
     try:
-        return asyncio.run(
-            run(config, announce=ready, sockets=sockets, do_reconcile=index == 0, environ=environ)
-        )
+        with Trimmer():
+            return asyncio.run(
+                run(config, announce=ready, sockets=sockets, do_reconcile=index == 0, environ=environ)
+            )
     finally:
         pipeline.stop()
 
