@@ -48,6 +48,10 @@ _CUT_ERRORS: dict[str, Callable[[], errors.TusError]] = {
 class StreamingHandler(BaseHandler):
     """Base of handlers whose requests may carry an upload body."""
 
+    #: True if the request body is the upload's bytes as they are (tus PATCH
+    #: and creation-with-upload), so it may be spliced into the file; False for
+    #: bodies the handler transforms (multipart).
+    raw_body_appends: bool = False
     session: AppendSession | None = None
     _slot: StreamSlot | None = None
     _idle_handle: asyncio.TimerHandle | None = None
@@ -96,7 +100,8 @@ class StreamingHandler(BaseHandler):
         connection = self.request.connection
         length = self.content_length()
         if (
-            not self.ctx.config.server.zero_copy
+            not self.raw_body_appends
+            or not self.ctx.config.server.zero_copy
             or not isinstance(connection, DrainingConnection)
             or self.request.protocol != "http"
             or length is None
@@ -106,7 +111,12 @@ class StreamingHandler(BaseHandler):
             or self.draft is not None
         ):
             return
-        self._splice = SplicedBody(session, on_moved=self._spliced, on_error=self._store_failed)
+        self._splice = SplicedBody(
+            session,
+            on_moved=self._spliced,
+            on_error=self._store_failed,
+            progress_interval=self.ctx.config.server.progress_interval,
+        )
         connection.offer_splice(self._splice)
 
     def _spliced(self, n: int) -> None:

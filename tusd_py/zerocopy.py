@@ -62,6 +62,8 @@ class SplicedBody:
     """The rest of one request body, to be spliced into its session's writer.
 
     ``on_moved(n)``: ``n`` more bytes were stored (activity, metrics).
+    ``progress_interval``: offsets are published at least this often, so a
+    step is at most this long (and at most :data:`STEP_BUDGET`).
     ``on_error(error, framing_kept)``: storing failed; the handler answers
     ``error``; if not ``framing_kept`` the connection must be closed after it.
     Both are called on the loop, never while a step runs.
@@ -73,8 +75,12 @@ class SplicedBody:
         *,
         on_moved: Callable[[int], None],
         on_error: Callable[[errors.TusError, bool], None],
+        progress_interval: float = STEP_BUDGET,
     ) -> None:
         self.session = session
+        #: A step never outlasts the offset publishing interval (``server.progress_interval``).
+        self._budget = min(STEP_BUDGET, progress_interval)
+        self._grace = min(STEP_GRACE, self._budget)
         self.min_body = MIN_BODY
         self.head_bytes = HEAD_BYTES
         #: Bytes stored by splicing (not counting the copied head).
@@ -111,7 +117,7 @@ class SplicedBody:
             while taken < count and not self._stopping and self.session.can_splice():
                 try:
                     step = await self.session.append_spliced(
-                        sock, count - taken, budget=STEP_BUDGET, grace=STEP_GRACE
+                        sock, count - taken, budget=self._budget, grace=self._grace
                     )
                 except errors.TusError as exc:  # before any byte moved (lost lock, ...)
                     self._on_error(exc, True)
