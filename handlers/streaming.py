@@ -145,16 +145,12 @@ class StreamingHandler(BaseHandler):
         try:
             await session.write(chunk)
         except errors.TusError as exc:
-            self._store_failed(exc, True)
+            self._store_failed(exc)
 
-    def _store_failed(self, exc: errors.TusError, framing_kept: bool) -> None:
-        """Storing the body failed: answer ``exc`` (the bytes stored are kept);
-        without ``framing_kept`` (bytes lost between socket and file) the
-        connection is closed after the answer instead of drained."""
+    def _store_failed(self, exc: errors.TusError) -> None:
+        """Storing the body failed: answer ``exc`` (the bytes stored are kept)."""
         if self.session is not None:
             self.bytes_received = self.session.received
-        if not framing_kept:
-            self.close_after_response()
         self.fail(exc)
         self._end_stream()
 

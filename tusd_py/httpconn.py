@@ -186,12 +186,13 @@ class DrainingConnection(HTTP1Connection):
             and body.ready()
         ):
             _unwatch(stream)
-            taken = await body.run(stream.socket.fileno(), remaining)
-            remaining -= taken
-            self._body_seen += taken
+            remaining -= await body.run(stream.socket.fileno(), remaining, self._spliced)
         # 3. whatever is left after an early stop: Tornado's own reading
         if remaining > 0:
             await super()._read_fixed_body(remaining, delegate)
+
+    def _spliced(self, n: int) -> None:
+        self._body_seen += n
 
     async def _deliver_body(self, delegate: tornado.httputil.HTTPMessageDelegate, data: bytes) -> None:
         self._body_seen += len(data)

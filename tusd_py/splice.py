@@ -10,8 +10,8 @@ and in bytes (``count``); it returns early when the socket stays empty for
 Guarantees of a :class:`SpliceStep`: ``stored`` bytes were appended to the
 file at its current position, in order, and nothing else was written;
 ``taken`` bytes were read from the socket (``taken - stored`` > 0 only after a
-file error: those bytes were in the pipe and are lost, so the request's
-framing is lost too and its connection must be closed).
+file error: those bytes were in the pipe and are dropped; the caller still
+counts them as read, so the request's framing stays exact).
 """
 
 from __future__ import annotations

@@ -25,8 +25,9 @@ Anything that answers the request while a step runs waits for it: the
 handler's cut (network timeout, release request, shutdown) calls
 :meth:`SplicedBody.stop`, which ends splicing and runs the cut once no step
 is in a thread (at most :data:`STEP_BUDGET` seconds later, at once when the
-client is idle). A file error after bytes left the socket loses the
-framing; that request's connection is closed after its answer.
+client is idle). After a file error the bytes taken from the socket but not
+stored are counted as read (the framing stays exact), so the refused rest is
+drained as on the copying path; the offset counts only stored bytes.
 
 Not spliced (the copying path): TLS, chunked bodies, ``Upload-Checksum``,
 IETF draft requests (interim responses while reading), bodies under
@@ -64,8 +65,7 @@ class SplicedBody:
     ``on_moved(n)``: ``n`` more bytes were stored (activity, metrics).
     ``progress_interval``: offsets are published at least this often, so a
     step is at most this long (and at most :data:`STEP_BUDGET`).
-    ``on_error(error, framing_kept)``: storing failed; the handler answers
-    ``error``; if not ``framing_kept`` the connection must be closed after it.
+    ``on_error(error)``: storing failed; the handler answers ``error``.
     Both are called on the loop, never while a step runs.
     """
 
@@ -74,7 +74,7 @@ class SplicedBody:
         session: AppendSession,
         *,
         on_moved: Callable[[int], None],
-        on_error: Callable[[errors.TusError, bool], None],
+        on_error: Callable[[errors.TusError], None],
         progress_interval: float = STEP_BUDGET,
     ) -> None:
         self.session = session
@@ -108,9 +108,10 @@ class SplicedBody:
             self._wake.set_result(None)
         return True
 
-    async def run(self, sock: int, count: int) -> int:
+    async def run(self, sock: int, count: int, on_taken: Callable[[int], None]) -> int:
         """Splice up to ``count`` body bytes from socket ``sock`` (off the
-        IOLoop's watch). Returns how many bytes were taken from the socket."""
+        IOLoop's watch). Returns how many bytes were taken from the socket;
+        ``on_taken(n)`` is told after each step, before anything else runs."""
         self._active = True
         taken = 0
         try:
@@ -120,15 +121,16 @@ class SplicedBody:
                         sock, count - taken, budget=self._budget, grace=self._grace
                     )
                 except errors.TusError as exc:  # before any byte moved (lost lock, ...)
-                    self._on_error(exc, True)
+                    self._on_error(exc)
                     break
                 taken += step.taken
+                on_taken(step.taken)
                 self.spliced += step.stored
                 if step.stored:
                     self._on_moved(step.stored)
                 failure = self.session.failure
                 if failure is not None:
-                    self._on_error(failure, step.taken == step.stored)
+                    self._on_error(failure)
                     break
                 if step.eof:
                     break

@@ -12,7 +12,9 @@ import hashlib
 import json
 import logging
 import os
+import struct
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,6 +105,20 @@ async def test_body_cut_midway_keeps_exactly_the_bytes_received(
     res = await tus.patch(url, sent, data[sent:])
     assert res.code == 204 and res.headers["Upload-Offset"] == str(len(data))
     assert stored.content(upload_id_of(url)) == data
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_first_bytes_are_inspected_before_splicing(
+    tus: Tus, data_dir: Path, spliced: list[int]
+) -> None:
+    elf = b"\x7fELF\x02\x01\x01" + b"\0" * 9 + struct.pack("<HH", 2, 0x3E) + b"\0" * 40 + body(2 * MIB)
+    url = await tus.create_url(len(elf))
+    res = await tus.patch(url, 0, elf)
+    assert res.code == 415, res.body
+    assert json.loads(res.body)["error"]["code"] == "ERR_FILE_TYPE_NOT_ALLOWED"
+    assert spliced == []
+    assert (await tus.head(url)).code == 404
+    assert list((data_dir / "uploads").iterdir()) == []
 
 
 @pytest.mark.gen_test(timeout=60)
