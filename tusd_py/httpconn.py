@@ -170,11 +170,24 @@ class DrainingConnection(HTTP1Connection):
             return
         remaining = content_length
         copied = 0
-        # 1. the head and what Tornado already holds, through data_received
-        while remaining > 0 and (copied < body.head_bytes or stream._read_buffer_size > 0):
+        # 1. the head through data_received, Tornado reading as always, but
+        # the socket off the IOLoop between reads (an idle IOStream keeps
+        # reading into its buffer, up to max_buffer_size) ...
+        while remaining > 0 and copied < body.head_bytes:
             data = await stream.read_bytes(min(self.params.chunk_size, remaining), partial=True)
             remaining -= len(data)
             copied += len(data)
+            if not stream.writing():
+                _unwatch(stream)
+            await self._deliver_body(delegate, data)
+        # ... then what Tornado already holds, served from its buffer (no
+        # socket read); checked again after every await.
+        while remaining > 0 and not self._write_finished and not stream.writing():
+            _unwatch(stream)
+            if stream._read_buffer_size <= 0:
+                break
+            data = await stream.read_bytes(min(self.params.chunk_size, remaining), partial=True)
+            remaining -= len(data)
             await self._deliver_body(delegate, data)
         # 2. the rest, spliced while the IOLoop does not watch the socket
         if (
@@ -185,7 +198,6 @@ class DrainingConnection(HTTP1Connection):
             and not stream.closed()
             and body.ready()
         ):
-            _unwatch(stream)
             remaining -= await body.run(stream.socket.fileno(), remaining, self._spliced)
         # 3. whatever is left after an early stop: Tornado's own reading
         if remaining > 0:
@@ -254,7 +266,8 @@ def _unwatch(stream: tornado.iostream.IOStream) -> None:
     """Take the stream's socket off the IOLoop: with no read pending, an idle
     IOStream still listens for reads (to notice a close) and would read body
     bytes into its buffer behind the splice. Its next read or write registers
-    the socket again (``_add_io_state`` with no state)."""
+    the socket again (``_add_io_state`` with no state). Only called with no
+    read pending and nothing left to write."""
     if stream._state is not None:
         stream.io_loop.remove_handler(stream.socket)
         stream._state = None

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 
 from tusd_py import errors
@@ -114,6 +115,9 @@ class SplicedBody:
         ``on_taken(n)`` is told after each step, before anything else runs."""
         self._active = True
         taken = 0
+        # Our own descriptor of the socket: a close of the connection while a
+        # step runs cannot hand the thread a reused descriptor number.
+        sock = os.dup(sock)
         try:
             while taken < count and not self._stopping and self.session.can_splice():
                 try:
@@ -137,6 +141,7 @@ class SplicedBody:
                 if taken < count:
                     await self._readable(sock)
         finally:
+            os.close(sock)
             self._active = False
             then, self._then = self._then, []
             log.debug(

@@ -23,7 +23,7 @@ import tornado.testing
 from tornado.httpclient import AsyncHTTPClient
 
 from tests.http.conftest import Connect, Stored, upload_id_of
-from tests.http.raw import RawConnection
+from tests.http.raw import RawConnection, request_head
 from tests.http.test_patch_interrupted import offset_reaches, start_patch, streams_open
 from tests.tusclient import PATCH_TYPE, TUS, Tus
 from tusd_py import server
@@ -70,12 +70,50 @@ async def test_large_patch_is_spliced_identical_and_keeps_alive(
     assert res.status == 204, res
     assert res.header("Upload-Offset") == str(len(data))
     assert res.header("Connection") != "close"
-    assert len(spliced) == 1 and len(data) - 2 * HEAD_BYTES <= spliced[0] <= len(data) - HEAD_BYTES
+    assert len(spliced) == 1 and len(data) - 4 * MIB <= spliced[0] <= len(data) - HEAD_BYTES
     assert stored.content(upload_id_of(url)) == data
     # the same connection serves the next request
     await conn.send_request("HEAD", path, TUS)
     head = await conn.read_response("HEAD")
     assert head.status == 200 and head.header("Upload-Offset") == str(len(data))
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_pipelined_request_after_a_spliced_body_is_answered(
+    tus: Tus, stored: Stored, connect: Connect, spliced: list[int]
+) -> None:
+    """The splice never reads past Content-Length: the next request's bytes,
+    sent in the same write, stay for Tornado."""
+    data = body(3 * MIB)
+    url = await tus.create_url(len(data))
+    path = "/files/" + upload_id_of(url)
+    conn = await connect()
+    headers = {**TUS, **PATCH_TYPE, "Upload-Offset": "0", "Content-Length": str(len(data))}
+    await conn.send(request_head("PATCH", path, headers) + data + request_head("HEAD", path, TUS))
+    res = await conn.read_response()
+    assert res.status == 204 and res.header("Upload-Offset") == str(len(data))
+    head = await conn.read_response("HEAD")
+    assert head.status == 200 and head.header("Upload-Offset") == str(len(data))
+    assert spliced and spliced[0] > 0
+    assert stored.content(upload_id_of(url)) == data
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_expect_continue_body_is_spliced(
+    tus: Tus, stored: Stored, connect: Connect, spliced: list[int]
+) -> None:
+    data = body(2 * MIB)
+    url = await tus.create_url(len(data))
+    conn = await connect()
+    headers = {**TUS, **PATCH_TYPE, "Upload-Offset": "0", "Content-Length": str(len(data))}
+    await conn.send_request("PATCH", "/files/" + upload_id_of(url), {**headers, "Expect": "100-continue"})
+    interim = await conn.read_response()
+    assert interim.status == 100
+    await conn.send(data)
+    res = await conn.read_response()
+    assert res.status == 204 and res.header("Upload-Offset") == str(len(data))
+    assert spliced and spliced[0] > 0
+    assert stored.content(upload_id_of(url)) == data
 
 
 @pytest.mark.gen_test(timeout=60)
