@@ -41,27 +41,20 @@ _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 SPLICE_THREADS = 16
 
 
+def os_error(operation: str, exc: OSError) -> errors.TusError:
+    """The storage error for ``exc`` raised during ``operation`` (ENOSPC → 507)."""
+    if exc.errno in _NO_SPACE:
+        return errors.InsufficientStorage(f"disk full during {operation}; the bytes before it were kept")
+    return errors.StorageError(f"local storage failed during {operation}: {exc.strerror}")
+
+
 @contextlib.contextmanager
 def map_os_errors(operation: str) -> Iterator[None]:
-    """Translate ``OSError`` into storage errors (ENOSPC → 507)."""
+    """Translate ``OSError`` into storage errors (see :func:`os_error`)."""
     try:
         yield
     except OSError as exc:
-        if exc.errno in _NO_SPACE:
-            raise errors.InsufficientStorage(
-                f"disk full during {operation}; the bytes before it were kept"
-            ) from exc
-        raise errors.StorageError(f"local storage failed during {operation}: {exc.strerror}") from exc
-
-
-def os_error(operation: str, exc: OSError) -> errors.TusError:
-    """The storage error :func:`map_os_errors` raises for ``exc``."""
-    try:
-        with map_os_errors(operation):
-            raise exc
-    except errors.TusError as mapped:
-        return mapped
-    raise AssertionError("unreachable")  # pragma: no cover
+        raise os_error(operation, exc) from exc
 
 
 def _fsync_path(path: Path) -> None:
