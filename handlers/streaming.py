@@ -28,7 +28,7 @@ from tusd_py.httpconn import DrainingConnection
 from tusd_py.logs import UNANSWERED_STATUS
 from tusd_py.models import Principal, UploadInfo
 from tusd_py.service import AppendRequest, AppendSession
-from tusd_py.zerocopy import MIN_BODY, SplicedBody
+from tusd_py.zerocopy import MIN_BODY, SplicedBody, step_limit
 
 log = logging.getLogger("tusd_py.app")
 
@@ -99,9 +99,10 @@ class StreamingHandler(BaseHandler):
         :mod:`tusd_py.zerocopy` for when it does not)."""
         connection = self.request.connection
         length = self.content_length()
+        server = self.ctx.config.server
         if (
             not self.raw_body_appends
-            or not self.ctx.config.server.zero_copy
+            or not server.zero_copy
             or not isinstance(connection, DrainingConnection)
             or self.request.protocol != "http"
             or length is None
@@ -115,7 +116,7 @@ class StreamingHandler(BaseHandler):
             session,
             on_moved=self._spliced,
             on_error=self._store_failed,
-            progress_interval=self.ctx.config.server.progress_interval,
+            max_step=step_limit(server.progress_interval, server.release_idle),
         )
         connection.offer_splice(self._splice)
 

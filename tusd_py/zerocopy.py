@@ -60,12 +60,21 @@ STEP_BUDGET = 0.25
 STEP_GRACE = 0.05
 
 
+def step_limit(progress_interval: float, release_idle: float) -> float:
+    """The longest splice step that keeps the copying path's promises: offsets
+    published every ``progress_interval`` and a writer that sends never taken
+    for idle by a release request after ``release_idle`` (progress is seen
+    only between steps)."""
+    limit = min(STEP_BUDGET, progress_interval)
+    return min(limit, release_idle / 2) if release_idle > 0 else limit
+
+
 class SplicedBody:
     """The rest of one request body, to be spliced into its session's writer.
 
     ``on_moved(n)``: ``n`` more bytes were stored (activity, metrics).
-    ``progress_interval``: offsets are published at least this often, so a
-    step is at most this long (and at most :data:`STEP_BUDGET`).
+    ``max_step``: a step lasts at most this long (and at most
+    :data:`STEP_BUDGET`); see :func:`step_limit`.
     ``on_error(error)``: storing failed; the handler answers ``error``.
     Both are called on the loop, never while a step runs.
     """
@@ -76,11 +85,10 @@ class SplicedBody:
         *,
         on_moved: Callable[[int], None],
         on_error: Callable[[errors.TusError], None],
-        progress_interval: float = STEP_BUDGET,
+        max_step: float = STEP_BUDGET,
     ) -> None:
         self.session = session
-        #: A step never outlasts the offset publishing interval (``server.progress_interval``).
-        self._budget = min(STEP_BUDGET, progress_interval)
+        self._budget = min(STEP_BUDGET, max_step)
         self._grace = min(STEP_GRACE, self._budget)
         self.min_body = MIN_BODY
         self.head_bytes = HEAD_BYTES
