@@ -323,7 +323,8 @@ class LocalStorage:
 
     async def close(self) -> None:
         self._writeback.shutdown(wait=False, cancel_futures=True)
-        self._splicer.shutdown(wait=False, cancel_futures=True)
+        if self._splicer is not None:
+            self._splicer.shutdown(wait=False, cancel_futures=True)
 
 
 def _concat_files(target: Path, sources: Sequence[Path], fsync: bool) -> None:
