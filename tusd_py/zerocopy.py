@@ -1,13 +1,16 @@
 """Zero-copy appends: a request body spliced from the socket into the upload file.
 
-For a PATCH (or a creation with a body) whose body is large, the streaming
-handler offers the connection a :class:`SplicedBody` (:func:`offer`). The
+For a tus PATCH (or a creation with a body) whose body is large, the
+streaming handler (``handlers.streaming.StreamingHandler``) offers the
+connection a :class:`SplicedBody` once the upload is locked. The
 connection (:class:`tusd_py.httpconn.DrainingConnection`) then reads the
 body in three phases, all within Tornado's framing (``Content-Length``):
 
 1. **copy** — the first :data:`HEAD_BYTES` and whatever Tornado's IOStream
    already buffered go through ``data_received`` as always (so the
    file-type inspector sees the first bytes, and no buffered byte is lost);
+   between these reads the socket is off the IOLoop, so an idle IOStream
+   does not read ahead into its buffer;
 2. **splice** — the socket is taken off the IOLoop and :meth:`SplicedBody.run`
    moves the rest with ``splice(2)`` socket → pipe → file in bounded steps in
    worker threads (:mod:`tusd_py.splice`), through
@@ -29,7 +32,11 @@ client is idle). After a file error the bytes taken from the socket but not
 stored are counted as read (the framing stays exact), so the refused rest is
 drained as on the copying path; the offset counts only stored bytes.
 
+Each spliced body logs a ``ZeroCopyAppend`` event (debug level) with the
+bytes spliced.
+
 Not spliced (the copying path): TLS, chunked bodies, ``Upload-Checksum``,
+bodies a handler transforms (multipart ``POST /index``),
 IETF draft requests (interim responses while reading), bodies under
 :data:`MIN_BODY`, storages without a :class:`~tusd_py.splice.SpliceWriter`
 (S3 for now: its part spool could take spliced bytes later), and
