@@ -161,6 +161,16 @@ async def test_first_bytes_are_inspected_before_splicing(
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_body_longer_than_the_upload_is_refused_before_splicing(
+    tus: Tus, stored: Stored, spliced: list[int]
+) -> None:
+    url = await tus.create_url(1 * MIB)
+    res = await tus.patch(url, 0, body(2 * MIB))
+    assert res.code == 413, res.body
+    assert spliced == [] and stored.content(upload_id_of(url)) == b""
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_checksummed_body_is_copied(tus: Tus, stored: Stored, spliced: list[int]) -> None:
     data = body(1 * MIB)
     url = await tus.create_url(len(data))
