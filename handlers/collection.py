@@ -18,6 +18,7 @@ from tusd_py.service import AppendRequest
 
 class CollectionHandler(StreamingHandler):
     SUPPORTED_METHODS = ("OPTIONS", "POST", "GET")
+    raw_body_appends = True
 
     created: UploadInfo | None = None
     #: Set for an IETF draft creation (:mod:`handlers.rufh`).

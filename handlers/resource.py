@@ -17,6 +17,7 @@ _OVERRIDABLE = {"PATCH", "HEAD", "DELETE", "GET"}
 
 class UploadHandler(StreamingHandler):
     SUPPORTED_METHODS = ("HEAD", "PATCH", "DELETE", "GET", "OPTIONS", "POST")
+    raw_body_appends = True
     #: Set for an IETF draft append (:mod:`handlers.rufh`).
     progress: rufh.Progress | None = None
 

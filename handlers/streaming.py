@@ -6,6 +6,10 @@ back-pressure holds. However the request ends — complete body, client gone,
 idle for ``network_timeout``, interrupted by a newer request for the same
 upload (lock release request), shutdown — the bytes stored so far are
 published as the upload's offset exactly once and the lock is released.
+
+A large body on plain HTTP is spliced from the socket into the upload file
+instead (:mod:`tusd_py.zerocopy`) after its first bytes were copied; the
+guarantees above hold for it too.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ import tornado.web
 from handlers.base import BaseHandler
 from tusd_py import errors
 from tusd_py.guard import StreamSlot
+from tusd_py.httpconn import DrainingConnection
 from tusd_py.logs import UNANSWERED_STATUS
 from tusd_py.models import Principal, UploadInfo
 from tusd_py.service import AppendRequest, AppendSession
+from tusd_py.zerocopy import MIN_BODY, SplicedBody, step_limit
 
 log = logging.getLogger("tusd_py.app")
 
@@ -42,6 +48,10 @@ _CUT_ERRORS: dict[str, Callable[[], errors.TusError]] = {
 class StreamingHandler(BaseHandler):
     """Base of handlers whose requests may carry an upload body."""
 
+    #: True if the request body is the upload's bytes as they are (tus PATCH
+    #: and creation-with-upload), so it may be spliced into the file; False for
+    #: bodies the handler transforms (multipart).
+    raw_body_appends: bool = False
     session: AppendSession | None = None
     _slot: StreamSlot | None = None
     _idle_handle: asyncio.TimerHandle | None = None
@@ -52,6 +62,7 @@ class StreamingHandler(BaseHandler):
     _stream_token: int = 0
     _committing: bool = False
     _connection_lost: bool = False
+    _splice: SplicedBody | None = None
 
     def request_has_body(self) -> bool:
         """True if the request declares a non-empty body."""
@@ -80,7 +91,38 @@ class StreamingHandler(BaseHandler):
         loop = asyncio.get_running_loop()
         self._last_activity = loop.time()
         self._idle_handle = loop.call_later(self.ctx.config.server.network_timeout, self._check_idle)
+        self._offer_splice(self.session, request)
         return self.session
+
+    def _offer_splice(self, session: AppendSession, request: AppendRequest) -> None:
+        """Let the connection splice this body when zero-copy applies (see
+        :mod:`tusd_py.zerocopy` for when it does not)."""
+        connection = self.request.connection
+        length = self.content_length()
+        server = self.ctx.config.server
+        if (
+            not self.raw_body_appends
+            or not server.zero_copy
+            or not isinstance(connection, DrainingConnection)
+            or self.request.protocol != "http"
+            or length is None
+            or length < MIN_BODY
+            or "Transfer-Encoding" in self.request.headers
+            or request.checksum is not None
+            or self.draft is not None
+        ):
+            return
+        self._splice = SplicedBody(
+            session,
+            on_moved=self._spliced,
+            on_error=self._store_failed,
+            max_step=step_limit(server.progress_interval, server.release_idle),
+        )
+        connection.offer_splice(self._splice)
+
+    def _spliced(self, n: int) -> None:
+        self._last_activity = asyncio.get_running_loop().time()
+        self.ctx.metrics.bytes_received += n
 
     async def reserve_stream(self, principal: Principal) -> None:
         """Take this request's stream slot now (idempotent); it is released
@@ -104,9 +146,14 @@ class StreamingHandler(BaseHandler):
         try:
             await session.write(chunk)
         except errors.TusError as exc:
-            self.bytes_received = session.received
-            self.fail(exc)
-            self._end_stream()
+            self._store_failed(exc)
+
+    def _store_failed(self, exc: errors.TusError) -> None:
+        """Storing the body failed: answer ``exc`` (the bytes stored are kept)."""
+        if self.session is not None:
+            self.bytes_received = self.session.received
+        self.fail(exc)
+        self._end_stream()
 
     async def finish_stream(self) -> UploadInfo:
         """The body is complete: commit it. Raises what stopped the stream."""
@@ -140,6 +187,8 @@ class StreamingHandler(BaseHandler):
             or (session is not None and session.closed)
         ):
             return
+        if self._splice is not None and self._splice.stop(lambda: self.cut(reason)):
+            return  # cut once no splice step runs (the socket is then ours again)
         self._cut_reason = reason
         log.info(
             "upload %s cut: %s",

@@ -29,25 +29,32 @@ from typing import ClassVar
 from storage.base import Capability
 from tusd_py import errors, protocol
 from tusd_py.models import UploadInfo
+from tusd_py.splice import Pipe, SpliceStep, splice_step
 
 READ_BLOCK = 1 << 20
 #: With an fsync policy other than ``never``, an upload being written is
 #: flushed in the background every this many bytes (see LocalWriter).
 WRITEBACK_BYTES = 64 << 20
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+#: Threads running splice steps (:meth:`LocalWriter.splice_from`) at once;
+#: a step lasts at most its budget (a fraction of a second), more queue.
+SPLICE_THREADS = 16
+
+
+def os_error(operation: str, exc: OSError) -> errors.TusError:
+    """The storage error for ``exc`` raised during ``operation`` (ENOSPC → 507)."""
+    if exc.errno in _NO_SPACE:
+        return errors.InsufficientStorage(f"disk full during {operation}; the bytes before it were kept")
+    return errors.StorageError(f"local storage failed during {operation}: {exc.strerror}")
 
 
 @contextlib.contextmanager
 def map_os_errors(operation: str) -> Iterator[None]:
-    """Translate ``OSError`` into storage errors (ENOSPC → 507)."""
+    """Translate ``OSError`` into storage errors (see :func:`os_error`)."""
     try:
         yield
     except OSError as exc:
-        if exc.errno in _NO_SPACE:
-            raise errors.InsufficientStorage(
-                f"disk full during {operation}; the bytes before it were kept"
-            ) from exc
-        raise errors.StorageError(f"local storage failed during {operation}: {exc.strerror}") from exc
+        raise os_error(operation, exc) from exc
 
 
 def _fsync_path(path: Path) -> None:
@@ -85,6 +92,7 @@ class LocalWriter:
         start: int = 0,
         on_flush_error: Callable[[OSError], None] | None = None,
         datasync: Callable[[int], None] = os.fdatasync,
+        splicer: concurrent.futures.Executor | None = None,
     ) -> None:
         self._fd: int | None = fd
         self._fsync = fsync
@@ -95,6 +103,8 @@ class LocalWriter:
         self._flushing: concurrent.futures.Future[None] | None = None
         self._on_flush_error = on_flush_error
         self._datasync = datasync
+        self._splicer = splicer
+        self._pipe: Pipe | None = None
 
     @property
     def written(self) -> int:
@@ -111,8 +121,35 @@ class LocalWriter:
                 n = os.write(fd, view)
                 self._written += n
                 view = view[n:]
+        self._wrote(fd, len(chunk))
+
+    @property
+    def can_splice(self) -> bool:
+        """True if :meth:`splice_from` may be used (open, with a splice pool)."""
+        return self._splicer is not None and self._fd is not None
+
+    async def splice_from(self, sock: int, count: int, *, budget: float, grace: float) -> SpliceStep:
+        """Move up to ``count`` bytes from socket ``sock`` into the file with
+        ``splice(2)`` in the splice pool (one bounded step, see
+        :func:`tusd_py.splice.splice_step`). The stored bytes count as
+        written; a file error is returned in the step, not raised."""
+        fd = self._fd
+        if fd is None or self._splicer is None:
+            raise errors.StorageError("splice after close")
+        if self._pipe is None:
+            with map_os_errors("pipe"):
+                self._pipe = Pipe()
+        loop = asyncio.get_running_loop()
+        step = await loop.run_in_executor(
+            self._splicer, splice_step, sock, fd, self._pipe, count, budget, grace
+        )
+        self._written += step.stored
+        self._wrote(fd, step.stored)
+        return step
+
+    def _wrote(self, fd: int, n: int) -> None:
         if self._writeback is not None:
-            self._unflushed += len(chunk)
+            self._unflushed += n
             if self._unflushed >= self._writeback_bytes and (self._flushing is None or self._flushing.done()):
                 self._unflushed %= self._writeback_bytes
                 self._start_flush(fd)
@@ -145,6 +182,9 @@ class LocalWriter:
 
     async def close(self) -> int:
         fd, self._fd = self._fd, None
+        if self._pipe is not None:
+            pipe, self._pipe = self._pipe, None
+            pipe.close()
         if fd is not None:
             try:
                 flushing, self._flushing = self._flushing, None
@@ -182,6 +222,10 @@ class LocalStorage:
         #: Background fdatasyncs of LocalWriter (own threads, so a queue of them
         #: never delays the default executor's reads and fsyncs).
         self._writeback = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="tusd-writeback")
+        #: Splice steps of LocalWriter (zero-copy appends, :mod:`tusd_py.zerocopy`).
+        self._splicer = concurrent.futures.ThreadPoolExecutor(
+            SPLICE_THREADS, thread_name_prefix="tusd-splice"
+        )
         #: upload id → error of a background flush that failed after its
         #: writer closed (set from a writeback thread; the upload cannot complete).
         self._flush_failures: dict[str, str] = {}
@@ -218,6 +262,7 @@ class LocalStorage:
             writeback=writeback,
             start=info.offset,
             on_flush_error=failed,
+            splicer=self._splicer,
         )
 
     async def durable_offset(self, info: UploadInfo) -> int:
@@ -278,6 +323,8 @@ class LocalStorage:
 
     async def close(self) -> None:
         self._writeback.shutdown(wait=False, cancel_futures=True)
+        if self._splicer is not None:
+            self._splicer.shutdown(wait=False, cancel_futures=True)
 
 
 def _concat_files(target: Path, sources: Sequence[Path], fsync: bool) -> None:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from storage.base import BoundedProgress, ChunkWriter
+from storage.local import os_error
 from tusd_py import errors, protocol
 from tusd_py.checksum import Hasher, StagingFile, digest_label, new_hasher
 from tusd_py.locking.base import Lock
 from tusd_py.models import Principal, UploadInfo
 from tusd_py.release import ReleaseGate
+from tusd_py.splice import SpliceStep, SpliceWriter
 
 if TYPE_CHECKING:
     from tusd_py.service import UploadService
@@ -153,16 +155,76 @@ class AppendSession:
         if overflow:
             raise self.service._overflow_error(self.principal, self.info, self.received + 1)
         if self._staging is None and chunk:
-            loop = asyncio.get_running_loop()
-            now = loop.time()
-            if now >= self._next_publish:
-                self._next_publish = now + self._interval
-                await self._publish()
-            elif self._publish_timer is None:
-                # Bytes not yet published: publish them when the interval is
-                # up even if no further chunk arrives (a stalled body must not
-                # hide what the server holds from HEAD).
-                self._publish_timer = loop.call_at(self._next_publish, self._publish_due)
+            await self._progress()
+
+    async def _progress(self) -> None:
+        """Bytes were stored: publish them now or when the interval is up."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now >= self._next_publish:
+            self._next_publish = now + self._interval
+            await self._publish()
+        elif self._publish_timer is None:
+            # Bytes not yet published: publish them when the interval is
+            # up even if no further chunk arrives (a stalled body must not
+            # hide what the server holds from HEAD).
+            self._publish_timer = loop.call_at(self._next_publish, self._publish_due)
+
+    def can_splice(self) -> bool:
+        """True if the rest of the body may bypass :meth:`write` through
+        :meth:`append_spliced`: open, no digest to compute, the first bytes
+        already inspected, and a writer able to splice (local storage)."""
+        writer = self._writer
+        return (
+            not self._closed
+            and self._failed is None
+            and self._staging is None
+            and not self._sniff
+            and isinstance(writer, SpliceWriter)
+            and writer.can_splice
+        )
+
+    async def append_spliced(self, sock: int, count: int, *, budget: float, grace: float) -> SpliceStep:
+        """Append up to ``count`` body bytes straight from socket ``sock``
+        (one bounded step, see :meth:`storage.local.LocalWriter.splice_from`),
+        with the same bookkeeping as :meth:`write`: lock checked, bytes
+        counted, offset published; never more than the upload's remaining
+        bytes. Raises only before any byte moved (lost lock, earlier
+        failure); a failure after (file error, publishing) is recorded in
+        :attr:`failure` (raised by :meth:`commit`) and the step returned."""
+        if self._failed is not None:
+            raise self._failed
+        async with self._mutex:
+            writer = self._writer
+            if self._closed or not isinstance(writer, SpliceWriter):
+                return SpliceStep(0, 0, eof=True)
+            if self._remaining is not None:
+                count = min(count, self._remaining - self.received)
+            if count <= 0:
+                return SpliceStep(0, 0, eof=True)
+            try:
+                self._check_lock()
+                step = await writer.splice_from(sock, count, budget=budget, grace=grace)
+            except errors.TusError as exc:
+                self._failed = exc
+                raise
+            self.received += step.stored
+            if step.error is not None:
+                self._failed = os_error("write", step.error)
+            if self._gate is not None and step.stored:
+                self._gate.begin_write()  # bytes arrived: the client is not idle
+                self._gate.end_write()
+            if step.stored:
+                try:
+                    await self._progress()
+                except errors.TusError as exc:
+                    self._failed = self._failed or exc
+            return step
+
+    @property
+    def failure(self) -> errors.TusError | None:
+        """The error that stopped this session's writes, if any."""
+        return self._failed
 
     def _publish_due(self) -> None:
         self._publish_timer = None

@@ -67,6 +67,10 @@ class ServerConfig:
     #: A release request (another client wants the upload) cuts the holder only
     #: once its client has sent nothing for this long (seconds).
     release_idle: float = 2.0
+    #: Move large PATCH/POST bodies on plain HTTP from the socket to a local
+    #: upload file with splice(2), without copying them through Python
+    #: (see :mod:`tusd_py.zerocopy`); false = always the copying path.
+    zero_copy: bool = True
     #: Incomplete uploads expire this long after their last PATCH (sliding).
     expiration: float = 24 * 3600.0
     #: Interval of the expiry sweeper.

@@ -26,19 +26,28 @@ asked for gets no ``100 Continue``: its client sends no body, so there is
 nothing to drain and the connection is closed after the answer (RFC 9110
 §10.1.1). A handler may also call :meth:`DrainingConnection.close_after_response`
 to skip the drain (e.g. a body cut on shutdown or read timeout).
+
+A handler may offer the rest of a ``Content-Length`` body for splicing
+(:meth:`DrainingConnection.offer_splice`, see :mod:`tusd_py.zerocopy`): the
+connection copies the head and Tornado's buffered bytes, takes the socket off
+the IOLoop while the body is spliced, and gives whatever is left back to
+Tornado's reading; the next request re-registers the socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tornado.httpserver
 import tornado.httputil
 import tornado.iostream
 from tornado.http1connection import HTTP1Connection, HTTP1ConnectionParameters, HTTP1ServerConnection
 from tornado.log import gen_log
+
+if TYPE_CHECKING:
+    from tusd_py.zerocopy import SplicedBody
 
 #: Tornado reads at most this many header bytes before dropping the connection
 #: unanswered; header blocks between ``server.max_header_size`` and this get a
@@ -71,12 +80,17 @@ class DrainingConnection(HTTP1Connection):
         self._response_sent = False
         self._last_read = 0.0
         self._drain_timer: object | None = None  # an IOLoop timeout handle
+        self._splice: SplicedBody | None = None
 
     # --- the handler's side ----------------------------------------------------
 
     def close_after_response(self) -> None:
         """Do not drain this request's body: close once the response is written."""
         self._no_drain = True
+
+    def offer_splice(self, body: SplicedBody) -> None:
+        """Let this request's fixed-length body be spliced (see module doc)."""
+        self._splice = body
 
     def finish(self) -> None:
         if not self._read_finished and self._may_drain():
@@ -146,6 +160,52 @@ class DrainingConnection(HTTP1Connection):
         elif self._close_after_drain:
             self.close()
 
+    async def _read_fixed_body(
+        self, content_length: int, delegate: tornado.httputil.HTTPMessageDelegate
+    ) -> None:
+        body = self._splice
+        stream = self.stream
+        if body is None or content_length < body.min_body or not _spliceable(stream):
+            await super()._read_fixed_body(content_length, delegate)
+            return
+        remaining = content_length
+        copied = 0
+        # 1. the head through data_received, Tornado reading as always, but
+        # the socket off the IOLoop between reads (an idle IOStream keeps
+        # reading into its buffer, up to max_buffer_size) ...
+        while remaining > 0 and copied < body.head_bytes:
+            data = await stream.read_bytes(min(self.params.chunk_size, remaining), partial=True)
+            remaining -= len(data)
+            copied += len(data)
+            if not stream.writing():
+                _unwatch(stream)
+            await self._deliver_body(delegate, data)
+        # ... then what Tornado already holds, served from its buffer (no
+        # socket read); checked again after every await.
+        while remaining > 0 and not self._write_finished and not stream.writing():
+            _unwatch(stream)
+            if stream._read_buffer_size <= 0:
+                break
+            data = await stream.read_bytes(min(self.params.chunk_size, remaining), partial=True)
+            remaining -= len(data)
+            await self._deliver_body(delegate, data)
+        # 2. the rest, spliced while the IOLoop does not watch the socket
+        if (
+            remaining > 0
+            and not self._write_finished
+            and not self._draining
+            and not stream.writing()
+            and not stream.closed()
+            and body.ready()
+        ):
+            remaining -= await body.run(stream.socket.fileno(), remaining, self._spliced)
+        # 3. whatever is left after an early stop: Tornado's own reading
+        if remaining > 0:
+            await super()._read_fixed_body(remaining, delegate)
+
+    def _spliced(self, n: int) -> None:
+        self._body_seen += n
+
     async def _deliver_body(self, delegate: tornado.httputil.HTTPMessageDelegate, data: bytes) -> None:
         self._body_seen += len(data)
         if not self._draining:
@@ -190,6 +250,27 @@ class DrainingConnection(HTTP1Connection):
         self._draining = False
         self._cancel_timer()
         super().close()
+
+
+def _spliceable(stream: tornado.iostream.IOStream) -> bool:
+    """A plain-TCP IOStream whose internals :meth:`DrainingConnection._read_fixed_body`
+    relies on (Tornado 6.x): TLS streams are never spliced."""
+    return (
+        type(stream) is tornado.iostream.IOStream
+        and isinstance(getattr(stream, "_read_buffer_size", None), int)
+        and hasattr(stream, "_state")
+    )
+
+
+def _unwatch(stream: tornado.iostream.IOStream) -> None:
+    """Take the stream's socket off the IOLoop: with no read pending, an idle
+    IOStream still listens for reads (to notice a close) and would read body
+    bytes into its buffer behind the splice. Its next read or write registers
+    the socket again (``_add_io_state`` with no state). Only called with no
+    read pending and nothing left to write."""
+    if stream._state is not None:
+        stream.io_loop.remove_handler(stream.socket)
+        stream._state = None
 
 
 class DrainingServerConnection(HTTP1ServerConnection):

@@ -60,6 +60,9 @@ from tusd_py.state import build_state
 
 log = logging.getLogger("tusd_py.app")
 
+#: On shutdown, how long cut uploads get to save their bytes (seconds).
+CUT_SAVE_TIMEOUT = 10.0
+
 
 async def build_context(
     config: Config,
@@ -168,6 +171,9 @@ class RunningServer:
         if not await lifecycle.wait_idle(drain_timeout):
             cut = lifecycle.cut_all(errors.ServerShutdown.code)
             log.info("drain timeout: cut %d uploads", cut, extra={"event": "ServerDrainTimeout", "cut": cut})
+        # A cut stream ends once its bytes are saved; a spliced body is cut only
+        # after its running splice step (tusd_py.zerocopy), so wait for the ends.
+        await lifecycle.wait_idle(CUT_SAVE_TIMEOUT)
         self.http.stop()
         await lifecycle.join_tasks(timeout=10)
         if self.ctx.jobs is not None:
