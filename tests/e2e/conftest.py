@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e import serverproc
 from tests.e2e.helpers import ServerProcess
 
 
@@ -42,3 +43,12 @@ def live_server(tmp_path: Path, server_args: list[str], server_auth: bool) -> It
         server.stop()
     errors = [r for r in server.log_records() if r.get("status") == 500 or r.get("level") == "error"]
     assert not errors, f"server logged errors: {errors[:3]}"
+
+
+@pytest.fixture
+def servers() -> Iterator[list[serverproc.ServerProcess]]:
+    """``serve`` processes a test starts with :func:`tests.e2e.serverproc.start`; killed after it."""
+    started: list[serverproc.ServerProcess] = []
+    yield started
+    for server in started:
+        server.kill()

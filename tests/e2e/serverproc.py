@@ -238,3 +238,12 @@ class RawPatch:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def start(servers: list[ServerProcess], data_dir: Path, *args: str) -> ServerProcess:
+    """A new :class:`ServerProcess` on ``data_dir``, recorded in ``servers`` (killed by the
+    ``servers`` fixture of ``tests/e2e/conftest.py``), once it listens."""
+    server = ServerProcess(data_dir, *args)
+    servers.append(server)
+    server.wait_listening()
+    return server

@@ -14,30 +14,12 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.e2e.serverproc import RawPatch, ServerProcess
+from tests.e2e.serverproc import RawPatch, ServerProcess, start
 
 CHUNK = os.urandom(64 * 1024)
 TUS = {"Tus-Resumable": "1.0.0"}
-
-
-@pytest.fixture
-def servers() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        server.kill()
-
-
-def start(servers: list[ServerProcess], data_dir: Path, *args: str) -> ServerProcess:
-    server = ServerProcess(data_dir, *args)
-    servers.append(server)
-    server.wait_listening()
-    return server
 
 
 def test_patch_finishes_during_drain_and_new_uploads_get_503(

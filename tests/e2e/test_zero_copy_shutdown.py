@@ -8,29 +8,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.e2e.serverproc import RawPatch, ServerProcess
+from tests.e2e.serverproc import RawPatch, ServerProcess, start
 
 MIB = 1 << 20
-
-
-@pytest.fixture
-def servers() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        server.kill()
-
-
-def start(servers: list[ServerProcess], data_dir: Path, *args: str) -> ServerProcess:
-    server = ServerProcess(data_dir, *args)
-    servers.append(server)
-    server.wait_listening()
-    return server
 
 
 def test_spliced_body_cut_on_drain_timeout_keeps_its_bytes(
