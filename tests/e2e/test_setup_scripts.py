@@ -60,6 +60,7 @@ def fresh_copy(tmp_path: Path) -> Iterator[Path]:
     copy = tmp_path / "tusd-py"
     _tracked_copy(copy)
     yield copy
+    shutil.rmtree(copy, ignore_errors=True)  # its .venv is ~100 MiB; pytest keeps old tmp dirs
 
 
 def test_serve_with_debian_python_uses_its_own_venv(fresh_copy: Path, tmp_path: Path) -> None:
