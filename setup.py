@@ -41,7 +41,8 @@ setup(
             "schemathesis>=4.0",  # property-based checks of the live API against /openapi.json
             "playwright>=1.45",  # browser tests, driving Debian's chromium (no browser download)
             "types-tqdm",
+            "import-linter>=2.1",  # layering contracts of .importlinter (README command 2 runs lint-imports)
         ],
     },
-    entry_points={"console_scripts": ["tusd-py=tusd_py.cli:main"]},
+    entry_points={"console_scripts": ["tusd-py=tusd_py.cli.main:main"]},
 )

@@ -1,1 +1,1 @@
-"""Tornado request handlers: HTTP translation only, logic lives in tusd_py.service."""
+"""Tornado request handlers: HTTP translation only, logic lives in tusd_py.core.service."""

@@ -2,7 +2,7 @@
 
 Every handler gets its dependencies through ``initialize(ctx=AppContext)``.
 ``write_error`` is the one place that renders errors: a
-:class:`tusd_py.errors.TusError` becomes its status, headers and
+:class:`tusd_py.core.errors.TusError` becomes its status, headers and
 ``{"error": {"code", "message"}}`` body (no body for HEAD); Tornado's own
 HTTP errors are mapped to the same shape.
 """
@@ -21,12 +21,12 @@ import tornado.httputil
 import tornado.iostream
 import tornado.web
 
-from tusd_py import errors, protocol
-from tusd_py.context import AppContext
-from tusd_py.guard import RequestKind
-from tusd_py.models import Principal
+from tusd_py.core import errors, protocol
+from tusd_py.core.models import Principal
+from tusd_py.ops.context import AppContext
 from tusd_py.rufh import problems, version
 from tusd_py.rufh.version import INTEROP_HEADER, Draft, detect
+from tusd_py.throttle.base import RequestKind
 
 log = logging.getLogger("tusd_py.app")
 
@@ -50,7 +50,7 @@ class BaseHandler(tornado.web.RequestHandler):
     Every route streams its request body: one that needs none (health,
     metrics, 404, 405, 431, ...) discards what arrives (:meth:`data_received`)
     instead of Tornado buffering it whole, and a refusal in ``prepare`` comes
-    before the body is read (then drained, see :mod:`tusd_py.httpconn`).
+    before the body is read (then drained, see :mod:`handlers.httpconn`).
     """
 
     ctx: AppContext
@@ -289,7 +289,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def close_after_response(self) -> None:
         """Close the connection once the response is written instead of draining
-        the unread rest of the body (see :mod:`tusd_py.httpconn`)."""
+        the unread rest of the body (see :mod:`handlers.httpconn`)."""
         skip = getattr(self.request.connection, "close_after_response", None)
         if skip is not None:
             skip()

@@ -11,9 +11,9 @@ from __future__ import annotations
 from handlers import listing, rufh
 from handlers.streaming import StreamingHandler
 from handlers.tus_headers import set_discovery_headers, set_expires, visibility_of
-from tusd_py import errors, protocol
-from tusd_py.models import UploadInfo
-from tusd_py.service import AppendRequest
+from tusd_py.core import errors, protocol
+from tusd_py.core.append import AppendRequest
+from tusd_py.core.models import UploadInfo
 
 
 class CollectionHandler(StreamingHandler):

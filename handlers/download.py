@@ -14,9 +14,9 @@ from urllib.parse import quote
 import tornado.iostream
 
 from storage.base import ContentServer
-from tusd_py import errors, links, protocol
-from tusd_py.models import Principal, UploadInfo
-from tusd_py.service import may_access
+from tusd_py.auth import links
+from tusd_py.core import errors, protocol
+from tusd_py.core.models import Principal, UploadInfo, may_access
 
 if TYPE_CHECKING:
     from handlers.base import BaseHandler

@@ -2,13 +2,13 @@
 
 ``/readyz`` answers 200 ``{"ready": true, "checks": {...}}`` or 503 with the
 failing checks (draining, state store, storages, Redis); see
-:mod:`tusd_py.health`.
+:mod:`tusd_py.ops.health`.
 """
 
 from __future__ import annotations
 
 from handlers.base import BaseHandler
-from tusd_py.health import readiness
+from tusd_py.ops.health import readiness
 
 
 class HealthHandler(BaseHandler):

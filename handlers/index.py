@@ -3,7 +3,7 @@
 Bodies:
 
 * ``multipart/form-data`` — the part named ``file`` is streamed out of the
-  body with :class:`tusd_py.formdata.FileFieldExtractor` (other fields are
+  body with :class:`tusd_py.rest.formdata.FileFieldExtractor` (other fields are
   skipped); its size is unknown up front, so the upload is created with a
   deferred length and the length is declared when the part ends.
 * ``application/octet-stream`` — the raw body, named by ``X-Filename``
@@ -11,9 +11,9 @@ Bodies:
   checked against the caller's limit (413) before a byte is read.
 
 Either way a tus upload is created and the bytes go through the same
-:class:`~tusd_py.service.AppendSession` as a PATCH (stream slots, limits,
+:class:`~tusd_py.core.service.AppendSession` as a PATCH (stream slots, limits,
 S3 relay, progress publishing, type checks). The first
-:data:`~tusd_py.service.SNIFF_BYTES` are gathered before the first write so
+:data:`~tusd_py.core.append.SNIFF_BYTES` are gathered before the first write so
 the type check sees a full head. A body refused by a check (413, 415, bad
 multipart) deletes its upload; a body cut by the network keeps its bytes and
 can be finished with tus PATCH at ``upload_url``.
@@ -23,7 +23,7 @@ second upload; it answers 201 with the original document when that upload is
 complete, or 409 ``ERR_UPLOAD_INCOMPLETE`` with ``upload_url`` and ``offset``
 to finish it with tus. The same key sent with a different request (another
 length, filename, media type, metadata or visibility: see
-:func:`tusd_py.oneshot.request_fingerprint`) is refused with 422
+:func:`tusd_py.rest.oneshot.request_fingerprint`) is refused with 422
 ``ERR_IDEMPOTENCY_KEY_REUSED`` before a byte of its body is stored.
 """
 
@@ -36,18 +36,18 @@ from urllib.parse import unquote
 import tornado.web
 
 from handlers.streaming import StreamingHandler
-from tusd_py import errors, protocol
-from tusd_py.context import AppContext
-from tusd_py.formdata import MULTIPART_TYPE, FileFieldExtractor, boundary_of
-from tusd_py.models import UploadInfo
-from tusd_py.oneshot import (
+from tusd_py.core import errors, protocol
+from tusd_py.core.append import SNIFF_BYTES, AppendRequest
+from tusd_py.core.models import UploadInfo
+from tusd_py.ops.context import AppContext
+from tusd_py.rest.formdata import MULTIPART_TYPE, FileFieldExtractor, boundary_of
+from tusd_py.rest.oneshot import (
     IdempotencyKeys,
     declare_received_length,
     index_document,
     parse_idempotency_key,
     request_fingerprint,
 )
-from tusd_py.service import SNIFF_BYTES, AppendRequest
 
 log = logging.getLogger("tusd_py.app")
 

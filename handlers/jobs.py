@@ -17,11 +17,11 @@ import re
 
 from handlers.base import BaseHandler
 from handlers.links import JsonRouteHandler
-from tusd_py import errors
+from tusd_py.core import errors
+from tusd_py.core.models import iso_time
 from tusd_py.jobs.index import tabular_format
 from tusd_py.jobs.records import USER_KINDS
 from tusd_py.jobs.system import JobSystem
-from tusd_py.status import iso_time
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 

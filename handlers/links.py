@@ -3,7 +3,7 @@
 * ``POST <base_path>{id}/link`` (owner or admin; optional JSON
   ``{"ttl": seconds}``, capped at ``[auth] link_ttl``) → 200
   ``{"url": ..., "expires_at": "<RFC 3339 UTC>"}``; the URL downloads the
-  upload without a token until it expires (:mod:`tusd_py.links`).
+  upload without a token until it expires (:mod:`tusd_py.auth.links`).
 * ``GET <base_path>{id}/visibility`` → ``{"id", "visibility"}``;
   ``PATCH`` with JSON ``{"visibility": "public" | "private"}`` changes it
   (owner or admin) and answers the same document.
@@ -21,8 +21,8 @@ from typing import Any
 import tornado.web
 
 from handlers.base import BaseHandler
-from tusd_py import errors
-from tusd_py.visibility import set_visibility
+from tusd_py.auth.visibility import set_visibility
+from tusd_py.core import errors
 
 MAX_BODY = 16 * 1024
 

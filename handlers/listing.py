@@ -9,8 +9,8 @@ by default). Answer: ``{"items": [status documents], "next_cursor": str | null}`
 from __future__ import annotations
 
 from handlers.base import BaseHandler
-from tusd_py.listing import list_page, parse_query
-from tusd_py.status import documents_with_jobs
+from tusd_py.rest.listing import list_page, parse_query
+from tusd_py.rest.status import documents_with_jobs
 
 
 async def serve(handler: BaseHandler) -> None:

@@ -15,7 +15,7 @@ from then on each event as one JSON text message: ``{"type":
 "upload_id", "offset", "length", "state", "at"}`` (job events later carry
 their own fields). A user sees only their own uploads; admins see all.
 Progress is at most every 250 ms per upload; a reader too slow for the stream
-loses old progress events (see :class:`tusd_py.live.hub.Subscription`).
+loses old progress events (see :class:`tusd_py.events.live.hub.Subscription`).
 
 Cross-origin handshakes follow ``server.cors_origins``: a page of this server's
 own origin is always allowed, another origin only when it is listed (or ``*``).
@@ -33,10 +33,10 @@ from urllib.parse import urlsplit
 import tornado.web
 import tornado.websocket
 
-from tusd_py import errors
-from tusd_py.context import AppContext
-from tusd_py.live.hub import Subscription
-from tusd_py.models import Principal
+from tusd_py.core import errors
+from tusd_py.core.models import Principal
+from tusd_py.events.live.hub import Subscription
+from tusd_py.ops.context import AppContext
 
 log = logging.getLogger("tusd_py.app")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers.base import BaseHandler
-from tusd_py.openapi import openapi_document
+from tusd_py.rest.openapi import openapi_document
 
 
 class OpenAPIHandler(BaseHandler):

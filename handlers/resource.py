@@ -9,8 +9,8 @@ from __future__ import annotations
 from handlers import download, rufh
 from handlers.streaming import StreamingHandler
 from handlers.tus_headers import set_discovery_headers, set_expires, set_upload_headers
-from tusd_py import errors, protocol
-from tusd_py.service import AppendRequest
+from tusd_py.core import errors, protocol
+from tusd_py.core.append import AppendRequest
 
 _OVERRIDABLE = {"PATCH", "HEAD", "DELETE", "GET"}
 

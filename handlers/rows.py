@@ -15,7 +15,7 @@ import dataclasses
 from handlers import download
 from handlers.base import BaseHandler
 from handlers.jobs import job_system
-from tusd_py import errors
+from tusd_py.core import errors
 
 
 class RowsHandler(BaseHandler):

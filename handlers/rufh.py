@@ -27,11 +27,11 @@ import math
 
 from handlers.streaming import StreamingHandler
 from handlers.tus_headers import caller_max_size, visibility_of
-from tusd_py import errors, protocol
-from tusd_py.models import UploadInfo
+from tusd_py.core import errors, protocol
+from tusd_py.core.append import AppendRequest
+from tusd_py.core.models import UploadInfo
 from tusd_py.rufh import digests, fields
 from tusd_py.rufh.version import INTEROP_HEADER, PARTIAL_UPLOAD_TYPE, Draft
-from tusd_py.service import AppendRequest
 
 #: The reason phrase of the interim status code.
 INTERIM_STATUS = "104 Upload Resumption Supported"

@@ -19,10 +19,10 @@ from typing import Any
 import tornado.iostream
 
 from handlers.base import BaseHandler
-from tusd_py import errors
-from tusd_py.live.hub import Subscription
-from tusd_py.models import UploadInfo
-from tusd_py.status import document_with_jobs, load_status, status_document
+from tusd_py.core import errors
+from tusd_py.core.models import UploadInfo
+from tusd_py.events.live.hub import Subscription
+from tusd_py.rest.status import document_with_jobs, load_status, status_document
 
 #: Seconds between two reads of the state store while no event arrives.
 REFRESH = 1.0

@@ -22,13 +22,13 @@ from typing import Any
 import tornado.web
 
 from handlers.base import BaseHandler
-from tusd_py import errors
-from tusd_py.guard import StreamSlot
-from tusd_py.httpconn import DrainingConnection
-from tusd_py.logs import UNANSWERED_STATUS
-from tusd_py.models import Principal, UploadInfo
-from tusd_py.service import AppendRequest, AppendSession
-from tusd_py.zerocopy import MIN_BODY, SplicedBody, step_limit
+from handlers.httpconn import DrainingConnection
+from handlers.zerocopy import MIN_BODY, SplicedBody, step_limit
+from tusd_py.core import errors
+from tusd_py.core.append import AppendRequest, AppendSession
+from tusd_py.core.models import Principal, UploadInfo
+from tusd_py.ops.logs import UNANSWERED_STATUS
+from tusd_py.throttle.base import StreamSlot
 
 log = logging.getLogger("tusd_py.app")
 

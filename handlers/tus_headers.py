@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from handlers.base import BaseHandler
-from tusd_py import errors, protocol
-from tusd_py.models import ConcatKind, UploadInfo
+from tusd_py.core import errors, protocol
+from tusd_py.core.models import ConcatKind, UploadInfo
 
 
 def set_discovery_headers(handler: BaseHandler) -> None:

@@ -18,8 +18,8 @@ from typing import Any
 import tornado.web
 
 from handlers.base import BaseHandler
-from tusd_py import errors
-from tusd_py.context import AppContext
+from tusd_py.core import errors
+from tusd_py.ops.context import AppContext
 from tusd_py.web import CSP, STATIC_PREFIX, Asset, WebAssets
 
 IMMUTABLE = "public, max-age=31536000, immutable"

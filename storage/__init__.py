@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from storage.base import Capability, ChunkWriter, Storage, StoragePolicy
 from storage.local import LocalStorage
-from tusd_py.config import Config
+from tusd_py.core.config import Config
 from tusd_py.state.base import StateStore
 
 

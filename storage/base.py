@@ -2,10 +2,10 @@
 
 A backend implements the small core of :class:`Storage` and opts into
 capabilities (tusd's composer idea) by listing them in ``capabilities`` *and*
-implementing the matching protocol; :class:`tusd_py.composer.Composer` checks
+implementing the matching protocol; :class:`tusd_py.core.composer.Composer` checks
 both at startup and derives the advertised ``Tus-Extension`` from them.
 
-Errors: backends raise :mod:`tusd_py.errors` ``BackendError`` subclasses
+Errors: backends raise :mod:`tusd_py.core.errors` ``BackendError`` subclasses
 (``StorageError``, ``StorageUnavailable``, ``InsufficientStorage``) and
 translate their foreign exceptions (OSError, botocore) at this boundary.
 """
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import ClassVar, Protocol, runtime_checkable
 
-from tusd_py.models import PartRecord, UploadInfo
+from tusd_py.core.models import PartRecord, UploadInfo
 
 
 class Capability(StrEnum):

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from storage.base import Capability
-from tusd_py import errors, protocol
-from tusd_py.models import UploadInfo
-from tusd_py.splice import Pipe, SpliceStep, splice_step
+from tusd_py.core import errors, protocol
+from tusd_py.core.models import UploadInfo
+from tusd_py.core.splice import Pipe, SpliceStep, splice_step
 
 READ_BLOCK = 1 << 20
 #: With an fsync policy other than ``never``, an upload being written is
@@ -131,7 +131,7 @@ class LocalWriter:
     async def splice_from(self, sock: int, count: int, *, budget: float, grace: float) -> SpliceStep:
         """Move up to ``count`` bytes from socket ``sock`` into the file with
         ``splice(2)`` in the splice pool (one bounded step, see
-        :func:`tusd_py.splice.splice_step`). The stored bytes count as
+        :func:`tusd_py.core.splice.splice_step`). The stored bytes count as
         written; a file error is returned in the step, not raised."""
         fd = self._fd
         if fd is None or self._splicer is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from tusd_py.models import PartRecord
+from tusd_py.core.models import PartRecord
 
 MIB = 1 << 20
 #: Largest part (and largest UploadPartCopy range) S3 accepts.

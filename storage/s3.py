@@ -58,9 +58,9 @@ from storage.s3_concat import Assembler, Source
 from storage.s3_pipeline import MultipartPipeline
 from storage.s3_writer import S3Writer
 from storage.spool import PartSpool, copy_range
-from tusd_py import errors, protocol
-from tusd_py.config import Config
-from tusd_py.models import ConcatKind, UploadInfo, UploadState
+from tusd_py.core import errors, protocol
+from tusd_py.core.config import Config
+from tusd_py.core.models import ConcatKind, UploadInfo, UploadState
 from tusd_py.state.base import StateStore
 
 log = logging.getLogger("tusd_py.storage")

@@ -1,5 +1,5 @@
 """The S3 boundary: the calls tusd-py makes, run off the event loop, with
-botocore's exceptions translated into :mod:`tusd_py.errors`.
+botocore's exceptions translated into :mod:`tusd_py.core.errors`.
 
 * :class:`S3Client` lists only the boto3 client methods used (tusd's
   ``S3API`` idea), so tests and other SDKs can stand in.
@@ -29,8 +29,8 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from tusd_py import errors
-from tusd_py.config import S3Config
+from tusd_py.core import errors
+from tusd_py.core.config import S3Config
 
 log = logging.getLogger("tusd_py.storage")
 
@@ -98,7 +98,7 @@ def _status(exc: botocore.exceptions.ClientError) -> int:
 
 
 def translate(exc: Exception, operation: str, bucket: str) -> errors.TusError:
-    """The :mod:`tusd_py.errors` value for a botocore exception."""
+    """The :mod:`tusd_py.core.errors` value for a botocore exception."""
     where = f"S3 {operation} on bucket {bucket!r}"
     if isinstance(exc, botocore.exceptions.ClientError):
         code = error_code(exc)
@@ -139,7 +139,7 @@ def translate(exc: Exception, operation: str, bucket: str) -> errors.TusError:
 
 @contextlib.contextmanager
 def map_s3_errors(operation: str, bucket: str) -> Iterator[None]:
-    """Translate botocore exceptions raised inside into :mod:`tusd_py.errors`."""
+    """Translate botocore exceptions raised inside into :mod:`tusd_py.core.errors`."""
     try:
         yield
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:

@@ -23,7 +23,7 @@ from storage.local import READ_BLOCK, map_os_errors
 from storage.parts import MAX_PART_SIZE, copy_ranges
 from storage.s3_client import AsyncS3
 from storage.spool import PartSpool
-from tusd_py import errors
+from tusd_py.core import errors
 
 
 @dataclass(frozen=True, slots=True)

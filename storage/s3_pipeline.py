@@ -49,8 +49,8 @@ from storage.base import PartsLedger
 from storage.parts import PartPlan, scan, split
 from storage.s3_client import AsyncS3, is_missing
 from storage.spool import PartSpool
-from tusd_py import errors
-from tusd_py.models import PartRecord
+from tusd_py.core import errors
+from tusd_py.core.models import PartRecord
 
 log = logging.getLogger("tusd_py.storage")
 

@@ -13,8 +13,8 @@ from typing import Protocol
 
 from storage.local import LocalWriter
 from storage.s3_pipeline import MultipartPipeline
-from tusd_py import errors
-from tusd_py.models import UploadInfo
+from tusd_py.core import errors
+from tusd_py.core.models import UploadInfo
 
 
 class WriterHost(Protocol):

@@ -22,13 +22,13 @@ import tornado.ioloop
 import tornado.testing
 import tornado.web
 
+from handlers.app import make_app
 from tests import services
 from tests.integration.s3_support import new_bucket
-from tusd_py.app import make_app
-from tusd_py.config import Config, load_config
-from tusd_py.context import AppContext
-from tusd_py.server import build_context
-from tusd_py.server import http_server as make_http_server
+from tusd_py.cli.server import build_context
+from tusd_py.cli.server import http_server as make_http_server
+from tusd_py.core.config import Config, load_config
+from tusd_py.ops.context import AppContext
 
 
 @pytest.fixture(scope="session")

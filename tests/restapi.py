@@ -13,11 +13,11 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.iostream import IOStream
 from tornado.tcpclient import TCPClient
 
-from tusd_py import errors
-from tusd_py.config import Config
-from tusd_py.context import AppContext
-from tusd_py.models import Principal
-from tusd_py.server import build_context
+from tusd_py.cli.server import build_context
+from tusd_py.core import errors
+from tusd_py.core.config import Config
+from tusd_py.core.models import Principal
+from tusd_py.ops.context import AppContext
 
 
 class HeaderAuthenticator:

@@ -2,6 +2,6 @@
 
 import sys
 
-from tusd_py.cli import main
+from tusd_py.cli.main import main
 
 sys.exit(main())

@@ -54,11 +54,11 @@ if str(REPO) not in sys.path:
 
 import tornado  # noqa: E402
 
-from tusd_py.benchmark import scenarios  # noqa: E402
-from tusd_py.benchmark.loadclient import Pattern  # noqa: E402
-from tusd_py.benchmark.procstat import ProcUsage  # noqa: E402
-from tusd_py.benchmark.scenarios import Result, fmt_size  # noqa: E402
-from tusd_py.config import parse_size  # noqa: E402
+from tusd_py.cli.benchmark import scenarios  # noqa: E402
+from tusd_py.cli.benchmark.loadclient import Pattern  # noqa: E402
+from tusd_py.cli.benchmark.procstat import ProcUsage  # noqa: E402
+from tusd_py.cli.benchmark.scenarios import Result, fmt_size  # noqa: E402
+from tusd_py.core.config import parse_size  # noqa: E402
 
 MIB = 1 << 20
 GIB = 1 << 30

@@ -56,8 +56,8 @@ from tests.bench.soak_client import SoakClient, Stats  # noqa: E402
 from tests.bench.soak_report import print_text, report  # noqa: E402
 from tests.integration import procs, tushttp  # noqa: E402
 from tests.integration import s3_support as s3t  # noqa: E402
-from tusd_py.config import Config, load_config  # noqa: E402
-from tusd_py.jwt_auth import mint_token  # noqa: E402
+from tusd_py.auth.tokens import mint_token  # noqa: E402
+from tusd_py.core.config import Config, load_config  # noqa: E402
 
 PREFIX = "soak:"
 WARMUP = 30.0

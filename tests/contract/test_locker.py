@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.contract.backends import LOCKER_BACKENDS, Env, LockerBackend
-from tusd_py import errors, protocol
+from tusd_py.core import errors, protocol
 from tusd_py.locking.redis import RedisLocker
 
 

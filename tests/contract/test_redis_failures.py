@@ -16,14 +16,14 @@ import tornado.ioloop
 
 from tests import services
 from tests.integration.procs import RedisProcess
-from tusd_py import errors, protocol
-from tusd_py.config import load_config
+from tusd_py.core import errors, protocol
+from tusd_py.core.config import load_config
+from tusd_py.core.models import PartRecord, UploadInfo
 from tusd_py.locking.base import Lock
 from tusd_py.locking.redis import RedisLock, RedisLocker
-from tusd_py.models import PartRecord, UploadInfo
-from tusd_py.redis_conn import open_redis
 from tusd_py.state.base import StateStore
 from tusd_py.state.redis import RedisStateStore
+from tusd_py.state.redis_conn import open_redis
 
 #: Arguments for every StateStore method (a missing entry fails the test below).
 CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {

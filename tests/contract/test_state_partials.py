@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from tusd_py import protocol
-from tusd_py.models import ConcatKind, UploadInfo, UploadState
+from tusd_py.core import protocol
+from tusd_py.core.models import ConcatKind, UploadInfo, UploadState
 from tusd_py.state import codec
 from tusd_py.state.base import StateStore
 from tusd_py.state.sqlite import MIGRATIONS, SQLiteStateStore

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from tests.contract.backends import StateBackend
-from tusd_py import errors, protocol
-from tusd_py.models import ConcatKind, PartRecord, UploadInfo, UploadState
+from tusd_py.core import errors, protocol
+from tusd_py.core.models import ConcatKind, PartRecord, UploadInfo, UploadState
 from tusd_py.state.base import StateStore
 
 T0 = 1_700_000_000.123456

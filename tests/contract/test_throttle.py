@@ -16,11 +16,11 @@ import redis.asyncio as aioredis
 
 from tests.fakes import FakeClock
 from tests.streams import eventually
-from tusd_py import errors
-from tusd_py.config import load_config
-from tusd_py.guard import StreamSlot
-from tusd_py.models import Principal
+from tusd_py.core import errors
+from tusd_py.core.config import load_config
+from tusd_py.core.models import Principal
 from tusd_py.throttle import ThrottleGuard, build_throttle_guard
+from tusd_py.throttle.base import StreamSlot
 from tusd_py.throttle.leases import LeaseStore, MemoryLeaseStore, RedisLeaseStore
 
 BACKENDS = ["memory", "redis"]

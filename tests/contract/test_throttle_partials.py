@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.contract.test_throttle import BACKENDS, basic, instances
-from tusd_py import errors
+from tusd_py.core import errors
 from tusd_py.throttle.guard import PARTIALS_PER_CREATION
 
 

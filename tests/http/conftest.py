@@ -21,7 +21,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 from tests.http.raw import RawConnection
 from tests.tusclient import Tus
-from tusd_py.context import AppContext
+from tusd_py.ops.context import AppContext
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A header-based :class:`~tusd_py.auth.Authenticator` for HTTP tests.
+"""A header-based :class:`~tusd_py.auth.authenticator.Authenticator` for HTTP tests.
 
 ``X-Test-User: alice`` authenticates as ``alice`` (tier ``basic``; the user
 ``root`` is an admin); ``X-Test-User: !bad`` is an invalid credential (401);
@@ -12,11 +12,11 @@ from collections.abc import Iterator, Mapping
 import pytest
 import tornado.ioloop
 
-from tusd_py import errors
-from tusd_py.config import Config
-from tusd_py.context import AppContext
-from tusd_py.models import Principal
-from tusd_py.server import build_context
+from tusd_py.cli.server import build_context
+from tusd_py.core import errors
+from tusd_py.core.config import Config
+from tusd_py.core.models import Principal
+from tusd_py.ops.context import AppContext
 
 USER_HEADER = "X-Test-User"
 

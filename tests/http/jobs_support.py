@@ -15,9 +15,9 @@ from tornado.httpclient import AsyncHTTPClient
 
 from tests.restapi import HeaderAuthenticator, bearer, get_json
 from tests.tusclient import Tus, metadata
-from tusd_py.config import Config
-from tusd_py.context import AppContext
-from tusd_py.server import build_context
+from tusd_py.cli.server import build_context
+from tusd_py.core.config import Config
+from tusd_py.ops.context import AppContext
 
 ALICE = bearer("alice")
 #: Config overrides that keep retries and lease recovery quick in tests.

@@ -16,7 +16,7 @@ import pytest
 
 from tests.http.conftest import server_errors
 from tests.tusclient import PATCH_TYPE, Tus
-from tusd_py import errors
+from tusd_py.core import errors
 
 CASES = [
     # (name, method, target, headers, body, status)

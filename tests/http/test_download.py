@@ -10,7 +10,7 @@ import pytest
 
 from tests.http.conftest import Stored, upload_id_of
 from tests.tusclient import Tus, metadata
-from tusd_py.context import AppContext
+from tusd_py.ops.context import AppContext
 
 DATA = b"0123456789abcdefghij"  # 20 bytes
 

@@ -22,9 +22,9 @@ from tornado.httpclient import AsyncHTTPClient
 from tests.http.conftest import Connect, Stored, upload_id_of
 from tests.http.raw import eventually
 from tests.tusclient import PATCH_TYPE, TUS, Tus
-from tusd_py.config import Config
-from tusd_py.context import AppContext
-from tusd_py.server import build_context, start
+from tusd_py.cli.server import build_context, start
+from tusd_py.core.config import Config
+from tusd_py.ops.context import AppContext
 
 EXPIRATION = 3600.0
 TOMBSTONE_TTL = 600.0

@@ -14,12 +14,12 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
 from storage.base import Capability, ChunkWriter
 from tests import services
-from tusd_py import errors
-from tusd_py.config import Config
-from tusd_py.context import AppContext
-from tusd_py.health import readiness
-from tusd_py.models import UploadInfo
-from tusd_py.server import build_context
+from tusd_py.cli.server import build_context
+from tusd_py.core import errors
+from tusd_py.core.config import Config
+from tusd_py.core.models import UploadInfo
+from tusd_py.ops.context import AppContext
+from tusd_py.ops.health import readiness
 
 
 class UnreachableStorage:

@@ -23,8 +23,8 @@ from tests.restapi import (
     request_head,
 )
 from tests.tusclient import Tus
-from tusd_py.config import Config
-from tusd_py.context import AppContext
+from tusd_py.core.config import Config
+from tusd_py.ops.context import AppContext
 
 RAW = "application/octet-stream"
 

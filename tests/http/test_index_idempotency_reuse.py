@@ -17,8 +17,8 @@ from tornado.httpclient import AsyncHTTPClient
 
 from tests.http.conftest import Stored
 from tests.restapi import bearer, get_json, multi_user_ctx, multipart_body, post_index
-from tusd_py.config import Config
-from tusd_py.context import AppContext
+from tusd_py.core.config import Config
+from tusd_py.ops.context import AppContext
 
 RAW = "application/octet-stream"
 ALICE = bearer("alice")

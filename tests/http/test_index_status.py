@@ -13,8 +13,8 @@ from tornado.httpclient import AsyncHTTPClient
 
 from tests.restapi import bearer, get_json, multi_user_ctx, open_raw, post_index, request_head
 from tests.tusclient import Tus
-from tusd_py.config import Config
-from tusd_py.context import AppContext
+from tusd_py.core.config import Config
+from tusd_py.ops.context import AppContext
 
 ALICE = bearer("alice")
 BOB = bearer("bob")

@@ -12,10 +12,10 @@ from tornado.httpclient import AsyncHTTPClient
 
 from tests.restapi import eventually, get_json, multipart_body, post_index
 from tests.tusclient import Tus
-from tusd_py import errors
-from tusd_py.context import AppContext
-from tusd_py.guard import NullGuard, StreamSlot
-from tusd_py.models import Principal
+from tusd_py.core import errors
+from tusd_py.core.models import Principal
+from tusd_py.ops.context import AppContext
+from tusd_py.throttle.base import NullGuard, StreamSlot
 
 
 @pytest.fixture

@@ -32,9 +32,9 @@ from tests.http.jobs_support import (
 )  # fmt: skip
 from tests.restapi import bearer, eventually, get_json
 from tests.tusclient import Tus, metadata
-from tusd_py import errors
-from tusd_py.config import Config
-from tusd_py.context import AppContext
+from tusd_py.core import errors
+from tusd_py.core.config import Config
+from tusd_py.ops.context import AppContext
 
 BOB = bearer("bob")
 ADMIN = bearer("root", "admin")

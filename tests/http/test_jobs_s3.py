@@ -22,8 +22,8 @@ from tests.http.jobs_support import (
 )
 from tests.integration.s3_support import MIB, new_bucket, overrides
 from tests.tusclient import Tus
-from tusd_py.config import Config
-from tusd_py.context import AppContext
+from tusd_py.core.config import Config
+from tusd_py.ops.context import AppContext
 
 ROWS = 100_000
 

@@ -21,10 +21,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 import handlers.live
 from tests.http.conftest import upload_id_of
 from tests.tusclient import Tus
-from tusd_py.config import Config
-from tusd_py.context import AppContext
-from tusd_py.jwt_auth import mint_token
-from tusd_py.live.hub import QUEUE_SIZE
+from tusd_py.auth.tokens import mint_token
+from tusd_py.core.config import Config
+from tusd_py.events.live.hub import QUEUE_SIZE
+from tusd_py.ops.context import AppContext
 
 SECRET = "live-secret-" + "x" * 40
 DEADLINE = 10.0

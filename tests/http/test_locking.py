@@ -18,7 +18,7 @@ import pytest
 from tests.http.conftest import Connect, Stored, upload_id_of
 from tests.http.raw import RawConnection, eventually
 from tests.tusclient import PATCH_TYPE, TUS, Tus
-from tusd_py.context import AppContext
+from tusd_py.ops.context import AppContext
 
 DATA = bytes(i % 241 for i in range(1000))
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from handlers.httpconn import HEADER_READ_CAP
 from tests.http.conftest import Connect, Stored, upload_id_of
 from tests.http.raw import request_head
 from tests.tusclient import PATCH_TYPE, TUS, Tus
-from tusd_py.httpconn import HEADER_READ_CAP
 
 TRAVERSALS = [
     "..%2F..%2Fstate.db",
@@ -201,7 +201,7 @@ async def test_unparsable_http_gets_400_and_server_lives_on(
 
 class TestHugeHeaders:
     """Header blocks over ``max_header_size`` get a JSON 431 up to
-    :data:`tusd_py.httpconn.HEADER_READ_CAP` (2 MiB, so 1 MiB of headers is
+    :data:`handlers.httpconn.HEADER_READ_CAP` (2 MiB, so 1 MiB of headers is
     answered); beyond that Tornado drops the connection unanswered; the server
     lives on."""
 

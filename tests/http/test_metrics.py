@@ -12,12 +12,12 @@ from tornado.httpclient import AsyncHTTPClient
 
 from tests.e2e.serverproc import metric_values
 from tests.tusclient import Tus
-from tusd_py import errors
-from tusd_py.context import AppContext
-from tusd_py.guard import RequestKind, StreamSlot
-from tusd_py.logs import JsonFormatter
-from tusd_py.metrics import Metrics
-from tusd_py.models import Principal, UploadInfo
+from tusd_py.core import errors
+from tusd_py.core.models import Principal, UploadInfo
+from tusd_py.ops.context import AppContext
+from tusd_py.ops.logs import JsonFormatter
+from tusd_py.ops.metrics import Metrics
+from tusd_py.throttle.base import RequestKind, StreamSlot
 
 
 class RefuseEverything:

@@ -10,10 +10,10 @@ import pytest
 from openapi_spec_validator import validate
 from tornado.httpclient import AsyncHTTPClient
 
-from tusd_py.app import routes
-from tusd_py.config import load_config
-from tusd_py.context import AppContext
-from tusd_py.openapi import openapi_document
+from handlers.app import routes
+from tusd_py.core.config import load_config
+from tusd_py.ops.context import AppContext
+from tusd_py.rest.openapi import openapi_document
 
 SAMPLE_ID = "0123456789abcdef0123456789abcdef"
 

@@ -3,7 +3,7 @@
 * A partial keeps the normal expiry while unassembled (also once complete).
 * Once its final is assembled and complete — at creation, or lazily on a
   HEAD of a concatenation-unfinished final — the partial is removed by the
-  sweeper after :data:`tusd_py.partials.REUSE_GRACE` (bytes and record; 410).
+  sweeper after :data:`tusd_py.core.partials.REUSE_GRACE` (bytes and record; 410).
 * Listings hide partials unless ``include=partial``.
 
 Time is the service's injected clock; the sweeper is called directly.
@@ -24,10 +24,10 @@ from tests.http.conftest import Stored, upload_id_of
 from tests.integration import s3_support as s3t
 from tests.restapi import get_json
 from tests.tusclient import Tus
-from tusd_py.config import Config
-from tusd_py.context import AppContext
-from tusd_py.partials import REUSE_GRACE
-from tusd_py.server import build_context
+from tusd_py.cli.server import build_context
+from tusd_py.core.config import Config
+from tusd_py.core.partials import REUSE_GRACE
+from tusd_py.ops.context import AppContext
 
 EXPIRATION = 3600.0
 PARTIAL = {"Upload-Concat": "partial"}

@@ -23,9 +23,9 @@ from tornado.httpclient import AsyncHTTPClient
 from tests.http.conftest import Connect, Stored, upload_id_of
 from tests.http.raw import RawConnection, eventually
 from tests.tusclient import PATCH_TYPE, TUS, Tus
-from tusd_py import server
-from tusd_py.config import Config
-from tusd_py.context import AppContext
+from tusd_py.cli import server
+from tusd_py.core.config import Config
+from tusd_py.ops.context import AppContext
 
 DATA = bytes(i % 251 for i in range(1000))
 

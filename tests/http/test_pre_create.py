@@ -16,8 +16,8 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient
 
 from tests.tusclient import Tus, metadata
-from tusd_py import protocol
-from tusd_py.hooks.signing import verify
+from tusd_py.core import protocol
+from tusd_py.events.hooks.signing import verify
 
 SECRET = "pre-create-secret"
 

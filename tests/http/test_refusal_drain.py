@@ -2,7 +2,7 @@
 delivers its status and JSON error to clients that send the whole body before
 reading the response (Python ``http.client``, ``requests``, tuspy), instead
 of a connection reset. The server reads and discards the body up to
-``server.refusal_drain`` bytes (:mod:`tusd_py.httpconn`). ``requests`` and
+``server.refusal_drain`` bytes (:mod:`handlers.httpconn`). ``requests`` and
 tuspy (on ``requests``) happened to see the status before; their tests guard it.
 
 Bodies are 20 MiB streamed from a generator (never held in memory).
@@ -28,9 +28,9 @@ from tusclient.uploader.uploader import Uploader
 from tests.http.conftest import Stored, upload_id_of
 from tests.http.fake_auth import HeaderAuthenticator, as_user, ctx  # noqa: F401  (the ctx fixture with test auth)
 from tests.tusclient import PATCH_TYPE, TUS, Tus
-from tusd_py.config import Config
-from tusd_py.context import AppContext
-from tusd_py.server import build_context
+from tusd_py.cli.server import build_context
+from tusd_py.core.config import Config
+from tusd_py.ops.context import AppContext
 
 ALICE = as_user("alice")
 BODY = 20 << 20

@@ -1,4 +1,4 @@
-"""The drain of a refused body is bounded (issue 14.4, :mod:`tusd_py.httpconn`):
+"""The drain of a refused body is bounded (issue 14.4, :mod:`handlers.httpconn`):
 by ``server.refusal_drain`` bytes (declared or counted) and by
 ``server.network_timeout`` of silence; past either the server answers first,
 then hangs up. A drained body keeps the connection usable, chunked too.

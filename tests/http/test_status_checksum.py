@@ -1,6 +1,6 @@
 """``checksum`` in the status document (issue 12.7): the whole upload's digest
 the server computed from checksummed PATCHes, ``"<algorithm>:<hex>"``, or null
-when it is not known (see :mod:`tusd_py.checksum`)."""
+when it is not known (see :mod:`tusd_py.core.checksum`)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from tornado.httpclient import AsyncHTTPClient
 from tests.http.conftest import upload_id_of
 from tests.restapi import get_json
 from tests.tusclient import Tus
-from tusd_py.checksum import FileDigests
-from tusd_py.context import AppContext
+from tusd_py.core.checksum import FileDigests
+from tusd_py.ops.context import AppContext
 
 
 def upload_checksum(algorithm: str, data: bytes) -> str:

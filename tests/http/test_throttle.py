@@ -18,10 +18,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tests.fakes import FakeClock
 from tests.streams import OpenBody, open_patch, wait_until
 from tests.tusclient import Tus
-from tusd_py.config import Config
-from tusd_py.context import AppContext
-from tusd_py.jwt_auth import mint_token
-from tusd_py.server import build_context
+from tusd_py.auth.tokens import mint_token
+from tusd_py.cli.server import build_context
+from tusd_py.core.config import Config
+from tusd_py.ops.context import AppContext
 from tusd_py.throttle import ThrottleGuard
 
 SECRET = "throttle-secret-" + "z" * 40

@@ -15,10 +15,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
 from tests.fakes import FakeClock
 from tests.tusclient import Tus, metadata
-from tusd_py.config import Config
-from tusd_py.context import AppContext
-from tusd_py.jwt_auth import mint_token
-from tusd_py.server import build_context
+from tusd_py.auth.tokens import mint_token
+from tusd_py.cli.server import build_context
+from tusd_py.core.config import Config
+from tusd_py.ops.context import AppContext
 
 SECRET = "test-secret-" + "x" * 40
 AUDIENCE = "tusd-py-tests"

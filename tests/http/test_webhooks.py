@@ -22,9 +22,9 @@ from tornado.httpclient import AsyncHTTPClient
 
 from tests.http.jobs_support import ALICE, FAST_JOBS, consuming_ctx, post_process, upload, wait_job
 from tests.tusclient import Tus, metadata
-from tusd_py.config import Config
-from tusd_py.context import AppContext
-from tusd_py.hooks.signing import verify
+from tusd_py.core.config import Config
+from tusd_py.events.hooks.signing import verify
+from tusd_py.ops.context import AppContext
 
 SECRET = "s3cret-for-tests"
 

@@ -22,15 +22,15 @@ import tornado.ioloop
 import tornado.testing
 from tornado.httpclient import AsyncHTTPClient
 
+from handlers.zerocopy import HEAD_BYTES
 from tests.http.conftest import Connect, Stored, upload_id_of
 from tests.http.raw import RawConnection, request_head
 from tests.http.test_patch_interrupted import offset_reaches, start_patch, streams_open
 from tests.integration import s3_support as s3t
 from tests.tusclient import PATCH_TYPE, TUS, Tus
-from tusd_py import server
-from tusd_py.config import Config
-from tusd_py.context import AppContext
-from tusd_py.zerocopy import HEAD_BYTES
+from tusd_py.cli import server
+from tusd_py.core.config import Config
+from tusd_py.ops.context import AppContext
 
 MIB = 1 << 20
 

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from tests import services
-from tusd_py import bench_cmd, cli
-from tusd_py.benchmark.loadclient import PATTERN_LEN, Pattern
-from tusd_py.benchmark.scenarios import SINGLE_SEED
+from tusd_py.cli import bench as bench_cmd
+from tusd_py.cli import main as cli
+from tusd_py.cli.benchmark.loadclient import PATTERN_LEN, Pattern
+from tusd_py.cli.benchmark.scenarios import SINGLE_SEED
 
 TINY = [
     "--size",

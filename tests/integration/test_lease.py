@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from tusd_py import errors
-from tusd_py.auth import LOCAL_PRINCIPAL
-from tusd_py.context import AppContext
+from tusd_py.auth.authenticator import LOCAL_PRINCIPAL
+from tusd_py.core import errors
+from tusd_py.core.append import AppendRequest
 from tusd_py.locking.redis import RedisLocker
-from tusd_py.service import AppendRequest
+from tusd_py.ops.context import AppContext
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import tornado.websocket
 
 from tests.integration import tushttp as tus
 from tests.integration.test_multi_instance import Cluster
-from tusd_py.live import LiveHub, RedisBridge
+from tusd_py.events.live import LiveHub, RedisBridge
 
 DEADLINE = 20.0
 

@@ -1,4 +1,4 @@
-"""Startup reconciliation (``tusd_py.reconcile``) with SQLite and with Redis."""
+"""Startup reconciliation (``tusd_py.ops.reconcile``) with SQLite and with Redis."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import redis.asyncio as aioredis
 
 from storage.base import OrphanSweeper
 from storage.local import LocalStorage
-from tusd_py import errors, protocol
-from tusd_py.auth import LOCAL_PRINCIPAL
-from tusd_py.context import AppContext
+from tusd_py.auth.authenticator import LOCAL_PRINCIPAL
+from tusd_py.core import errors, protocol
+from tusd_py.core.models import UploadInfo, UploadState
 from tusd_py.locking.liveness import SUFFIX, boot_id
 from tusd_py.locking.redis import RedisLocker
-from tusd_py.models import UploadInfo, UploadState
-from tusd_py.reconcile import reconcile
+from tusd_py.ops.context import AppContext
+from tusd_py.ops.reconcile import reconcile
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -22,8 +22,8 @@ from tornado.httpclient import AsyncHTTPClient
 from tests.integration import s3_support as s3t
 from tests.integration.tcp_proxy import TcpProxy
 from tests.tusclient import Tus
-from tusd_py.context import AppContext
-from tusd_py.service import FINISH_GRACE
+from tusd_py.core.service import FINISH_GRACE
+from tusd_py.ops.context import AppContext
 
 MIB = s3t.MIB
 

@@ -14,7 +14,7 @@ from tornado.httpclient import AsyncHTTPClient
 from tests.integration import s3_support as s3t
 from tests.restapi import eventually
 from tests.tusclient import Tus
-from tusd_py.context import AppContext
+from tusd_py.ops.context import AppContext
 
 MIB = s3t.MIB
 #: A minimal x86-64 ELF executable header, then filler: 14 MiB, above the 12 MiB threshold.

@@ -21,8 +21,8 @@ import tornado.ioloop
 from storage.s3 import S3Storage
 from tests.integration import s3_support as s3t
 from tests.integration.tcp_proxy import TcpProxy
-from tusd_py.config import load_config
-from tusd_py.models import UploadInfo
+from tusd_py.core.config import load_config
+from tusd_py.core.models import UploadInfo
 from tusd_py.state.sqlite import SQLiteStateStore
 
 MIB = s3t.MIB

@@ -10,8 +10,8 @@ from tornado.httpclient import AsyncHTTPClient
 
 from tests.integration import s3_support as s3t
 from tests.tusclient import Tus, metadata
-from tusd_py import protocol
-from tusd_py.context import AppContext
+from tusd_py.core import protocol
+from tusd_py.ops.context import AppContext
 
 MIB = s3t.MIB
 

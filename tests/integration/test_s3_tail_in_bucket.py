@@ -11,13 +11,13 @@ import pytest
 import tornado.testing
 from tornado.httpclient import AsyncHTTPClient
 
+from handlers.app import make_app
 from tests.integration import s3_support as s3t
 from tests.tusclient import Tus
-from tusd_py.app import make_app
-from tusd_py.config import Config, describe, load_config
-from tusd_py.context import AppContext
-from tusd_py.models import PartRecord
-from tusd_py.server import build_context, http_server
+from tusd_py.cli.server import build_context, http_server
+from tusd_py.core.config import Config, describe, load_config
+from tusd_py.core.models import PartRecord
+from tusd_py.ops.context import AppContext
 
 MIB = s3t.MIB
 

@@ -17,14 +17,14 @@ import redis.asyncio as aioredis
 import tornado.testing
 from tornado.httpclient import AsyncHTTPClient
 
+from handlers.app import make_app
 from tests.services import free_port, wait_for_port
 from tests.streams import OpenBody, eventually, open_patch, wait_until
 from tests.tusclient import Tus
-from tusd_py.app import make_app
-from tusd_py.config import Config, load_config
-from tusd_py.context import AppContext
-from tusd_py.jwt_auth import mint_token
-from tusd_py.server import build_context, http_server
+from tusd_py.auth.tokens import mint_token
+from tusd_py.cli.server import build_context, http_server
+from tusd_py.core.config import Config, load_config
+from tusd_py.ops.context import AppContext
 from tusd_py.throttle.leases import RedisLeaseStore
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,7 @@
 server refuses before reading its body (wrong offset, bad token) ends in
 tus-js-client's ``onError`` with the status and JSON error, not with
 ``EPIPE``/``ECONNRESET`` and no response (what it got before the drain of
-:mod:`tusd_py.httpconn`). Runs ``tests/interop/js/refused.mjs`` with ``node``.
+:mod:`handlers.httpconn`). Runs ``tests/interop/js/refused.mjs`` with ``node``.
 """
 
 from __future__ import annotations

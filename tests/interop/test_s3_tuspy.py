@@ -11,7 +11,7 @@ from tornado.httpclient import AsyncHTTPClient
 from tusclient import client as tus_client
 
 from tests.integration import s3_support as s3t
-from tusd_py.context import AppContext
+from tusd_py.ops.context import AppContext
 
 MIB = s3t.MIB
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tusd_py.cli import main
+from tusd_py.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +50,7 @@ def test_prints_effective_config_with_secrets_masked(
     assert effective["s3"]["secret_access_key"] == "***"
     for secret in ("toml-secret", "env-secret", "s3-very-secret"):
         assert secret not in out
-    from tusd_py.config import sections
+    from tusd_py.core.config import sections
 
     assert set(effective) == set(sections())
 

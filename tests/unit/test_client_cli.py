@@ -7,9 +7,9 @@ import signal
 
 import pytest
 
-from tusd_py.client.cli import endpoint_of, sigterm_raises
-from tusd_py.client.errors import EXIT_USAGE, Terminated, UsageError
-from tusd_py.client.listing import suggest_collection
+from tusd_py.cli.client.commands import endpoint_of, sigterm_raises
+from tusd_py.cli.client.errors import EXIT_USAGE, Terminated, UsageError
+from tusd_py.cli.client.listing import suggest_collection
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from tusd_py.client.progress import (
+from tusd_py.cli.client.progress import (
     BarReporter,
     FileProgress,
     JsonLinesReporter,

@@ -8,7 +8,7 @@ import stat
 import threading
 from pathlib import Path
 
-from tusd_py.client.resume_store import ResumeStore, default_cache_dir, download_key, fingerprint
+from tusd_py.cli.client.resume_store import ResumeStore, default_cache_dir, download_key, fingerprint
 
 
 class FakeClock:

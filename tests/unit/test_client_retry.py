@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tusd_py.client.retry import (
+from tusd_py.cli.client.retry import (
     BackoffPolicy,
     Disposition,
     RetryBudget,

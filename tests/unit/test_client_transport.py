@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tusd_py.client.errors import TransportError
-from tusd_py.client.transport import HttpTransport
+from tusd_py.cli.client.errors import TransportError
+from tusd_py.cli.client.transport import HttpTransport
 
 
 class Body:

@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 
-from tusd_py.client.errors import ClientError, GaveUp, PermanentError, TransportError
-from tusd_py.client.filejob import FileUpload, UploadOptions, plan_parts
-from tusd_py.client.progress import FileProgress, JsonLinesReporter
-from tusd_py.client.resume_store import ResumeStore
-from tusd_py.client.retry import BackoffPolicy
-from tusd_py.client.transport import Body, Headers, Response
-from tusd_py.client.tus import TusSession
-from tusd_py.client.uploader import RangeUploader, checksum_header
+from tusd_py.cli.client.errors import ClientError, GaveUp, PermanentError, TransportError
+from tusd_py.cli.client.filejob import FileUpload, UploadOptions, plan_parts
+from tusd_py.cli.client.progress import FileProgress, JsonLinesReporter
+from tusd_py.cli.client.resume_store import ResumeStore
+from tusd_py.cli.client.retry import BackoffPolicy
+from tusd_py.cli.client.transport import Body, Headers, Response
+from tusd_py.cli.client.tus import TusSession
+from tusd_py.cli.client.uploader import RangeUploader, checksum_header
 
 ENDPOINT = "http://tus.test/files/"
 

@@ -1,4 +1,4 @@
-"""``tusd_py.config``: precedence defaults < TOML < env < overrides, value
+"""``tusd_py.core.config``: precedence defaults < TOML < env < overrides, value
 conversion, validation errors naming the key, secrets from ``*_file``."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tusd_py.config import (
+from tusd_py.core.config import (
     Config,
     ConfigError,
     ServerConfig,

@@ -3,7 +3,7 @@
 Convention: every key of every ``Config`` section appears *uncommented* with
 its default value, inside a block (lines up to the next blank line) that
 starts with a ``#`` comment explaining it. So the file loads to exactly the
-defaults, and a key added to ``tusd_py/config.py`` without documentation
+defaults, and a key added to ``tusd_py/core/config.py`` without documentation
 fails here.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from tusd_py import config as config_mod
-from tusd_py.config import Config, load_config
+from tusd_py.core import config as config_mod
+from tusd_py.core.config import Config, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "conf" / "tusd-py.toml"
 

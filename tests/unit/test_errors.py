@@ -1,4 +1,4 @@
-"""``tusd_py.errors``: the one error table.
+"""``tusd_py.core.errors``: the one error table.
 
 Every class has a valid status, a unique stable code and a message; the
 documented tree in the module docstring lists every class under its real
@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tusd_py import errors
+from tusd_py.core import errors
 
 CLASSES = errors.all_error_classes()
 

@@ -1,4 +1,4 @@
-"""Streaming extraction of the file field from multipart bodies (tusd_py.formdata)."""
+"""Streaming extraction of the file field from multipart bodies (tusd_py.rest.formdata)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tusd_py import errors
-from tusd_py.formdata import FileFieldExtractor, boundary_of
+from tusd_py.core import errors
+from tusd_py.rest.formdata import FileFieldExtractor, boundary_of
 
 BOUNDARY = b"----b0undary"
 

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tusd_py import errors, protocol
-from tusd_py.config import Config, load_config
-from tusd_py.jwt_auth import JWTAuthenticator, bearer_token, mint_token
+from tusd_py.auth.tokens import JWTAuthenticator, bearer_token, mint_token
+from tusd_py.core import errors, protocol
+from tusd_py.core.config import Config, load_config
 
 #: Header values as Tornado hands them over: latin-1 text, no CR/LF.
 header_text = st.text(

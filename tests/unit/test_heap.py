@@ -1,4 +1,4 @@
-"""tusd_py.heap: glibc arena cap and periodic malloc_trim (the soak's RSS growth).
+"""tusd_py.ops.heap: glibc arena cap and periodic malloc_trim (the soak's RSS growth).
 
 The arena and RSS checks run in a fresh interpreter each, so this pytest
 process's heap is not changed.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tusd_py import heap
+from tusd_py.ops import heap
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(heap.glibc() is None, reason="needs glibc")
 #: Counts glibc's heap arenas (``malloc_info`` XML) after 8 threads malloc at once.
 _ARENAS = """
 import ctypes, os, sys, tempfile, threading
-from tusd_py import heap
+from tusd_py.ops import heap
 if sys.argv[1] == "cap":
     assert heap.limit_arenas({})
 libc = ctypes.CDLL(None)
@@ -53,7 +53,7 @@ print(open(path).read().count("<heap nr="))
 #: then after trim(): the kept blocks pin the pages, only malloc_trim returns them.
 _TRIM = """
 import ctypes, sys
-from tusd_py import heap
+from tusd_py.ops import heap
 def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):

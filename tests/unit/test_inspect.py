@@ -1,4 +1,4 @@
-"""File type policy and libmagic detection (tusd_py.inspect)."""
+"""File type policy and libmagic detection (tusd_py.core.inspect)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import struct
 
 import pytest
 
-from tusd_py import errors
-from tusd_py.config import ConfigError, load_config
-from tusd_py.inspect import MagicInspector, TypePolicy, build_inspector
-from tusd_py.models import UploadInfo
+from tusd_py.core import errors
+from tusd_py.core.config import ConfigError, load_config
+from tusd_py.core.inspect import MagicInspector, TypePolicy, build_inspector
+from tusd_py.core.models import UploadInfo
 
 DEFAULT = load_config(environ={})
 INFO = UploadInfo(id="0" * 32, owner="u", length=None)

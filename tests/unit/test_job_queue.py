@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tusd_py.config import Config, load_config
+from tusd_py.core.config import Config, load_config
 from tusd_py.jobs.consumer import Consumer
 from tusd_py.jobs.queue import JobQueue, build_huey
 from tusd_py.jobs.records import JobRecord, JobStatus, priority_of

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tusd_py.config import ConfigError, load_config
+from tusd_py.core.config import ConfigError, load_config
 
 
 @pytest.mark.parametrize(

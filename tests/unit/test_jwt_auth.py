@@ -15,11 +15,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tusd_py import errors
-from tusd_py.auth import NoAuthAuthenticator, build_authenticator
-from tusd_py.auth_secret import GENERATED_NAME, resolve_secret
-from tusd_py.config import Config, ConfigError, load_config
-from tusd_py.jwt_auth import JWTAuthenticator, mint_token
+from tusd_py.auth.authenticator import NoAuthAuthenticator, build_authenticator
+from tusd_py.auth.secret import GENERATED_NAME, resolve_secret
+from tusd_py.auth.tokens import JWTAuthenticator, mint_token
+from tusd_py.core import errors
+from tusd_py.core.config import Config, ConfigError, load_config
 
 SECRET = "s" * 40
 

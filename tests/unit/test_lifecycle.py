@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from tusd_py.lifecycle import Lifecycle
+from tusd_py.ops.lifecycle import Lifecycle
 
 
 async def _fail() -> None:

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs
 import pytest
 
 from tests.fakes import FakeClock
-from tusd_py import errors
-from tusd_py.links import LinkSigner
+from tusd_py.auth.links import LinkSigner
+from tusd_py.core import errors
 
 SECRET = "k" * 64
 UPLOAD = "0123456789abcdef0123456789abcdef"

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tusd_py import errors
-from tusd_py.listing import decode_cursor, encode_cursor, parse_query
-from tusd_py.models import UploadInfo, UploadState
-from tusd_py.status import iso_time, percent_of, state_of, status_document
+from tusd_py.core import errors
+from tusd_py.core.models import UploadInfo, UploadState, iso_time
+from tusd_py.rest.listing import decode_cursor, encode_cursor, parse_query
+from tusd_py.rest.status import percent_of, state_of, status_document
 
 ID = "ab" * 16
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from tusd_py.live.hub import LiveHub
+from tusd_py.events.live.hub import LiveHub
 
 
 def progress(upload_id: str, offset: int) -> dict[str, object]:

@@ -15,8 +15,8 @@ from storage.base import (
     Storage,
 )
 from storage.local import LocalStorage, LocalWriter, map_os_errors
-from tusd_py import errors, protocol
-from tusd_py.models import UploadInfo
+from tusd_py.core import errors, protocol
+from tusd_py.core.models import UploadInfo
 
 
 def upload(length: int | None = 10, offset: int = 0) -> UploadInfo:

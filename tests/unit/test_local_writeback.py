@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from storage.local import LocalStorage, LocalWriter
-from tusd_py import errors
-from tusd_py.models import UploadInfo
+from tusd_py.core import errors
+from tusd_py.core.models import UploadInfo
 
 KIB = 1024
 

@@ -9,7 +9,7 @@ import json
 import logging
 import threading
 
-from tusd_py.logs import LogPipeline
+from tusd_py.ops.logs import LogPipeline
 
 
 class StalledStream(io.StringIO):

@@ -1,4 +1,4 @@
-"""``tusd_py.protocol``: header parsers, round trips and fuzzing (SPEC §12).
+"""``tusd_py.core.protocol``: header parsers, round trips and fuzzing (SPEC §12).
 
 Every parser, given any text, either returns a value or raises an
 ``InvalidHeader`` subclass (``parse_range`` may also raise
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tusd_py import errors, protocol
+from tusd_py.core import errors, protocol
 
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

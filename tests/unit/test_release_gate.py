@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tusd_py.release import ReleaseGate
+from tusd_py.core.release import ReleaseGate
 
 IDLE = 0.05
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.test_header_properties import any_header, refuses_cleanly
-from tusd_py import errors
+from tusd_py.core import errors
 from tusd_py.rufh import digests, fields, problems
 from tusd_py.rufh.version import LATEST, Draft, detect
 

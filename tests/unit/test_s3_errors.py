@@ -9,7 +9,7 @@ import botocore.exceptions
 import pytest
 
 from storage.s3_client import map_s3_errors, translate
-from tusd_py import errors
+from tusd_py.core import errors
 
 
 def _client_error(code: str, status: int) -> botocore.exceptions.ClientError:

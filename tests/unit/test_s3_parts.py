@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from storage.parts import MAX_PART_SIZE, MIB, PartPlan, copy_ranges, optimal_part_size, scan, split
-from tusd_py.models import PartRecord
+from tusd_py.core.models import PartRecord
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tusd_py.config import ConfigError
-from tusd_py.sdlisten import inherited_sockets
-from tusd_py.sdnotify import Notifier, socket_address, watchdog_interval
+from tusd_py.core.config import ConfigError
+from tusd_py.ops.sdlisten import inherited_sockets
+from tusd_py.ops.sdnotify import Notifier, socket_address, watchdog_interval
 
 
 def test_socket_address() -> None:

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from storage.local import LocalStorage
-from tusd_py import errors, protocol
-from tusd_py.composer import Composer
-from tusd_py.config import load_config
+from tusd_py.core import errors, protocol
+from tusd_py.core.append import AppendRequest, AppendSession
+from tusd_py.core.composer import Composer
+from tusd_py.core.config import load_config
+from tusd_py.core.models import ConcatKind, Principal, UploadInfo, UploadState
+from tusd_py.core.service import UploadService
 from tusd_py.locking.memory import MemoryLocker
-from tusd_py.models import ConcatKind, Principal, UploadInfo, UploadState
-from tusd_py.service import AppendRequest, AppendSession, UploadService
 from tusd_py.state.memory import MemoryStateStore
 
 ALICE = Principal("alice")

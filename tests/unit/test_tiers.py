@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tusd_py.config import GIB, Config, ConfigError, load_config
-from tusd_py.guard import tier_size_limit
-from tusd_py.models import Principal
-from tusd_py.tiers import tier_of, tier_table
+from tusd_py.auth.tiers import tier_of, tier_table
+from tusd_py.core.config import GIB, Config, ConfigError, load_config
+from tusd_py.core.models import Principal
+from tusd_py.throttle.base import tier_size_limit
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,5 +1,5 @@
 """Unit checks of the zero-copy building blocks: which streams are spliced,
-and :func:`tusd_py.splice.splice_step` over a real socket pair and file."""
+and :func:`tusd_py.core.splice.splice_step` over a real socket pair and file."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import tornado.iostream
 
-from tusd_py.httpconn import _spliceable
-from tusd_py.splice import Pipe, splice_step
+from handlers.httpconn import _spliceable
+from tusd_py.core.splice import Pipe, splice_step
 
 
 @pytest.mark.gen_test

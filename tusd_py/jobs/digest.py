@@ -3,7 +3,7 @@
 Local files are read block by block from disk, S3 objects by streaming the
 object body; memory stays at one chunk. The result (``{"checksum":
 "sha256:<hex>", "sha256", "bytes"}``) is what ``/index-status`` shows as
-``checksum`` when the upload itself carried none (see :mod:`tusd_py.status`).
+``checksum`` when the upload itself carried none (see :mod:`tusd_py.rest.status`).
 """
 
 from __future__ import annotations

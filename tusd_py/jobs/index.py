@@ -33,11 +33,11 @@ from typing import Any
 
 from sqlite_utils.utils import TypeTracker
 
+from tusd_py.core.models import UploadInfo
 from tusd_py.jobs.records import JobRecord
 from tusd_py.jobs.rows import RowsDB, table_name
 from tusd_py.jobs.runner import PermanentJobError
 from tusd_py.jobs.source import UploadSource
-from tusd_py.models import UploadInfo
 
 BATCH = 1000
 KEEP_MALFORMED = 100

@@ -1,4 +1,4 @@
-"""OpenAPI paths and schemas of the job routes (merged by :mod:`tusd_py.openapi`)."""
+"""OpenAPI paths and schemas of the job routes (merged by :mod:`tusd_py.rest.openapi`)."""
 
 from __future__ import annotations
 

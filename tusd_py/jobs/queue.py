@@ -20,7 +20,7 @@ from typing import Any
 from huey import PriorityRedisHuey, SqliteHuey  # type: ignore[import-untyped]
 from huey.api import Huey  # type: ignore[import-untyped]
 
-from tusd_py.config import Config
+from tusd_py.core.config import Config
 
 #: The one huey task name; its argument is a job id.
 TASK_NAME = "tusd_py.run_job"

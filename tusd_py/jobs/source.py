@@ -16,9 +16,9 @@ import codecs
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
-from tusd_py.composer import Composer
+from tusd_py.core.composer import Composer
+from tusd_py.core.models import UploadInfo
 from tusd_py.jobs.runner import PermanentJobError
-from tusd_py.models import UploadInfo
 
 T = TypeVar("T")
 

@@ -21,10 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
-from tusd_py import errors
-from tusd_py.composer import Composer
-from tusd_py.config import Config
-from tusd_py.hooks import webhooks
+from tusd_py.core import errors
+from tusd_py.core.composer import Composer
+from tusd_py.core.config import Config
+from tusd_py.core.models import ConcatKind, UploadInfo
+from tusd_py.events.hooks import webhooks
 from tusd_py.jobs.consumer import Consumer
 from tusd_py.jobs.digest import sha256_job
 from tusd_py.jobs.index import index_job, tabular_format
@@ -34,7 +35,6 @@ from tusd_py.jobs.rows import RowsDB
 from tusd_py.jobs.runner import BACKEND_ERRORS, JobFn, JobListener, PermanentJobError, Runner
 from tusd_py.jobs.source import UploadSource
 from tusd_py.jobs.store import JobStore, SQLiteJobStore
-from tusd_py.models import ConcatKind, UploadInfo
 
 log = logging.getLogger("tusd_py.jobs")
 T = TypeVar("T")
@@ -224,7 +224,7 @@ class JobSystem:
 
 
 class JobsSink:
-    """The :class:`~tusd_py.events.EventSink` feeding the job system; never blocks."""
+    """The :class:`~tusd_py.core.events.EventSink` feeding the job system; never blocks."""
 
     def __init__(self, system: JobSystem) -> None:
         self.system = system

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tusd_py.config import Config
+from tusd_py.core.config import Config
 from tusd_py.locking.base import Lock, Locker
 from tusd_py.locking.memory import MemoryLocker
 

@@ -20,7 +20,7 @@ class Lock(Protocol):
     async def acquire(self, timeout: float, on_release_requested: Callable[[], None]) -> None:
         """Take the lock, asking a current holder to release it.
 
-        Raises :class:`tusd_py.errors.LockTimeout` (423, Retry-After) when it
+        Raises :class:`tusd_py.core.errors.LockTimeout` (423, Retry-After) when it
         is still held after ``timeout`` seconds. ``on_release_requested`` is
         called (on the event loop, at most once) if another request asks us to
         release while we hold it.

@@ -33,7 +33,7 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tusd_py import errors
+from tusd_py.core import errors
 from tusd_py.locking.waiters import FreeWaiters, ReleaseCallback
 
 log = logging.getLogger("tusd_py.app")

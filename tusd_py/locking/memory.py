@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from tusd_py import errors
+from tusd_py.core import errors
 
 log = logging.getLogger("tusd_py.app")
 

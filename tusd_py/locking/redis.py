@@ -41,10 +41,10 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from tusd_py import errors
+from tusd_py.core import errors
 from tusd_py.locking.liveness import ProcessMark
 from tusd_py.locking.waiters import FreeWaiters, ReleaseCallback
-from tusd_py.redis_errors import REDIS_FAILURES, map_redis_errors, text
+from tusd_py.state.redis_errors import REDIS_FAILURES, map_redis_errors, text
 
 log = logging.getLogger("tusd_py.app")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from tusd_py import errors, protocol
+from tusd_py.core import errors, protocol
 from tusd_py.rufh import fields
 
 #: RFC 9530 algorithm names → tusd-py checksum algorithms, strongest first.

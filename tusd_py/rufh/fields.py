@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import http_sf
 
-from tusd_py import errors
+from tusd_py.core import errors
 
 _MAX_FIELD = 1024
 

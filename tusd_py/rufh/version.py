@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from tusd_py import errors
+from tusd_py.core import errors
 from tusd_py.rufh import fields
 
 #: The interop versions this server speaks.

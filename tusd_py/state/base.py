@@ -2,7 +2,7 @@
 
 Implementations (memory, SQLite, Redis) pass one contract suite
 (``tests/contract/test_state_store.py``). Every method may raise
-:class:`tusd_py.errors.StateStoreError` when the backend is unreachable;
+:class:`tusd_py.core.errors.StateStoreError` when the backend is unreachable;
 no other foreign exception escapes.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from tusd_py.models import PartRecord, UploadInfo
+from tusd_py.core.models import PartRecord, UploadInfo
 
 #: Fields :meth:`StateStore.update` may change.
 UPDATABLE_FIELDS = frozenset(

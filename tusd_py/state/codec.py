@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from tusd_py.models import ConcatKind, UploadInfo, UploadState
+from tusd_py.core.models import ConcatKind, UploadInfo, UploadState
 
 #: Column order of the flat form (SQLite columns, Redis hash fields).
 FIELDS = (

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tusd_py import errors
-from tusd_py.models import ConcatKind, PartRecord, UploadInfo, UploadState
-from tusd_py.partials import keeps_expiry
+from tusd_py.core import errors
+from tusd_py.core.models import ConcatKind, PartRecord, UploadInfo, UploadState, keeps_expiry
 from tusd_py.state.base import UPDATABLE_FIELDS
 
 

@@ -35,12 +35,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from tusd_py import errors
-from tusd_py.models import ConcatKind, PartRecord, UploadInfo, UploadState
-from tusd_py.partials import keeps_expiry
-from tusd_py.redis_errors import map_redis_errors, text
+from tusd_py.core import errors
+from tusd_py.core.models import ConcatKind, PartRecord, UploadInfo, UploadState, keeps_expiry
 from tusd_py.state import codec
 from tusd_py.state.base import UPDATABLE_FIELDS
+from tusd_py.state.redis_errors import map_redis_errors, text
 
 #: Recomputes the expiry and tombstone index entries of one record.
 _REINDEX = """

@@ -27,8 +27,8 @@ from typing import Any
 
 import sqlite_utils
 
-from tusd_py import errors
-from tusd_py.models import PartRecord, UploadInfo
+from tusd_py.core import errors
+from tusd_py.core.models import PartRecord, UploadInfo
 from tusd_py.state import codec
 from tusd_py.state.base import UPDATABLE_FIELDS
 

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from tusd_py.config import Config
+from tusd_py.core.config import Config
+from tusd_py.throttle.base import Guard
 from tusd_py.throttle.counters import InProcessCounters, RedisCounters, WindowCounters
 from tusd_py.throttle.guard import ThrottleGuard
 from tusd_py.throttle.leases import LeaseStore, MemoryLeaseStore, RedisLeaseStore
@@ -34,3 +35,9 @@ def build_throttle_guard(
 
 
 __all__ = ["ThrottleGuard", "build_throttle_guard"]
+
+
+def build_guard(config: Config, redis: object | None, *, clock: Callable[[], float] = time.time) -> Guard:
+    """The guard for ``config`` (in-process, or shared through ``redis``):
+    a :class:`ThrottleGuard`."""
+    return build_throttle_guard(config, redis if isinstance(redis, Redis) else None, clock=clock)

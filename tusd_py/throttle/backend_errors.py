@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import limits.errors
 import redis.exceptions
 
-from tusd_py import errors
+from tusd_py.core import errors
 
 #: Seconds a client is told to wait when the limits backend is unreachable.
 RETRY_AFTER = 2.0

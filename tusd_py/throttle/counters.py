@@ -120,7 +120,7 @@ class WindowCounters:
     async def hit(self, name: str, scope: str, ident: str, limit: int) -> WindowHit:
         """Count one request against ``limit`` for ``(scope, ident)`` in this window.
 
-        Raises :class:`tusd_py.errors.StateStoreError` when the backend fails.
+        Raises :class:`tusd_py.core.errors.StateStoreError` when the backend fails.
         """
         window = math.floor(self.clock() / self.period)
         count = await self.store.incr(f"{scope}/{ident}", window, math.ceil(self.period) + 1)

@@ -1,4 +1,4 @@
-"""``ThrottleGuard``: the :class:`tusd_py.guard.Guard` that enforces SPEC §5.
+"""``ThrottleGuard``: the :class:`tusd_py.throttle.base.Guard` that enforces SPEC §5.
 
 Limits (``[throttle]``; 0 = unlimited; ``admin`` principals are exempt from
 all of them except the server-wide cap):
@@ -34,13 +34,13 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 
-from tusd_py import errors
-from tusd_py.config import Config
-from tusd_py.guard import RequestKind, StreamSlot
-from tusd_py.models import Principal
+from tusd_py.auth.tiers import tier_of, tier_table
+from tusd_py.core import errors
+from tusd_py.core.config import Config
+from tusd_py.core.models import Principal
+from tusd_py.throttle.base import RequestKind, StreamSlot
 from tusd_py.throttle.counters import WindowCounters, WindowHit
 from tusd_py.throttle.leases import LeaseStore
-from tusd_py.tiers import tier_of, tier_table
 
 log = logging.getLogger("tusd_py.app")
 

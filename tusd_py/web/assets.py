@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
 
-from tusd_py.config import Config
+from tusd_py.core.config import Config
 
 #: URL prefix of the static assets.
 STATIC_PREFIX = "/web/static/"

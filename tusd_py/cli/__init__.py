@@ -1,0 +1,1 @@
+"""The ``tusd-py`` commands: serve (and the server assembly), worker, token, bench, the uploader client."""

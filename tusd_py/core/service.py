@@ -1,0 +1,193 @@
+"""``UploadService``: the tus protocol logic without HTTP.
+
+It owns the order lock → load → validate → write → commit for every change,
+and raises :mod:`tusd_py.core.errors` only. Handlers translate HTTP to calls here
+and back; storages and state stores are reached through the
+:class:`~tusd_py.core.composer.Composer`.
+
+Offsets: the state store's offset is what the server holds durably. While a
+body streams, the offset is published every ``progress_interval`` seconds
+(checksummed bodies excepted: they are all-or-nothing) and once more when the
+request ends, however it ends. A writer may bound what is published before
+the request ends (:class:`storage.base.BoundedProgress`: bytes other instances
+cannot read yet are not announced). A client resuming from a published offset
+below what storage holds (an instance died between storing and publishing) is
+served by rewinding the storage to that offset when it can
+(:class:`storage.base.Rewindable`), else answered 409 with the corrected offset.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from storage.base import Terminatable
+from tusd_py.core import errors
+from tusd_py.core.admission import admit_append
+from tusd_py.core.append import AppendRequest, AppendSession
+from tusd_py.core.creation import create_final_upload, create_upload
+from tusd_py.core.models import ConcatKind, Principal, UploadInfo, UploadState, keeps_expiry, may_access
+from tusd_py.core.partials import try_assemble
+from tusd_py.core.recovery import catch_up
+from tusd_py.core.uploads import Uploads
+
+log = logging.getLogger("tusd_py.app")
+
+#: Seconds after its last byte before a HEAD/GET retries a failed completion.
+FINISH_GRACE = 2.0
+
+
+class UploadService(Uploads):
+    """tus operations on uploads; one instance per server process. Handlers
+    call only this class (and the REST and job modules built on it)."""
+
+    # --- lookups -------------------------------------------------------------
+
+    async def get(self, principal: Principal, upload_id: str) -> UploadInfo:
+        """The record for HEAD/GET by ``principal``.
+
+        Others' uploads are reported as not found (no existence leak). A final
+        upload whose partials have all finished is assembled first.
+        """
+        info = await self.load(upload_id)
+        if not may_access(principal, info):
+            raise errors.UploadNotFound()
+        if info.concat is ConcatKind.FINAL and not info.is_complete:
+            info = await try_assemble(self, info)
+        elif (
+            info.state is UploadState.UPLOADING
+            and info.length is not None
+            and info.offset == info.length
+            and self.clock() - info.updated_at > FINISH_GRACE
+        ):
+            info = await self._retry_finish(info)
+        else:
+            info = await catch_up(self.composer, info)  # a dead writer's unpublished bytes
+        return info
+
+    async def _retry_finish(self, info: UploadInfo) -> UploadInfo:
+        """Finish an upload whose last byte arrived but whose completion failed
+        (e.g. S3 was unreachable). Only tried :data:`FINISH_GRACE` seconds after
+        the last offset change, so a PATCH still finishing is not asked to
+        release its lock; a request holding the lock finishes it itself."""
+        lock = self.composer.locker.new_lock(info.id)
+        try:
+            await lock.acquire(0.05, lambda: None)
+        except errors.LockTimeout:
+            return info
+        try:
+            current = await self.load(info.id)
+            if current.state is UploadState.UPLOADING and current.offset == current.length:
+                current = await self.finish(current)
+            return current
+        finally:
+            await lock.release()
+
+    # --- creation ------------------------------------------------------------
+
+    async def create(
+        self,
+        principal: Principal,
+        *,
+        length: int | None,
+        metadata_raw: str = "",
+        partial: bool = False,
+        visibility: str | None = None,
+    ) -> UploadInfo:
+        """Create an upload of ``length`` bytes (None = deferred); see
+        :func:`tusd_py.core.creation.create_upload`."""
+        return await create_upload(
+            self, principal, length=length, metadata_raw=metadata_raw, partial=partial, visibility=visibility
+        )
+
+    async def create_final(
+        self,
+        principal: Principal,
+        *,
+        partial_ids: Sequence[str],
+        concat_raw: str,
+        metadata_raw: str = "",
+        visibility: str | None = None,
+    ) -> UploadInfo:
+        """Create the final upload of a concatenation; see
+        :func:`tusd_py.core.creation.create_final_upload`."""
+        return await create_final_upload(
+            self,
+            principal,
+            partial_ids=partial_ids,
+            concat_raw=concat_raw,
+            metadata_raw=metadata_raw,
+            visibility=visibility,
+        )
+
+    # --- appending -------------------------------------------------------------
+
+    async def begin_append(
+        self,
+        principal: Principal,
+        upload_id: str,
+        request: AppendRequest,
+        on_release_requested: Callable[[], None],
+    ) -> AppendSession:
+        """Lock the upload and validate a PATCH before its body is read; see
+        :func:`tusd_py.core.admission.admit_append`."""
+        return await admit_append(self, principal, upload_id, request, on_release_requested)
+
+    # --- termination -------------------------------------------------------------
+
+    async def terminate(self, principal: Principal, upload_id: str) -> None:
+        """Delete an upload and its bytes (asks a running PATCH to stop first)."""
+        info = await self.load(upload_id)
+        if not may_access(principal, info):
+            raise errors.UploadNotFound()
+        storage = self.composer.storage(info.storage)
+        if not isinstance(storage, Terminatable):
+            raise errors.MethodNotAllowed("this server does not support termination")
+        lock = self.composer.locker.new_lock(upload_id)
+        await lock.acquire(self.config.server.lock_timeout, lambda: None)
+        try:
+            info = await self.load(upload_id)
+            await storage.terminate(info)
+            await self.state.delete(upload_id)
+        finally:
+            await lock.release()
+        self.events.emit("upload.terminated", info)
+
+    # --- expiry --------------------------------------------------------------------
+
+    async def sweep_expired(self, batch: int = 100) -> int:
+        """Remove expired incomplete uploads and unassembled complete partial
+        uploads (data, parts, S3 multipart) and
+        leave tombstones answering 410; forget old tombstones. Returns how
+        many uploads expired. Uploads locked by a live request are skipped."""
+        now = self.clock()
+        expired = 0
+        for info in await self.state.list_expired(now, batch):
+            lock = self.composer.locker.new_lock(info.id)
+            try:
+                await lock.acquire(0.05, lambda: None)
+            except errors.LockTimeout:
+                continue
+            try:
+                current = await self.state.get(info.id)
+                if current is None or not keeps_expiry(current):
+                    continue
+                if current.expires_at is None or current.expires_at >= now:
+                    continue
+                storage = self.composer.storage(current.storage)
+                if isinstance(storage, Terminatable):
+                    await storage.terminate(current)
+                await self.state.delete_parts(current.id)
+                tomb = await self.state.update(
+                    current.id,
+                    {"state": UploadState.EXPIRED, "updated_at": now, "expires_at": None},
+                )
+                expired += 1
+                self.events.emit("upload.expired", tomb)
+            except errors.TusError:
+                log.exception("could not expire upload %s", info.id)
+            finally:
+                await lock.release()
+        await self.state.purge_tombstones(now - self.config.server.tombstone_ttl, batch)
+        await self.state.purge_idempotency_keys(now, batch)
+        return expired

@@ -1,0 +1,1 @@
+"""Telling the world what happened: live WebSocket/SSE fan-out, webhooks, the pre-create hook."""

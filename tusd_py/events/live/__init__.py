@@ -1,0 +1,26 @@
+"""Live events: ``/events`` (WebSocket) and SSE on ``/index-status/{id}``.
+
+:class:`LiveHub` fans events out inside one process (publish API in
+:mod:`tusd_py.events.live.hub`); :class:`RedisBridge` carries them between instances
+when ``[redis] url`` is set; :class:`LiveEventSink` feeds the hub from the
+upload service.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from tusd_py.core.config import Config
+from tusd_py.events.live.bridge import RedisBridge
+from tusd_py.events.live.hub import PROGRESS_INTERVAL, LiveHub, Subscription
+from tusd_py.events.live.sink import LiveEventSink
+
+__all__ = ["PROGRESS_INTERVAL", "LiveEventSink", "LiveHub", "RedisBridge", "Subscription", "build_live"]
+
+
+def build_live(config: Config, redis: aioredis.Redis | None) -> LiveHub:
+    """The hub of this process, bridged through Redis when it is configured
+    (call :meth:`LiveHub.start` on the running loop)."""
+    if redis is None:
+        return LiveHub()
+    return LiveHub(outbound=RedisBridge(redis, f"{config.redis.prefix}live"))

@@ -1,0 +1,1 @@
+"""Running the server: logs, metrics, health, systemd notify/listen, lifecycle, reconcile, heap."""

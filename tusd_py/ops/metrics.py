@@ -1,0 +1,176 @@
+"""Prometheus metrics of one server process (``GET /metrics``).
+
+:class:`Metrics` owns its :class:`~prometheus_client.CollectorRegistry`
+(never the library's global one) and is built once per process by
+``build_context`` and reached through ``AppContext.metrics``. It is fed by
+
+* the request log function (:meth:`Metrics.observe_request`): requests by
+  method/status, PATCH durations, throttled (429/503) answers;
+* :class:`MetricsEventSink`: upload lifecycle counters;
+* the streaming handler: body bytes as they are read (one integer addition
+  per received chunk, nothing else on that path);
+* :meth:`Metrics.track`: active streams and draining, read from the
+  :class:`~tusd_py.ops.lifecycle.Lifecycle` only when scraped;
+* storage backends through :class:`S3Observer` (part latency, queue depth).
+
+Series (prefix ``tusd_py_``): ``requests_total{method,status}``,
+``bytes_received_total``, ``uploads_{created,finished,failed,terminated,
+expired,interrupted}_total``, ``active_streams``, ``draining``,
+``patch_duration_seconds``, ``throttled_requests_total{status,code}``,
+``s3_part_duration_seconds{outcome}``, ``s3_queue_depth``. There is no job
+queue yet, so no job series are exported.
+
+Limitation: the registry is per process. With ``server.workers > 1`` a scrape
+sees only the worker that answered it (prometheus-client's multiprocess mode
+is not wired up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tusd_py.core.models import UploadInfo
+from tusd_py.ops.lifecycle import Lifecycle
+
+#: Methods counted under their own label; anything else is ``OTHER``.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"})
+#: Statuses counted as throttling (rate limits, busy, shutting down, backend unavailable).
+THROTTLE_STATUSES = frozenset({429, 503})
+#: Upload events counted, by event name.
+UPLOAD_EVENTS = ("created", "finished", "failed", "terminated", "expired", "interrupted")
+
+PATCH_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+PART_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class S3Observer(Protocol):
+    """What a relaying storage backend reports (implemented by :class:`Metrics`)."""
+
+    def observe_s3_part(self, seconds: float, ok: bool) -> None:
+        """One part upload attempt ended after ``seconds``; ``ok`` if it was stored."""
+
+    def s3_queue_changed(self, delta: int) -> None:
+        """Parts waiting for or in upload changed by ``delta`` (+1 queued, -1 done)."""
+
+
+class NullS3Observer:
+    """Discards S3 observations (a backend's default)."""
+
+    def observe_s3_part(self, seconds: float, ok: bool) -> None:
+        return None
+
+    def s3_queue_changed(self, delta: int) -> None:
+        return None
+
+
+class Metrics:
+    """The metric objects of one process and their registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "tusd_py_requests",
+            "HTTP requests answered, by method and status",
+            ["method", "status"],
+            registry=r,
+        )
+        #: Upload body bytes read so far: a plain int the streaming handler adds
+        #: to per chunk (cheaper than a locked Counter), exported at scrape time.
+        self.bytes_received = 0
+        r.register(_BytesReceived(self))
+        self.uploads = {
+            event: Counter(f"tusd_py_uploads_{event}", f"Uploads {event}", registry=r)
+            for event in UPLOAD_EVENTS
+        }
+        self.active_streams = Gauge(
+            "tusd_py_active_streams", "Request bodies streaming into uploads now", registry=r
+        )
+        self.draining = Gauge("tusd_py_draining", "1 while the server drains for shutdown", registry=r)
+        self.patch_duration = Histogram(
+            "tusd_py_patch_duration_seconds", "Duration of PATCH requests", buckets=PATCH_BUCKETS, registry=r
+        )
+        self.throttled = Counter(
+            "tusd_py_throttled_requests",
+            "Requests refused with 429 or 503 (rate limits, busy, shutdown, backend unavailable)",
+            ["status", "code"],
+            registry=r,
+        )
+        self.s3_part_duration = Histogram(
+            "tusd_py_s3_part_duration_seconds",
+            "Duration of S3 part uploads, by outcome (ok, error)",
+            ["outcome"],
+            buckets=PART_BUCKETS,
+            registry=r,
+        )
+        self.s3_queue_depth = Gauge("tusd_py_s3_queue_depth", "S3 parts queued or uploading", registry=r)
+
+    def track(self, lifecycle: Lifecycle) -> None:
+        """Read active streams and draining from ``lifecycle`` at scrape time."""
+        self.active_streams.set_function(lambda: lifecycle.active_streams)
+        self.draining.set_function(lambda: 1.0 if lifecycle.draining else 0.0)
+
+    def observe_request(self, method: str, status: int, code: str | None, seconds: float) -> None:
+        """Count one answered (or abandoned) request."""
+        label = method if method in KNOWN_METHODS else "OTHER"
+        self.requests.labels(label, str(status)).inc()
+        if label == "PATCH":
+            self.patch_duration.observe(seconds)
+        if status in THROTTLE_STATUSES:
+            self.throttled.labels(str(status), code or "").inc()
+
+    def observe_upload(self, event: str) -> None:
+        """Count an upload event such as ``upload.created``; others are ignored."""
+        counter = self.uploads.get(event.removeprefix("upload."))
+        if counter is not None:
+            counter.inc()
+
+    # --- S3Observer -------------------------------------------------------------
+
+    def observe_s3_part(self, seconds: float, ok: bool) -> None:
+        self.s3_part_duration.labels("ok" if ok else "error").observe(seconds)
+
+    def s3_queue_changed(self, delta: int) -> None:
+        self.s3_queue_depth.inc(delta)
+
+    # --- exposition ----------------------------------------------------------------
+
+    def exposition(self) -> tuple[bytes, str]:
+        """``(body, content type)`` of the text exposition format."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _BytesReceived(Collector):
+    """Exports :attr:`Metrics.bytes_received` as a counter."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(
+            "tusd_py_bytes_received",
+            "Upload body bytes read from clients (counted as they arrive)",
+            value=self._metrics.bytes_received,
+        )
+
+
+class MetricsEventSink:
+    """An :class:`~tusd_py.core.events.EventSink` counting upload events."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def emit(self, event: str, info: UploadInfo, detail: str | None = None) -> None:
+        self._metrics.observe_upload(event)

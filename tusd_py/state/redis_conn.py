@@ -1,0 +1,38 @@
+"""The shared ``redis.asyncio`` client (one pool per process), if configured."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from tusd_py.core.config import Config
+
+
+def open_redis(config: Config) -> aioredis.Redis | None:
+    """A client for ``[redis] url``, or None when Redis is not configured.
+
+    The client connects lazily; callers translate ``redis`` exceptions at
+    their boundary (see ``map_redis_errors`` in the Redis backends).
+    A command that fails with a connection error is retried once on a fresh
+    connection: after a Redis restart, pooled connections are dead and each
+    would otherwise fail one request (an answer lost after execution makes
+    the retry see its own effect, which the Lua scripts tolerate or report).
+
+    ``[redis] timeout`` bounds connecting and every read (the health-check
+    PING included), and a timeout is *not* retried: a Redis that accepts
+    connections but does not answer (frozen, overloaded, SIGSTOPped) fails
+    one command within ``timeout`` seconds, so the request gets its 503 with
+    ``Retry-After`` then instead of after several timeouts in a row.
+    """
+    if not config.redis.url:
+        return None
+    return aioredis.Redis.from_url(
+        config.redis.url,
+        socket_connect_timeout=config.redis.timeout,
+        socket_timeout=config.redis.timeout,
+        health_check_interval=10,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
+        retry_on_error=[redis.exceptions.ConnectionError],
+    )
