@@ -1,0 +1,397 @@
+"""The one storage contract every storage configuration passes.
+
+Configurations (``storage_backends.KINDS``): ``local`` (``LocalStorage`` on a
+temporary data dir), ``s3`` (``S3Storage`` on moto, parts ledger in a SQLite
+state store, spool in the data dir) and ``s3-tail`` (the same with
+``s3.tail_in_bucket``: the bucket and the ledger hold everything). Every case
+drives the storage through :mod:`storage.base` only, with the record kept as
+the service keeps it (:class:`~tests.contract.storage_backends.Harness`), and
+checks bytes (sha256) and offsets. A capability case is skipped, with the
+reason, where the backend does not claim it.
+
+Sizes stay in KiB except where the point is S3 parts (5 MiB, moto's minimum).
+The two-process cases run :mod:`tests.contract.storage_peer` as a real
+subprocess on the same data dir, SQLite file and bucket, or on its own data
+dir where the backend claims to share uploads without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tornado.ioloop
+
+from storage.base import (
+    CAPABILITY_PROTOCOLS,
+    BoundedProgress,
+    Capability,
+    Concatenatable,
+    LengthDeferrable,
+    Rewindable,
+    Storage,
+)
+from tests.contract.storage_backends import CHUNK, KIB, KINDS, PART, Harness, StorageSpec, sha256
+from tests.integration import s3_support as s3t
+from tusd_py.core import errors
+from tusd_py.core.models import ConcatKind, UploadInfo
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Seconds a peer process may take for its steps (it imports boto3 first).
+PEER_TIMEOUT = 90.0
+
+
+def pattern(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+@pytest.fixture(params=KINDS)
+def spec(request: pytest.FixtureRequest, tmp_path: Path) -> StorageSpec:
+    endpoint = bucket = ""
+    if request.param != "local":
+        endpoint = str(request.getfixturevalue("s3_endpoint"))
+        bucket = str(request.getfixturevalue("bucket"))
+    return StorageSpec(
+        kind=request.param,
+        data_dir=str(tmp_path / "data"),
+        sqlite_path=str(tmp_path / "state.db"),
+        endpoint=endpoint,
+        bucket=bucket,
+    )
+
+
+@pytest.fixture
+def harness(io_loop: tornado.ioloop.IOLoop, spec: StorageSpec) -> Iterator[Harness]:
+    opened = io_loop.run_sync(lambda: Harness.open(spec))
+    yield opened
+    io_loop.run_sync(opened.close)
+
+
+def requires(storage: Storage, capability: Capability) -> None:
+    if capability not in storage.capabilities:
+        pytest.skip(f"{type(storage).__name__} does not claim {capability}")
+
+
+def peer_spec(spec: StorageSpec, tmp_path: Path, own_dir: bool) -> StorageSpec:
+    """Another instance's view: its own data dir if ``own_dir``, which only a
+    backend sharing uploads without a data dir supports (else skipped)."""
+    if not own_dir:
+        return spec
+    if not spec.shares_without_data_dir:
+        pytest.skip(f"{spec.kind} keeps upload bytes in its data dir: instances without a shared one share nothing")
+    return spec.with_data_dir(tmp_path / "peer-data")
+
+
+# --- capabilities -------------------------------------------------------------------
+
+
+def test_claimed_capabilities_are_the_implemented_ones(harness: Harness) -> None:
+    storage = harness.storage
+    assert isinstance(storage, Storage)
+    implemented = {cap for cap, proto in CAPABILITY_PROTOCOLS.items() if isinstance(storage, proto)}
+    assert storage.capabilities & set(CAPABILITY_PROTOCOLS) == implemented
+    assert Capability.SERVE_CONTENT in storage.capabilities  # every backend reads complete uploads back
+
+
+# --- create, write, durable offset, finish, read ------------------------------------------
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_durable_offset_follows_every_request_and_bytes_read_back(harness: Harness) -> None:
+    data = pattern(200 * KIB + 7, seed=1)
+    info = await harness.create(len(data))
+    assert await harness.storage.durable_offset(info) == 0
+    for end in (70 * KIB, 150 * KIB + 3, len(data)):
+        info = await harness.append(info, data[info.offset : end])
+        assert info.offset == end
+        assert await harness.storage.durable_offset(info) == end
+    info = await harness.finish(info)
+    assert await harness.storage.durable_offset(info) == len(data)
+    assert sha256(await harness.read(info)) == sha256(data)
+    assert await harness.read(info, 1000, 1999) == data[1000:2000]
+    assert await harness.read(info, len(data) - 1, len(data) - 1) == data[-1:]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_cut_request_keeps_its_bytes_and_resumes_from_them(harness: Harness) -> None:
+    data = pattern(200 * KIB, seed=2)
+    info = await harness.create(len(data))
+    info = await harness.append(info, data[: 40 * KIB])
+    writer = await harness.storage.open_writer(info)
+    await harness.write(writer, data[40 * KIB : 40 * KIB + 3 * CHUNK + 5])
+    written = await writer.close()  # the body was cut after these bytes
+    assert written == 3 * CHUNK + 5
+    assert await writer.close() == written  # idempotent
+    assert await harness.storage.durable_offset(info) == 40 * KIB + written
+    info = await harness.commit(info, written)
+    info = await harness.append(info, data[info.offset :])
+    info = await harness.finish(info)
+    assert sha256(await harness.read(info)) == sha256(data)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_parts_boundaries_inside_requests_read_back(harness: Harness) -> None:
+    data = pattern(PART + 300 * KIB, seed=3)
+    info = await harness.create(len(data))
+    for end in (2 * PART // 3, PART + 100 * KIB, len(data)):
+        info = await harness.append(info, data[info.offset : end])
+        assert await harness.storage.durable_offset(info) == end
+    info = await harness.finish(info)
+    assert sha256(await harness.read(info)) == sha256(data)
+    assert await harness.read(info, PART - 10, PART + 9) == data[PART - 10 : PART + 10]
+
+
+# --- publishable offset and rewind ---------------------------------------------------------
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_publishable_bytes_are_held_for_every_instance(
+    harness: Harness, spec: StorageSpec, tmp_path: Path
+) -> None:
+    """Mid-request, the bytes a writer lets the service publish are the ones
+    another instance (own data dir where the backend shares without one)
+    already holds; without :class:`BoundedProgress` that is every byte."""
+    data = pattern(PART + 64 * KIB, seed=4)
+    info = await harness.create(len(data))
+    writer = await harness.storage.open_writer(info)
+    sent = data[: PART + 32 * KIB]
+    await harness.write(writer, sent)
+    if isinstance(writer, BoundedProgress):
+        published = await _settled(writer, PART)
+        assert 0 <= published <= len(sent)
+        assert published >= PART  # a whole part is in the bucket
+    else:
+        published = len(sent)
+    other = await Harness.open(peer_spec(spec, tmp_path, own_dir=spec.shares_without_data_dir))
+    try:
+        assert await other.storage.durable_offset(info) >= published
+        assert await writer.close() == len(sent)
+        assert await harness.storage.durable_offset(info) == len(sent)
+        assert await other.storage.durable_offset(info) == len(sent)
+    finally:
+        await writer.close()
+        await other.close()
+
+
+async def _settled(writer: BoundedProgress, at_least: int) -> int:
+    """``writer.publishable()`` once it reaches ``at_least`` (parts upload in
+    the background), or as it is after 30 s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while writer.publishable() < at_least and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    return writer.publishable()
+
+
+@pytest.mark.parametrize("published", [0, PART], ids=["at-start", "at-part-boundary"])
+@pytest.mark.gen_test(timeout=90)
+async def test_rewind_after_a_cut_to_the_published_offset(harness: Harness, published: int) -> None:
+    """A request stored bytes but died before publishing them: a backend
+    that rewinds (tail in bucket) drops them, one that does not changes
+    nothing; either way the upload then completes with the right bytes."""
+    storage = harness.storage
+    if not isinstance(storage, Rewindable):
+        pytest.skip(f"{type(storage).__name__} is not Rewindable")
+    data = pattern(PART + 200 * KIB, seed=5)
+    info = await harness.create(len(data))
+    if published:
+        info = await harness.append(info, data[:published])
+    unpublished = data[published : published + 100 * KIB]
+    writer = await storage.open_writer(info)
+    await harness.write(writer, unpublished)
+    assert await writer.close() == len(unpublished)  # ... and the offset is never committed
+    held = await storage.durable_offset(info)
+    assert held == published + len(unpublished)
+    rewound = await storage.rewind(info, published)
+    assert rewound is harness.spec.shares_without_data_dir  # the tail-in-bucket mode rewinds
+    if rewound:
+        assert await storage.durable_offset(info) == published
+        data = data[:published] + pattern(len(data) - published, seed=6)  # the client resends other bytes
+    else:
+        assert await storage.durable_offset(info) == held
+        info = await harness.reconcile(info)
+    info = await harness.append(info, data[info.offset :])
+    info = await harness.finish(info)
+    assert sha256(await harness.read(info)) == sha256(data)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_rewind_refuses_offsets_it_cannot_reach(harness: Harness) -> None:
+    storage = harness.storage
+    if not isinstance(storage, Rewindable):
+        pytest.skip(f"{type(storage).__name__} is not Rewindable")
+    data = pattern(200 * KIB, seed=7)
+    info = await harness.create(len(data))
+    info = await harness.append(info, data[: 100 * KIB])
+    assert await storage.rewind(info, 10 * KIB) is False  # inside the bucket's tail, not its end
+    assert await storage.durable_offset(info) == 100 * KIB
+    info = await harness.append(info, data[info.offset :])
+    info = await harness.finish(info)
+    assert sha256(await harness.read(info)) == sha256(data)
+
+
+# --- deferred length, concatenation, termination -----------------------------------------------
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_deferred_length_declared_later(harness: Harness) -> None:
+    """Starts without a length (S3: on disk, then switched to a multipart
+    upload when it passes the threshold inside a request)."""
+    storage = harness.storage
+    requires(storage, Capability.DECLARE_LENGTH)
+    assert isinstance(storage, LengthDeferrable)
+    data = pattern(150 * KIB + 1, seed=8)
+    info = await harness.create(None)
+    info = await harness.append(info, data[: 100 * KIB])
+    assert await storage.durable_offset(info) == 100 * KIB
+    meta = await storage.declare_length(info, len(data))
+    info = await harness.store.update(info.id, {"length": len(data), "storage_meta": dict(meta)})
+    info = await harness.append(info, data[info.offset :])
+    info = await harness.finish(info)
+    assert sha256(await harness.read(info)) == sha256(data)
+    if harness.spec.kind != "local":
+        stored = s3t.object_bytes(harness.spec.endpoint, harness.spec.bucket, info.id)
+        assert sha256(stored) == sha256(data)
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [(10 * KIB, 20 * KIB + 1, 5 * KIB), (100 * KIB, 0, 1, 70 * KIB)],
+    ids=["under-threshold", "over-threshold"],
+)
+@pytest.mark.gen_test(timeout=60)
+async def test_concatenate_partials_into_a_final(harness: Harness, sizes: tuple[int, ...]) -> None:
+    storage = harness.storage
+    requires(storage, Capability.CONCATENATE)
+    assert isinstance(storage, Concatenatable)
+    pieces = [pattern(size, seed=20 + i) for i, size in enumerate(sizes)]
+    partials = [await harness.upload(piece, ConcatKind.PARTIAL) for piece in pieces]
+    total = sum(sizes)
+    final = await harness.create(total, ConcatKind.FINAL, [p.id for p in partials])
+    meta = await storage.concatenate(final, partials)
+    final = final.replace(storage_meta=dict(meta))
+    await harness.store.update(final.id, {"storage_meta": dict(meta)})
+    final = await harness.commit(final, total)
+    final = await harness.finish(final)
+    assert sha256(await harness.read(final)) == sha256(b"".join(pieces))
+    for partial, piece in zip(partials, pieces, strict=True):
+        if piece:
+            assert await harness.read(partial) == piece  # partials are retired by the service, not here
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_terminate_frees_everything_and_reads_fail_cleanly(harness: Harness) -> None:
+    storage = harness.storage
+    requires(storage, Capability.TERMINATE)
+    data = pattern(200 * KIB, seed=9)
+    unfinished = await harness.create(len(data))
+    unfinished = await harness.append(unfinished, data[: 100 * KIB])
+    complete = await harness.upload(data)
+    for info in (unfinished, complete):
+        assert await harness.leftovers(info.id), "nothing stored before terminate"
+        await harness.terminate(info)
+        assert await harness.leftovers(info.id) == []
+        await harness.terminate(info)  # unknown data is not an error
+    assert await storage.durable_offset(unfinished) == 0
+    with pytest.raises(errors.TusError):
+        await harness.read(complete)
+
+
+# --- two processes ------------------------------------------------------------------------------
+
+
+def run_peer(spec: StorageSpec, upload_id: str, data: Path, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run ``steps`` in a new ``storage_peer`` process; its JSON answers."""
+    job = {"spec": spec.to_json(), "upload_id": upload_id, "data": str(data), "steps": steps}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.contract.storage_peer", json.dumps(job)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=PEER_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    return [json.loads(line) for line in done.stdout.decode().splitlines()]
+
+
+@pytest.mark.parametrize("own_dir", [False, True], ids=["shared-dir", "own-dir"])
+@pytest.mark.gen_test(timeout=180)
+async def test_second_process_continues_the_upload(
+    harness: Harness, spec: StorageSpec, tmp_path: Path, own_dir: bool
+) -> None:
+    peer = peer_spec(spec, tmp_path, own_dir)
+    data = pattern(PART + 200 * KIB, seed=10)
+    source = tmp_path / "data.bin"
+    source.write_bytes(data)
+    info = await harness.create(len(data))
+    info = await harness.append(info, data[: 100 * KIB])
+    steps: list[dict[str, Any]] = [{"do": "durable"}, {"do": "append", "end": 3 << 20}, {"do": "durable"}]
+    said = await asyncio.to_thread(run_peer, peer, info.id, source, steps)
+    assert said == [{"durable": 100 * KIB}, {"offset": 3 << 20}, {"durable": 3 << 20}]
+    info = await harness.load(info.id)
+    assert await harness.storage.durable_offset(info) == 3 << 20
+    info = await harness.append(info, data[info.offset : PART + 100 * KIB])
+    steps = [{"do": "durable"}, {"do": "append", "end": len(data)}, {"do": "finish"}, {"do": "sha256"}]
+    said = await asyncio.to_thread(run_peer, peer, info.id, source, steps)
+    assert said == [{"durable": PART + 100 * KIB}, {"offset": len(data)}, {"finished": True}, {"sha256": sha256(data)}]
+    info = await harness.load(info.id)
+    assert sha256(await harness.read(info)) == sha256(data)
+
+
+@pytest.mark.parametrize("own_dir", [False, True], ids=["shared-dir", "own-dir"])
+@pytest.mark.gen_test(timeout=180)
+async def test_killed_process_leaves_an_offset_others_resume_from(
+    harness: Harness, spec: StorageSpec, tmp_path: Path, own_dir: bool
+) -> None:
+    """A process is killed (SIGKILL) mid-request, its writer never closed:
+    what the storage then holds is at least what it let be published and at
+    most what it was sent, and the upload completes from there."""
+    peer = peer_spec(spec, tmp_path, own_dir)
+    data = pattern(PART + 200 * KIB, seed=11)
+    source = tmp_path / "data.bin"
+    source.write_bytes(data)
+    info = await harness.create(len(data))
+    info = await harness.append(info, data[: 64 * KIB])
+    sent = PART + 100 * KIB
+    step = {"do": "hang", "end": sent, "settle": PART - info.offset}  # part 1 in the bucket
+    said = await asyncio.to_thread(_hang_then_kill, peer, info.id, source, step)
+    assert said["written"] == sent - info.offset
+    held = await harness.storage.durable_offset(info)
+    assert info.offset + said["publishable"] <= held <= sent
+    info = await harness.reconcile(info)
+    assert info.offset == held
+    info = await harness.append(info, data[info.offset :])
+    info = await harness.finish(info)
+    assert sha256(await harness.read(info)) == sha256(data)
+
+
+def _hang_then_kill(spec: StorageSpec, upload_id: str, data: Path, step: dict[str, Any]) -> dict[str, Any]:
+    job = {"spec": spec.to_json(), "upload_id": upload_id, "data": str(data), "steps": [step]}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.contract.storage_peer", json.dumps(job)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # bounded: the peer exits by itself after HANG_LIMIT
+        assert line, (proc.stderr.read() if proc.stderr else b"").decode(errors="replace")[-3000:]
+        return dict(json.loads(line))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
