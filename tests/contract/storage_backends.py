@@ -16,6 +16,7 @@ store is the S3 parts ledger (state stores implement
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from storage.base import ChunkWriter, Storage, Terminatable
+from storage.base import BoundedProgress, ChunkWriter, Storage, Terminatable
 from storage.local import LocalStorage
 from tests.integration import s3_support as s3t
 from tusd_py.core import protocol
@@ -42,6 +43,8 @@ S3_THRESHOLD = 64 * KIB
 CHUNK = 32 * KIB
 
 KINDS = ("local", "s3", "s3-tail")
+#: Seconds :func:`publishable` waits for parts to reach the bucket.
+SETTLE_LIMIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,20 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+async def publishable(writer: ChunkWriter, written: int, at_least: int = 0) -> int:
+    """How many of the ``written`` bytes of ``writer``'s request may be
+    published now: ``BoundedProgress.publishable()`` once it reaches
+    ``at_least`` (parts upload in the background; polled for at most
+    :data:`SETTLE_LIMIT` seconds), every written byte for other writers."""
+    if not isinstance(writer, BoundedProgress):
+        return written
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_LIMIT
+    while writer.publishable() < at_least and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    return writer.publishable()
+
+
 class Harness:
     """One instance of a storage plus the upload records it serves (see the
     module docstring). ``open`` it; ``close`` releases both."""
@@ -150,11 +167,9 @@ class Harness:
             await writer.write(data[start : start + chunk])
 
     async def commit(self, info: UploadInfo, written: int) -> UploadInfo:
-        """Publish ``written`` more bytes; returns the record as stored.
-
+        """Publish ``written`` more bytes; returns the record as stored."""
         # seam: a switch to S3 inside the writer changes ``storage_meta``;
         # today ``S3Storage`` saves it itself, so the stored record carries it.
-        """
         return await self.store.commit_offset(
             info.id, info.offset, info.offset + written, updated_at=time.time(), expires_at=None
         )

@@ -13,7 +13,7 @@ steps in order, printing one JSON line per step:
 * ``{"do": "sha256"}`` → ``{"sha256": hex}`` of the bytes read back;
 * ``{"do": "hang", "end": n, "settle": s}`` → ``{"written": w, "publishable":
   p}``: writes up to ``end``, waits until ``s`` bytes are publishable
-  (:class:`storage.base.BoundedProgress`; all written bytes otherwise) and
+  (:func:`~tests.contract.storage_backends.publishable`) and
   never closes the writer; the test then kills the process (it exits by
   itself after :data:`HANG_LIMIT` seconds).
 """
@@ -26,27 +26,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from storage.base import BoundedProgress
-from tests.contract.storage_backends import Harness, StorageSpec, sha256
+from tests.contract.storage_backends import Harness, StorageSpec, publishable, sha256
 
 HANG_LIMIT = 60.0
-#: Seconds a ``hang`` step waits for ``settle`` publishable bytes.
-SETTLE_LIMIT = 30.0
 
 
 def _say(**values: Any) -> None:
     print(json.dumps(values), flush=True)
-
-
-async def _published(writer: object, written: int, settle: int) -> int:
-    """The writer's publishable bytes, after waiting (bounded) until at least
-    ``settle`` of them are (parts upload in the background)."""
-    if not isinstance(writer, BoundedProgress):
-        return written
-    deadline = asyncio.get_running_loop().time() + SETTLE_LIMIT
-    while writer.publishable() < settle and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
-    return writer.publishable()
 
 
 async def run(job: dict[str, Any]) -> None:
@@ -69,7 +55,7 @@ async def run(job: dict[str, Any]) -> None:
                 writer = await harness.storage.open_writer(info)
                 chunk = data[info.offset : step["end"]]
                 await harness.write(writer, chunk)
-                published = await _published(writer, len(chunk), step.get("settle", 0))
+                published = await publishable(writer, len(chunk), step.get("settle", 0))
                 _say(written=len(chunk), publishable=published)
                 await asyncio.sleep(HANG_LIMIT)
             else:

@@ -24,6 +24,7 @@ import random
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,17 +34,28 @@ import tornado.ioloop
 
 from storage.base import (
     CAPABILITY_PROTOCOLS,
-    BoundedProgress,
     Capability,
     Concatenatable,
+    ContentServer,
     LengthDeferrable,
     Rewindable,
     Storage,
 )
-from tests.contract.storage_backends import CHUNK, KIB, KINDS, PART, Harness, StorageSpec, sha256
+from tests.contract.storage_backends import (
+    CHUNK,
+    KIB,
+    KINDS,
+    PART,
+    Harness,
+    StorageSpec,
+    publishable,
+    sha256,
+)
 from tests.integration import s3_support as s3t
 from tusd_py.core import errors
-from tusd_py.core.models import ConcatKind, UploadInfo
+from tusd_py.core.composer import Composer
+from tusd_py.core.models import ConcatKind
+from tusd_py.locking.memory import MemoryLocker
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Seconds a peer process may take for its steps (it imports boto3 first).
@@ -87,7 +99,9 @@ def peer_spec(spec: StorageSpec, tmp_path: Path, own_dir: bool) -> StorageSpec:
     if not own_dir:
         return spec
     if not spec.shares_without_data_dir:
-        pytest.skip(f"{spec.kind} keeps upload bytes in its data dir: instances without a shared one share nothing")
+        pytest.skip(
+            f"{spec.kind} keeps upload bytes in its data dir: instances without a shared one share nothing"
+        )
     return spec.with_data_dir(tmp_path / "peer-data")
 
 
@@ -99,7 +113,32 @@ def test_claimed_capabilities_are_the_implemented_ones(harness: Harness) -> None
     assert isinstance(storage, Storage)
     implemented = {cap for cap, proto in CAPABILITY_PROTOCOLS.items() if isinstance(storage, proto)}
     assert storage.capabilities & set(CAPABILITY_PROTOCOLS) == implemented
-    assert Capability.SERVE_CONTENT in storage.capabilities  # every backend reads complete uploads back
+    # The startup check of the server accepts what the backend claims.
+    composer = Composer(storages={storage.name: storage}, state=harness.store, locker=MemoryLocker())
+    assert composer.has(Capability.TERMINATE) is (Capability.TERMINATE in storage.capabilities)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_serve_content_gives_the_bytes(harness: Harness) -> None:
+    """A complete upload is served: by a URL the client can GET (a
+    :class:`ContentServer` that offers one) or streamed by ``read``."""
+    storage = harness.storage
+    requires(storage, Capability.SERVE_CONTENT)
+    data = pattern(100 * KIB + 5, seed=12)
+    info = await harness.upload(data)
+    url = await storage.download_url(info, "report.pdf") if isinstance(storage, ContentServer) else None
+    if harness.spec.kind != "local":
+        assert url is not None  # s3.download = redirect (the default)
+    if url is not None:
+        assert url.startswith("http://127.0.0.1:")
+        served = await asyncio.to_thread(_get, url)
+        assert sha256(served) == sha256(data)
+    assert sha256(await harness.read(info)) == sha256(data)
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        return bytes(answer.read())
 
 
 # --- create, write, durable offset, finish, read ------------------------------------------
@@ -159,18 +198,15 @@ async def test_publishable_bytes_are_held_for_every_instance(
 ) -> None:
     """Mid-request, the bytes a writer lets the service publish are the ones
     another instance (own data dir where the backend shares without one)
-    already holds; without :class:`BoundedProgress` that is every byte."""
+    already holds (:class:`storage.base.BoundedProgress`; without it, every
+    written byte)."""
     data = pattern(PART + 64 * KIB, seed=4)
     info = await harness.create(len(data))
     writer = await harness.storage.open_writer(info)
     sent = data[: PART + 32 * KIB]
     await harness.write(writer, sent)
-    if isinstance(writer, BoundedProgress):
-        published = await _settled(writer, PART)
-        assert 0 <= published <= len(sent)
-        assert published >= PART  # a whole part is in the bucket
-    else:
-        published = len(sent)
+    published = await publishable(writer, len(sent), at_least=PART)
+    assert PART <= published <= len(sent)  # at least the part in the bucket
     other = await Harness.open(peer_spec(spec, tmp_path, own_dir=spec.shares_without_data_dir))
     try:
         assert await other.storage.durable_offset(info) >= published
@@ -180,16 +216,6 @@ async def test_publishable_bytes_are_held_for_every_instance(
     finally:
         await writer.close()
         await other.close()
-
-
-async def _settled(writer: BoundedProgress, at_least: int) -> int:
-    """``writer.publishable()`` once it reaches ``at_least`` (parts upload in
-    the background), or as it is after 30 s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while writer.publishable() < at_least and loop.time() < deadline:
-        await asyncio.sleep(0.05)
-    return writer.publishable()
 
 
 @pytest.mark.parametrize("published", [0, PART], ids=["at-start", "at-part-boundary"])
@@ -251,6 +277,8 @@ async def test_deferred_length_declared_later(harness: Harness) -> None:
     assert isinstance(storage, LengthDeferrable)
     data = pattern(150 * KIB + 1, seed=8)
     info = await harness.create(None)
+    # seam: S3 switches to a multipart upload inside this request; the record
+    # returned by the commit must carry the new storage_meta (see Harness.commit).
     info = await harness.append(info, data[: 100 * KIB])
     assert await storage.durable_offset(info) == 100 * KIB
     meta = await storage.declare_length(info, len(data))
@@ -277,6 +305,8 @@ async def test_concatenate_partials_into_a_final(harness: Harness, sizes: tuple[
     partials = [await harness.upload(piece, ConcatKind.PARTIAL) for piece in pieces]
     total = sum(sizes)
     final = await harness.create(total, ConcatKind.FINAL, [p.id for p in partials])
+    # seam: if the seam splits out a begin_concatenate (the "assembling" meta
+    # saved first), it is called here and its meta saved into ``final``.
     meta = await storage.concatenate(final, partials)
     final = final.replace(storage_meta=dict(meta))
     await harness.store.update(final.id, {"storage_meta": dict(meta)})
@@ -292,10 +322,10 @@ async def test_concatenate_partials_into_a_final(harness: Harness, sizes: tuple[
 async def test_terminate_frees_everything_and_reads_fail_cleanly(harness: Harness) -> None:
     storage = harness.storage
     requires(storage, Capability.TERMINATE)
-    data = pattern(200 * KIB, seed=9)
+    data = pattern(PART + 200 * KIB, seed=9)
     unfinished = await harness.create(len(data))
-    unfinished = await harness.append(unfinished, data[: 100 * KIB])
-    complete = await harness.upload(data)
+    unfinished = await harness.append(unfinished, data[: PART + 100 * KIB])  # S3: part 1 sent and recorded
+    complete = await harness.upload(data[: 200 * KIB])
     for info in (unfinished, complete):
         assert await harness.leftovers(info.id), "nothing stored before terminate"
         await harness.terminate(info)
@@ -309,13 +339,24 @@ async def test_terminate_frees_everything_and_reads_fail_cleanly(harness: Harnes
 # --- two processes ------------------------------------------------------------------------------
 
 
-def run_peer(spec: StorageSpec, upload_id: str, data: Path, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run ``steps`` in a new ``storage_peer`` process; its JSON answers."""
+def peer_args(spec: StorageSpec, upload_id: str, data: Path, steps: list[dict[str, Any]]) -> list[str]:
+    """The command line of a ``storage_peer`` running ``steps`` on ``upload_id``."""
     job = {"spec": spec.to_json(), "upload_id": upload_id, "data": str(data), "steps": steps}
+    return [sys.executable, "-m", "tests.contract.storage_peer", json.dumps(job)]
+
+
+def peer_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def run_peer(
+    spec: StorageSpec, upload_id: str, data: Path, steps: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Run ``steps`` in a new ``storage_peer`` process; its JSON answers."""
     done = subprocess.run(
-        [sys.executable, "-m", "tests.contract.storage_peer", json.dumps(job)],
+        peer_args(spec, upload_id, data, steps),
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=peer_env(),
         capture_output=True,
         timeout=PEER_TIMEOUT,
         check=False,
@@ -343,7 +384,12 @@ async def test_second_process_continues_the_upload(
     info = await harness.append(info, data[info.offset : PART + 100 * KIB])
     steps = [{"do": "durable"}, {"do": "append", "end": len(data)}, {"do": "finish"}, {"do": "sha256"}]
     said = await asyncio.to_thread(run_peer, peer, info.id, source, steps)
-    assert said == [{"durable": PART + 100 * KIB}, {"offset": len(data)}, {"finished": True}, {"sha256": sha256(data)}]
+    assert said == [
+        {"durable": PART + 100 * KIB},
+        {"offset": len(data)},
+        {"finished": True},
+        {"sha256": sha256(data)},
+    ]
     info = await harness.load(info.id)
     assert sha256(await harness.read(info)) == sha256(data)
 
@@ -366,6 +412,7 @@ async def test_killed_process_leaves_an_offset_others_resume_from(
     step = {"do": "hang", "end": sent, "settle": PART - info.offset}  # part 1 in the bucket
     said = await asyncio.to_thread(_hang_then_kill, peer, info.id, source, step)
     assert said["written"] == sent - info.offset
+    assert said["publishable"] >= PART - info.offset  # the peer's part 1 is held
     held = await harness.storage.durable_offset(info)
     assert info.offset + said["publishable"] <= held <= sent
     info = await harness.reconcile(info)
@@ -376,11 +423,10 @@ async def test_killed_process_leaves_an_offset_others_resume_from(
 
 
 def _hang_then_kill(spec: StorageSpec, upload_id: str, data: Path, step: dict[str, Any]) -> dict[str, Any]:
-    job = {"spec": spec.to_json(), "upload_id": upload_id, "data": str(data), "steps": [step]}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.contract.storage_peer", json.dumps(job)],
+        peer_args(spec, upload_id, data, [step]),
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=peer_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
