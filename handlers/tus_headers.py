@@ -11,7 +11,7 @@ def set_discovery_headers(handler: BaseHandler) -> None:
     """``OPTIONS`` headers: versions, extensions, the caller's maximum size
     (:func:`caller_max_size`), checksum algorithms."""
     handler.set_header("Tus-Version", ",".join(protocol.SUPPORTED_VERSIONS))
-    extensions = handler.ctx.composer.tus_extensions()
+    extensions = handler.ctx.service.tus_extensions()
     if extensions:
         handler.set_header("Tus-Extension", ",".join(extensions))
     max_size = caller_max_size(handler)
