@@ -67,9 +67,10 @@ class MetaChanging(Protocol):
     (the local file). The caller saves it as the record's ``storage_meta``
     (durably), then calls :meth:`meta_saved` — and only then publishes an
     offset or writes again (a write while a change is pending raises
-    ``StorageError``). A crash before the save leaves the old form, one
-    after it the new one. If the caller cannot save, :meth:`ChunkWriter.close`
-    drops the new form and the old meta stays true."""
+    ``StorageError``). Both forms stay until :meth:`meta_saved`, so whatever
+    the record says after a crash, or after a save that failed (or only
+    seemed to), is true; :meth:`ChunkWriter.close` with a change pending
+    leaves them too (the unused one is replaced or swept later)."""
 
     def pending_meta(self) -> Mapping[str, str] | None:
         """The ``storage_meta`` the caller must save now, or None."""

@@ -235,13 +235,6 @@ class S3Storage:
             raise errors.StorageError(f"switching {info.id} to S3 kept {pipeline.offset} of {offset} bytes")
         return pipeline
 
-    async def drop_switch(self, info: UploadInfo, meta: Mapping[str, str]) -> None:
-        """A prepared switch whose meta was never saved: free its multipart
-        upload and spool (best effort; the local file still holds the bytes)."""
-        self.spool(info.id).destroy()
-        with contextlib.suppress(errors.TusError):
-            await self.s3.abort(meta["key"], meta["upload_id"])
-
     async def open_writer(self, info: UploadInfo) -> S3Writer:
         if self.phase(info) == LOCAL:
             local = await self._local.open_writer(info)

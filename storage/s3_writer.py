@@ -33,9 +33,6 @@ class WriterHost(Protocol):
     async def adopt_switch(self, info: UploadInfo, offset: int) -> MultipartPipeline:
         """The meta of ``info`` is saved: drop the local file; the pipeline."""
 
-    async def drop_switch(self, info: UploadInfo, meta: Mapping[str, str]) -> None:
-        """Undo a prepared switch whose meta was never saved."""
-
     async def release_pipeline(self, pipeline: MultipartPipeline) -> None:
         """Stop ``pipeline`` before the lock is released."""
 
@@ -112,9 +109,9 @@ class S3Writer:
         if self._local is not None:
             local, self._local = self._local, None
             await local.close()
-        if self._pending is not None:
-            meta, self._pending = self._pending, None
-            await self._storage.drop_switch(self._info, meta)
+        # A switch still pending stays as prepared: the record may or may not
+        # name it (a failed save), and both forms hold the bytes.
+        self._pending = None
         if self._pipeline is not None:
             pipeline = self._pipeline
             try:
