@@ -14,7 +14,7 @@ from urllib.parse import quote
 import tornado.iostream
 
 from tusd_py.auth import links
-from tusd_py.core import errors, protocol
+from tusd_py.core import auth_errors, errors, protocol
 from tusd_py.core.models import Principal, UploadInfo, may_access
 from tusd_py.core.service import downloadable_length
 
@@ -76,7 +76,7 @@ async def resolve(handler: BaseHandler, upload_id: str) -> UploadInfo:
     if has_link(handler):
         signer = handler.ctx.links
         if signer is None:
-            raise errors.LinkInvalid("this server does not issue download links")
+            raise auth_errors.LinkInvalid("this server does not issue download links")
         signer.verify(
             upload_id,
             handler.get_query_argument(links.EXPIRES_PARAM, None),
@@ -89,7 +89,7 @@ async def resolve(handler: BaseHandler, upload_id: str) -> UploadInfo:
         info = await service.load(upload_id)
     except (errors.UploadNotFound, errors.UploadGone):
         if principal is None:
-            raise errors.Unauthenticated(
+            raise auth_errors.Unauthenticated(
                 "downloads of private uploads need an Authorization: Bearer token or a signed link"
             ) from None
         raise
@@ -98,7 +98,7 @@ async def resolve(handler: BaseHandler, upload_id: str) -> UploadInfo:
     if info.visibility == "public":
         return await service.get(Principal(user=info.owner), upload_id)
     if principal is None:
-        raise errors.Unauthenticated(
+        raise auth_errors.Unauthenticated(
             "downloads of private uploads need an Authorization: Bearer token or a signed link"
         )
     raise errors.UploadNotFound()
