@@ -42,7 +42,9 @@ setup(
             "playwright>=1.45",  # browser tests, driving Debian's chromium (no browser download)
             "types-tqdm",
             "import-linter>=2.1",  # layering contracts of .importlinter (README command 2 runs lint-imports)
+            "uvloop>=0.19",  # the tests run both event loops ([server] event_loop)
         ],
+        "fast": ["uvloop>=0.19"],  # libuv event loop, picked by [server] event_loop = "auto"
     },
     entry_points={"console_scripts": ["tusd-py=tusd_py.cli.main:main"]},
 )

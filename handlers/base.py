@@ -21,7 +21,7 @@ import tornado.httputil
 import tornado.iostream
 import tornado.web
 
-from tusd_py.core import errors, protocol
+from tusd_py.core import auth_errors, errors, protocol
 from tusd_py.core.models import Principal
 from tusd_py.ops.context import AppContext
 from tusd_py.rufh import problems, version
@@ -182,7 +182,7 @@ class BaseHandler(tornado.web.RequestHandler):
         """The caller; raises 401 when ``required`` and there is none."""
         principal = self.ctx.authenticator.authenticate(self.request.headers)
         if principal is None and required:
-            raise errors.Unauthenticated("this request needs an Authorization: Bearer token")
+            raise auth_errors.Unauthenticated("this request needs an Authorization: Bearer token")
         self.principal = principal
         return principal
 
@@ -195,7 +195,7 @@ class BaseHandler(tornado.web.RequestHandler):
         429 like any other flood; the 401 follows while under that limit."""
         try:
             principal = self.authenticate(required=required)
-        except errors.Unauthenticated:
+        except auth_errors.Unauthenticated:
             await self.check_limits("request")
             raise
         await self.check_limits(kind)

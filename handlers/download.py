@@ -13,10 +13,10 @@ from urllib.parse import quote
 
 import tornado.iostream
 
-from storage.base import ContentServer
 from tusd_py.auth import links
-from tusd_py.core import errors, protocol
+from tusd_py.core import auth_errors, errors, protocol
 from tusd_py.core.models import Principal, UploadInfo, may_access
+from tusd_py.core.service import downloadable_length
 
 if TYPE_CHECKING:
     from handlers.base import BaseHandler
@@ -76,7 +76,7 @@ async def resolve(handler: BaseHandler, upload_id: str) -> UploadInfo:
     if has_link(handler):
         signer = handler.ctx.links
         if signer is None:
-            raise errors.LinkInvalid("this server does not issue download links")
+            raise auth_errors.LinkInvalid("this server does not issue download links")
         signer.verify(
             upload_id,
             handler.get_query_argument(links.EXPIRES_PARAM, None),
@@ -89,7 +89,7 @@ async def resolve(handler: BaseHandler, upload_id: str) -> UploadInfo:
         info = await service.load(upload_id)
     except (errors.UploadNotFound, errors.UploadGone):
         if principal is None:
-            raise errors.Unauthenticated(
+            raise auth_errors.Unauthenticated(
                 "downloads of private uploads need an Authorization: Bearer token or a signed link"
             ) from None
         raise
@@ -98,7 +98,7 @@ async def resolve(handler: BaseHandler, upload_id: str) -> UploadInfo:
     if info.visibility == "public":
         return await service.get(Principal(user=info.owner), upload_id)
     if principal is None:
-        raise errors.Unauthenticated(
+        raise auth_errors.Unauthenticated(
             "downloads of private uploads need an Authorization: Bearer token or a signed link"
         )
     raise errors.UploadNotFound()
@@ -109,28 +109,21 @@ async def serve(handler: BaseHandler, upload_id: str) -> None:
     if not handler.ctx.config.server.downloads:
         raise errors.MethodNotAllowed("downloads are disabled on this server")
     info = await resolve(handler, upload_id)
-    if not info.is_complete or info.length is None:
-        raise errors.UploadIncomplete(
-            f"upload is not complete ({info.offset} of "
-            f"{info.length if info.length is not None else '?'} bytes); "
-            "downloads are available once it is"
-        )
-    storage = handler.ctx.composer.storage(info.storage)
+    length = downloadable_length(info)
+    service = handler.ctx.service
     etag = etag_of(info)
     handler.set_header("ETag", etag)
     handler.set_header("Cache-Control", "private, no-cache")
     kind, disposition = content_headers(info)
-    if isinstance(storage, ContentServer):
-        url = await storage.download_url(info, info.filename)
-        if url is not None:
-            handler.redirect(url, status=302)
-            return
+    url = await service.download_url(info)
+    if url is not None:
+        handler.redirect(url, status=302)
+        return
     inm = handler.request.headers.get("If-None-Match")
     if inm is not None and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")]):
         handler.set_status(304)
         handler.finish()
         return
-    length = info.length
     start, end = 0, length - 1
     status = 200
     range_header = handler.request.headers.get("Range")
@@ -151,7 +144,7 @@ async def serve(handler: BaseHandler, upload_id: str) -> None:
         handler.finish()
         return
     try:
-        async for block in storage.read(info, start, end):
+        async for block in service.read(info, start, end):
             handler.write(block)
             await handler.flush()
     except tornado.iostream.StreamClosedError:

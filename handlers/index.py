@@ -220,10 +220,8 @@ class IndexHandler(StreamingHandler):
             metadata["filename"] = extractor.filename.encode()
         if extractor.content_type:
             metadata["filetype"] = extractor.content_type.encode()
-        if metadata and self.created is not None:
-            await self.ctx.service.state.update(
-                self.created.id, {"metadata_raw": protocol.encode_metadata(metadata)}
-            )
+        if metadata and self.created is not None and self.principal is not None:
+            await self.ctx.service.set_metadata(self.principal, self.created.id, metadata)
 
     async def _emit(self, data: bytes) -> None:
         """Write ``data`` after the first ``SNIFF_BYTES`` have been gathered."""

@@ -24,7 +24,7 @@ async def serve(handler: BaseHandler) -> None:
     }
     api = handler.ctx.config.api
     query = parse_query(args, default_limit=api.page_size, max_limit=api.max_page_size)
-    rows, next_cursor = await list_page(handler.ctx.composer.state, principal, query)
+    rows, next_cursor = await list_page(handler.ctx.service, principal, query)
     items = await documents_with_jobs(handler.ctx, rows)
     handler.set_header("Cache-Control", "no-store")
     handler.finish_json(200, {"items": items, "next_cursor": next_cursor})

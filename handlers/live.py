@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import tornado.web
 import tornado.websocket
 
-from tusd_py.core import errors
+from tusd_py.core import auth_errors, errors
 from tusd_py.core.models import Principal
 from tusd_py.events.live.hub import Subscription
 from tusd_py.ops.context import AppContext
@@ -90,7 +90,7 @@ class EventsHandler(tornado.websocket.WebSocketHandler):
                 )
             origin = self.request.headers.get("Origin")
             if origin is not None and not self.check_origin(origin):
-                raise errors.Forbidden(f"origin {origin[:100]} is not in server.cors_origins")
+                raise auth_errors.Forbidden(f"origin {origin[:100]} is not in server.cors_origins")
             self.principal = self.ctx.authenticator.authenticate(self.request.headers)
             await self.ctx.guard.check("request", self.principal, str(self.request.remote_ip or ""))
         except errors.TusError as exc:

@@ -27,7 +27,7 @@ class UploadHandler(StreamingHandler):
         left_out = {"POST"}
         if not self.ctx.config.server.downloads:
             left_out.add("GET")
-        if "termination" not in self.ctx.composer.tus_extensions():
+        if "termination" not in self.ctx.service.tus_extensions():
             left_out.add("DELETE")
         return tuple(m for m in super().allowed_methods() if m not in left_out)
 

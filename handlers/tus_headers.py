@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers.base import BaseHandler
-from tusd_py.core import errors, protocol
+from tusd_py.core import auth_errors, errors, protocol
 from tusd_py.core.models import ConcatKind, UploadInfo
 
 
@@ -11,7 +11,7 @@ def set_discovery_headers(handler: BaseHandler) -> None:
     """``OPTIONS`` headers: versions, extensions, the caller's maximum size
     (:func:`caller_max_size`), checksum algorithms."""
     handler.set_header("Tus-Version", ",".join(protocol.SUPPORTED_VERSIONS))
-    extensions = handler.ctx.composer.tus_extensions()
+    extensions = handler.ctx.service.tus_extensions()
     if extensions:
         handler.set_header("Tus-Extension", ",".join(extensions))
     max_size = caller_max_size(handler)
@@ -28,7 +28,7 @@ def caller_max_size(handler: BaseHandler) -> int:
     credential, else ``server.max_size``. Never raises for a bad credential."""
     try:
         principal = handler.ctx.authenticator.authenticate(handler.request.headers)
-    except errors.Unauthenticated:
+    except auth_errors.Unauthenticated:
         principal = None
     if principal is None:
         return handler.ctx.config.server.max_size

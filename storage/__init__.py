@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from storage.base import Capability, ChunkWriter, Storage, StoragePolicy
+from storage.base import Capability, ChunkWriter, PartsLedger, Storage, StoragePolicy
 from storage.local import LocalStorage
 from tusd_py.core.config import Config
-from tusd_py.state.base import StateStore
 
 
-def build_storages(config: Config, state: StateStore) -> tuple[dict[str, Storage], StoragePolicy]:
+def build_storages(config: Config, ledger: PartsLedger) -> tuple[dict[str, Storage], StoragePolicy]:
     """``({name: storage}, policy)`` for the configured backends (local always).
+
+    ``ledger`` is where the S3 backend records its parts (the state store
+    implements it; the backend reaches nothing else of the store through it).
 
     With an S3 bucket configured, uploads longer than ``s3.threshold`` and
     deferred-length uploads (which start on disk and switch past the
@@ -20,7 +22,7 @@ def build_storages(config: Config, state: StateStore) -> tuple[dict[str, Storage
         return storages, lambda _length: "disk"
     from storage.s3 import S3Storage  # boto3 costs ~10 MiB of RSS: loaded only when used
 
-    storages["s3"] = S3Storage(config, state)
+    storages["s3"] = S3Storage(config, ledger)
     threshold = config.s3.threshold
 
     def policy(length: int | None) -> str:

@@ -8,11 +8,23 @@ both at startup and derives the advertised ``Tus-Extension`` from them.
 Errors: backends raise :mod:`tusd_py.core.errors` ``BackendError`` subclasses
 (``StorageError``, ``StorageUnavailable``, ``InsufficientStorage``) and
 translate their foreign exceptions (OSError, botocore) at this boundary.
+
+The upload record belongs to the service (:mod:`tusd_py.core`): a backend
+never reads or writes it. Every method receives the record as the caller
+holds it (current: loaded under the upload's lock, carrying every
+``storage_meta`` saved since) and *returns* the ``storage_meta`` to save;
+where that meta must be durable before the backend goes on (bytes moved to
+S3, an assembly started), the work is split in two and the caller saves in
+between (:class:`MetaChanging`, :meth:`Concatenatable.begin_concatenate`).
+The only thing a backend keeps in the shared stores is its own
+:class:`PartsLedger`; leftovers are judged by the caller
+(:class:`OrphanSweeper`).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -40,6 +52,31 @@ class ChunkWriter(Protocol):
         """Make written bytes durable per policy; return how many bytes this
         writer stored in total (the new offset is ``start + that``).
         Idempotent."""
+
+
+@runtime_checkable
+class MetaChanging(Protocol):
+    """A :class:`ChunkWriter` whose backend may change the upload's
+    ``storage_meta`` while bytes flow (S3: a local-phase upload switching to
+    a multipart upload when it passes the threshold).
+
+    Contract: after every :meth:`ChunkWriter.write` the caller asks
+    :meth:`pending_meta`. A mapping means the bytes written so far are now
+    also held in a form that needs that meta (spool parts of a new
+    multipart upload) while the form the saved meta names is still intact
+    (the local file). The caller saves it as the record's ``storage_meta``
+    (durably), then calls :meth:`meta_saved` — and only then publishes an
+    offset or writes again (a write while a change is pending raises
+    ``StorageError``). Both forms stay until :meth:`meta_saved`, so whatever
+    the record says after a crash, or after a save that failed (or only
+    seemed to), is true; :meth:`ChunkWriter.close` with a change pending
+    leaves them too (the unused one is replaced or swept later)."""
+
+    def pending_meta(self) -> Mapping[str, str] | None:
+        """The ``storage_meta`` the caller must save now, or None."""
+
+    async def meta_saved(self) -> None:
+        """The pending meta is durable: drop the old form and go on in the new."""
 
 
 @runtime_checkable
@@ -83,9 +120,24 @@ class Terminatable(Protocol):
 
 @runtime_checkable
 class Concatenatable(Protocol):
+    """Assembly in two steps, so that what an assembly cut short leaves
+    behind is always named by the final's record: the caller saves the meta
+    :meth:`begin_concatenate` returns (durably), then calls
+    :meth:`concatenate` with the record carrying it, and saves the meta that
+    returns. :meth:`concatenate` also works without the first step (it
+    prepares by itself), only then a crash may leave an unnamed leftover for
+    the orphan sweep."""
+
+    async def begin_concatenate(self, final: UploadInfo, partials: Sequence[UploadInfo]) -> Mapping[str, str]:
+        """Prepare the assembly of ``partials`` (all complete) into ``final``;
+        returns the ``storage_meta`` naming what it started (e.g. the S3
+        multipart upload, so that terminating the final frees it), or the
+        final's own meta when nothing was started."""
+
     async def concatenate(self, final: UploadInfo, partials: Sequence[UploadInfo]) -> Mapping[str, str]:
-        """Fill ``final`` with the bytes of ``partials`` in order (all complete);
-        returns the final's ``storage_meta``."""
+        """Fill ``final`` (its record as saved after :meth:`begin_concatenate`)
+        with the bytes of ``partials`` in order; returns the final's
+        ``storage_meta``."""
 
 
 @runtime_checkable
@@ -121,12 +173,36 @@ class Rewindable(Protocol):
         lock); True on success, False when nothing was changed."""
 
 
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """Something a backend keeps for an upload besides what its record's
+    ``storage_meta`` may name (e.g. an S3 multipart upload)."""
+
+    #: The upload it was made for.
+    upload_id: str
+    #: The backend's names for it (S3: the object key and the UploadId).
+    key: str
+    handle: str
+    #: When it was started (seconds since the epoch).
+    started: float
+
+
 @runtime_checkable
 class OrphanSweeper(Protocol):
-    async def sweep_orphans(self, older_than: float = 3600.0, now: float | None = None) -> int:
-        """Remove backend leftovers (e.g. S3 multipart uploads) that no live
-        upload record owns and that are older than ``older_than`` seconds;
-        returns how many were removed."""
+    """A backend that can list and remove its leftovers. It reads no record:
+    the caller (:func:`tusd_py.ops.reconcile.sweep_orphans`) loads the record
+    of each leftover's upload and removes the leftover unless that record is
+    live (uploading, not expired) and :meth:`owns` it."""
+
+    async def leftovers(self, older_than: float, now: float) -> Sequence[Leftover]:
+        """Leftovers started more than ``older_than`` seconds before ``now``."""
+
+    def owns(self, info: UploadInfo, leftover: Leftover) -> bool:
+        """True if the live record ``info`` (of ``leftover.upload_id``) still
+        uses ``leftover``."""
+
+    async def remove_leftover(self, leftover: Leftover) -> None:
+        """Free ``leftover``; one already gone is not an error."""
 
 
 CAPABILITY_PROTOCOLS: Mapping[Capability, type] = {

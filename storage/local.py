@@ -290,6 +290,10 @@ class LocalStorage:
         with map_os_errors("terminate"), contextlib.suppress(FileNotFoundError):
             os.unlink(self.path(info.id))
 
+    async def begin_concatenate(self, final: UploadInfo, partials: Sequence[UploadInfo]) -> Mapping[str, str]:
+        """Nothing to prepare: the final's own meta."""
+        return dict(final.storage_meta)
+
     async def concatenate(self, final: UploadInfo, partials: Sequence[UploadInfo]) -> Mapping[str, str]:
         target = self.path(final.id)
         sources = [self.path(p.id) for p in partials]

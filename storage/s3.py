@@ -27,7 +27,7 @@ is stopped before the lock is released (see :mod:`storage.s3_pipeline`), so
 exactly one process uploads a spooled part.
 
 Tail-in-bucket mode (``s3.tail_in_bucket``, instances without a shared data
-dir): the bucket plus the state store are the truth for every instance, so
+dir): the bucket plus the parts ledger are the truth for every instance, so
 offsets are computed from them only (the spool is a per-request cache),
 offsets published while a body streams are bounded by what is in the bucket
 (:meth:`storage.s3_writer.S3Writer.publishable`), every request loads the upload
@@ -35,6 +35,11 @@ from the bucket (another instance may have continued it), and an
 upload holding more than was published can be rewound to the published
 offset (:meth:`S3Storage.rewind`), so a client resuming from HEAD's offset on
 any instance is never refused.
+
+The upload record is the service's: this backend receives it current and
+returns the ``storage_meta`` to save (the switch to S3 through
+:class:`~storage.base.MetaChanging`, concatenation in two steps); it keeps
+only its parts ledger (:class:`~storage.base.PartsLedger`).
 """
 
 from __future__ import annotations
@@ -43,14 +48,13 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import quote
 
-from storage.base import Capability, PartsLedger
+from storage.base import Capability, Leftover, PartsLedger
 from storage.local import LocalStorage, map_os_errors
 from storage.parts import PartPlan, scan
 from storage.s3_client import AsyncS3, S3Client, build_client
@@ -61,7 +65,6 @@ from storage.spool import PartSpool, copy_range
 from tusd_py.core import errors, protocol
 from tusd_py.core.config import Config
 from tusd_py.core.models import ConcatKind, UploadInfo, UploadState
-from tusd_py.state.base import StateStore
 
 log = logging.getLogger("tusd_py.storage")
 
@@ -73,6 +76,8 @@ DRAIN_MAX = 5.0
 LOCAL = "local"
 S3 = "s3"
 COMPLETE = "complete"
+#: A final upload whose multipart upload is being assembled (see :meth:`S3Storage.begin_concatenate`).
+ASSEMBLING = "assembling"
 
 
 class S3Storage:
@@ -88,17 +93,14 @@ class S3Storage:
         }
     )
 
-    def __init__(self, config: Config, state: StateStore, client: S3Client | None = None) -> None:
+    def __init__(self, config: Config, ledger: PartsLedger, client: S3Client | None = None) -> None:
         cfg = config.s3
         self.config = cfg
         self.bucket = cfg.bucket
         self.prefix = cfg.prefix
         self.threshold = cfg.threshold
-        #: The upload records (read for ``storage_meta``; written only by the
-        #: switch to S3 and by concatenation).
-        self._state = state
         #: The parts ledger (see :class:`storage.base.PartsLedger`).
-        self._ledger: PartsLedger = state
+        self._ledger = ledger
         #: How long a stopping pipeline waits for the parts it is sending.
         self._drain = min(cfg.timeout, DRAIN_MAX)
         #: How long a flush waits for a part upload to end (then 503 with
@@ -138,11 +140,6 @@ class S3Storage:
             return PartPlan.for_length(length, c.part_size, c.min_part_size, c.max_parts)
         except ValueError as exc:
             raise errors.MaxSizeExceeded(f"upload too large for S3: {exc}") from None
-
-    async def _fresh(self, info: UploadInfo) -> UploadInfo:
-        """The current record (storage_meta changes while bytes flow)."""
-        current = await self._state.get(info.id)
-        return current if current is not None else info
 
     @staticmethod
     def phase(info: UploadInfo) -> str:
@@ -202,14 +199,14 @@ class S3Storage:
         multipart_id = await self.s3.create_multipart(key)
         return {"phase": S3, "key": key, "upload_id": multipart_id, **plan.to_meta()}
 
-    async def switch_to_s3(self, info: UploadInfo, offset: int) -> MultipartPipeline:
-        """Move a local-phase upload of ``offset`` bytes into a new multipart
-        upload: its file is cut into spool parts (kernel copies), the new
-        ``storage_meta`` recorded, the file deleted. Returns the pipeline."""
-        current = await self._fresh(info)
-        if self.phase(current) == S3:
-            return await self._open_pipeline(current)
-        plan = self._plan(current.length)
+    async def prepare_switch(self, info: UploadInfo, offset: int) -> Mapping[str, str]:
+        """First half of moving a local-phase upload of ``offset`` bytes into
+        a new multipart upload: its file is cut into spool parts (kernel
+        copies) and left in place. Returns the ``storage_meta`` the caller
+        must save before :meth:`adopt_switch` (see :class:`storage.base.MetaChanging`)."""
+        if self.phase(info) != LOCAL:
+            raise errors.StorageError(f"upload {info.id} is not stored locally")
+        plan = self._plan(info.length)
         key = self.key(info.id)
         spool = self.spool(info.id)
         spool.destroy()
@@ -224,12 +221,15 @@ class S3Storage:
                 length = min(plan.part_size(number), offset - start)
                 await loop.run_in_executor(None, copy_range, source, spool.path(number), start, length)
                 number += 1
-        meta = {"phase": S3, "key": key, "upload_id": multipart_id, **plan.to_meta()}
         await self._ledger.delete_parts(info.id)
-        await self._state.update(info.id, {"storage_meta": meta})
+        return {"phase": S3, "key": key, "upload_id": multipart_id, **plan.to_meta()}
+
+    async def adopt_switch(self, info: UploadInfo, offset: int) -> MultipartPipeline:
+        """Second half, once ``info`` (carrying the new meta) is saved: the
+        local file is deleted and the spool adopted. Returns the pipeline."""
         with map_os_errors("switch to S3"), contextlib.suppress(FileNotFoundError):
-            os.unlink(source)
-        pipeline = await self._open_pipeline(current.replace(storage_meta=meta), adopt_spool=True)
+            os.unlink(self._local.path(info.id))
+        pipeline = await self._open_pipeline(info, adopt_spool=True)
         if pipeline.offset != offset:
             await self.release_pipeline(pipeline)
             raise errors.StorageError(f"switching {info.id} to S3 kept {pipeline.offset} of {offset} bytes")
@@ -306,7 +306,6 @@ class S3Storage:
         return await self.durable_offset(info) == offset
 
     async def finish(self, info: UploadInfo) -> Mapping[str, str]:
-        info = await self._fresh(info)
         phase = self.phase(info)
         if phase == COMPLETE:
             return dict(info.storage_meta)
@@ -327,7 +326,6 @@ class S3Storage:
         return {"phase": COMPLETE, "key": info.storage_meta["key"]}
 
     async def declare_length(self, info: UploadInfo, length: int) -> Mapping[str, str]:
-        info = await self._fresh(info)
         return dict(info.storage_meta)
 
     def read(self, info: UploadInfo, start: int, end: int) -> AsyncIterator[bytes]:
@@ -359,7 +357,6 @@ class S3Storage:
     # --- capabilities -------------------------------------------------------------------
 
     async def terminate(self, info: UploadInfo) -> None:
-        info = await self._fresh(info)
         await self._discard_pipeline(info.id)
         meta = info.storage_meta
         key = meta.get("key", self.key(info.id))
@@ -374,19 +371,32 @@ class S3Storage:
         await self._local.terminate(info)
         await self._ledger.delete_parts(info.id)
 
+    def _joins_locally(self, partials: Sequence[UploadInfo]) -> bool:
+        """Local partials of at most ``threshold`` bytes in all are joined on disk."""
+        total = sum(p.length or 0 for p in partials)
+        return total <= self.threshold and all(self._source(p).key is None for p in partials)
+
+    async def begin_concatenate(self, final: UploadInfo, partials: Sequence[UploadInfo]) -> Mapping[str, str]:
+        """Start the multipart upload the final is assembled in (phase
+        ``assembling``, naming it), unless the partials are joined on disk."""
+        if self._joins_locally(partials):
+            return dict(final.storage_meta)
+        key = self.key(final.id)
+        return {"phase": ASSEMBLING, "key": key, "upload_id": await self.s3.create_multipart(key)}
+
     async def concatenate(self, final: UploadInfo, partials: Sequence[UploadInfo]) -> Mapping[str, str]:
         """Local partials under the threshold are joined on disk; otherwise
-        the final becomes an S3 object built by :class:`Assembler`."""
+        the final becomes an S3 object built by :class:`Assembler` in the
+        multipart upload its meta names (started here if it names none)."""
         total = sum(p.length or 0 for p in partials)
         sources = [self._source(p) for p in partials]
-        if total <= self.threshold and all(s.key is None for s in sources):
+        if self._joins_locally(partials):
             await self._local.concatenate(final, partials)
             return {"phase": LOCAL}
-        key = self.key(final.id)
-        multipart_id = await self.s3.create_multipart(key)
-        await self._state.update(
-            final.id, {"storage_meta": {"phase": "assembling", "key": key, "upload_id": multipart_id}}
-        )
+        meta = final.storage_meta
+        if self.phase(final) != ASSEMBLING:
+            meta = await self.begin_concatenate(final, partials)
+        key, multipart_id = meta["key"], meta["upload_id"]
         spool = self.spool(final.id)
         spool.destroy()
         assembler = Assembler(
@@ -399,19 +409,7 @@ class S3Storage:
             min_part_size=self.config.min_part_size,
             max_parts=self.config.max_parts,
         )
-        try:
-            parts = await assembler.run(sources)
-            if parts:
-                await self.s3.complete(key, multipart_id, parts)
-            else:
-                await self.s3.abort(key, multipart_id)
-                await self.s3.put_file(key, None, 0, {})
-        except BaseException:
-            with contextlib.suppress(errors.TusError):
-                await self.s3.abort(key, multipart_id)
-            raise
-        finally:
-            spool.destroy()
+        await assembler.build(sources)
         await self._local.terminate(final)
         return {"phase": COMPLETE, "key": key, "copied_parts": str(assembler.copied)}
 
@@ -423,27 +421,19 @@ class S3Storage:
 
     # --- maintenance ---------------------------------------------------------------------
 
-    async def sweep_orphans(self, older_than: float = 3600.0, now: float | None = None) -> int:
-        """Abort multipart uploads under the prefix that no live upload owns
-        (record unknown, expired, complete, or naming another UploadId),
-        started more than ``older_than`` seconds ago. Returns how many."""
-        now = time.time() if now is None else now
-        aborted = 0
+    async def leftovers(self, older_than: float, now: float) -> Sequence[Leftover]:
+        """Multipart uploads under the prefix, named like an upload, started
+        more than ``older_than`` seconds before ``now``."""
+        found = []
         for item in await self.s3.list_multipart(self.prefix):
-            if now - item.initiated < older_than:
-                continue
             upload_id = item.key[len(self.prefix) :]
-            if not protocol.is_valid_upload_id(upload_id):
-                continue
-            info = await self._state.get(upload_id)
-            owned = (
-                info is not None
-                and info.state is UploadState.UPLOADING
-                and info.storage == self.name
-                and info.storage_meta.get("upload_id") == item.upload_id
-                and (info.expires_at is None or info.expires_at >= now)
-            )
-            if not owned:
-                await self.s3.abort(item.key, item.upload_id)
-                aborted += 1
-        return aborted
+            if now - item.initiated >= older_than and protocol.is_valid_upload_id(upload_id):
+                found.append(Leftover(upload_id, item.key, item.upload_id, item.initiated))
+        return found
+
+    def owns(self, info: UploadInfo, leftover: Leftover) -> bool:
+        """The record is on this storage and its meta names the multipart upload."""
+        return info.storage == self.name and info.storage_meta.get("upload_id") == leftover.handle
+
+    async def remove_leftover(self, leftover: Leftover) -> None:
+        await self.s3.abort(leftover.key, leftover.handle)

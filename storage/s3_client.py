@@ -30,7 +30,7 @@ import botocore.config
 import botocore.exceptions
 
 from tusd_py.core import errors
-from tusd_py.core.config import S3Config
+from tusd_py.core.config_sections import S3Config
 
 log = logging.getLogger("tusd_py.storage")
 

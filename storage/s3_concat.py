@@ -14,6 +14,7 @@ and the spool removed; the service retries on a later HEAD/GET.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,6 +140,24 @@ class Assembler:
         await self._collect(keep=0)
         self.parts.append((number, etag))
         self.copied += 1
+
+    async def build(self, sources: Sequence[Source]) -> None:
+        """Make the object: :meth:`run`, then complete the multipart upload
+        (an empty object when there is no part). On failure the multipart
+        upload is aborted; the spool is removed either way."""
+        try:
+            parts = await self.run(sources)
+            if parts:
+                await self.s3.complete(self.key, self.multipart_id, parts)
+            else:
+                await self.s3.abort(self.key, self.multipart_id)
+                await self.s3.put_file(self.key, None, 0, {})
+        except BaseException:
+            with contextlib.suppress(errors.TusError):
+                await self.s3.abort(self.key, self.multipart_id)
+            raise
+        finally:
+            self.spool.destroy()
 
     async def run(self, sources: Sequence[Source]) -> list[tuple[int, str]]:
         """Upload every source; returns the ``(number, etag)`` list in order."""

@@ -1,14 +1,16 @@
 """``S3Writer``: one request's bytes into an S3-relayed upload.
 
 A local-phase upload is appended to its file until the offset passes the
-threshold, then switched to S3 (:meth:`WriterHost.switch_to_s3`); an
-S3-phase upload is written through the lock holder's
+threshold, then switched to S3 in two steps around the caller saving the new
+``storage_meta`` (:class:`storage.base.MetaChanging`: :meth:`WriterHost.prepare_switch`,
+the caller saves, :meth:`WriterHost.adopt_switch`); an S3-phase upload is written through the lock holder's
 :class:`~storage.s3_pipeline.MultipartPipeline`, which :meth:`S3Writer.close`
 hands back to the storage to be stopped before the lock is released.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from storage.local import LocalWriter
@@ -24,8 +26,12 @@ class WriterHost(Protocol):
     #: Seconds a flush waits for a part upload to end (see ``MultipartPipeline.flush``).
     stall: float
 
-    async def switch_to_s3(self, info: UploadInfo, offset: int) -> MultipartPipeline:
-        """Move a local-phase upload of ``offset`` bytes to S3; its pipeline."""
+    async def prepare_switch(self, info: UploadInfo, offset: int) -> Mapping[str, str]:
+        """Copy a local-phase upload of ``offset`` bytes into a new multipart
+        upload's spool; the ``storage_meta`` to save."""
+
+    async def adopt_switch(self, info: UploadInfo, offset: int) -> MultipartPipeline:
+        """The meta of ``info`` is saved: drop the local file; the pipeline."""
 
     async def release_pipeline(self, pipeline: MultipartPipeline) -> None:
         """Stop ``pipeline`` before the lock is released."""
@@ -33,7 +39,8 @@ class WriterHost(Protocol):
 
 class S3Writer:
     """Appends one request's bytes; starts local and switches to S3 when a
-    local-phase upload passes the threshold."""
+    local-phase upload passes the threshold (a
+    :class:`storage.base.MetaChanging` writer)."""
 
     def __init__(
         self,
@@ -48,24 +55,42 @@ class S3Writer:
         self._pipeline = pipeline
         self._written = 0
         self._closed = False
+        #: The meta of a prepared switch, until the caller saved it.
+        self._pending: Mapping[str, str] | None = None
 
     async def write(self, chunk: bytes) -> None:
         if self._closed:
             raise errors.StorageError("write after close")
-        if self._pipeline is None and self._info.offset + self._written > self._storage.threshold:
-            await self._switch()
+        if self._pending is not None:
+            raise errors.StorageError(f"the new storage_meta of upload {self._info.id} was not saved")
         if self._pipeline is not None:
             await self._pipeline.write(chunk)
             self._written += len(chunk)
             return
-        assert self._local is not None
+        if self._local is None:
+            raise errors.StorageError(f"switching upload {self._info.id} to S3 failed; resume with HEAD")
         before = self._local.written
         try:
             await self._local.write(chunk)
         finally:
             self._written += self._local.written - before
         if self._info.offset + self._written > self._storage.threshold:
-            await self._switch()
+            local, self._local = self._local, None
+            await local.close()
+            self._pending = await self._storage.prepare_switch(self._info, self._info.offset + self._written)
+
+    def pending_meta(self) -> Mapping[str, str] | None:
+        """The meta of a prepared switch to S3, to be saved (see :class:`storage.base.MetaChanging`)."""
+        return self._pending
+
+    async def meta_saved(self) -> None:
+        """The switch's meta is saved: continue in S3."""
+        meta, self._pending = self._pending, None
+        if meta is None:
+            return
+        self._info = self._info.replace(storage_meta=meta)
+        self._pipeline = await self._storage.adopt_switch(self._info, self._info.offset + self._written)
+        self._pipeline.attach()
 
     def publishable(self) -> int:
         """Bytes of this request another instance could continue from if this
@@ -77,13 +102,6 @@ class S3Writer:
             return self._written
         return max(0, min(self._written, pipeline.shared_offset - self._info.offset))
 
-    async def _switch(self) -> None:
-        if self._local is not None:
-            local, self._local = self._local, None
-            await local.close()
-        self._pipeline = await self._storage.switch_to_s3(self._info, self._info.offset + self._written)
-        self._pipeline.attach()
-
     async def close(self) -> int:
         if self._closed:
             return self._written
@@ -91,6 +109,9 @@ class S3Writer:
         if self._local is not None:
             local, self._local = self._local, None
             await local.close()
+        # A switch still pending stays as prepared: the record may or may not
+        # name it (a failed save), and both forms hold the bytes.
+        self._pending = None
         if self._pipeline is not None:
             pipeline = self._pipeline
             try:

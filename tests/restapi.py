@@ -14,7 +14,7 @@ from tornado.iostream import IOStream
 from tornado.tcpclient import TCPClient
 
 from tusd_py.cli.server import build_context
-from tusd_py.core import errors
+from tusd_py.core import auth_errors
 from tusd_py.core.config import Config
 from tusd_py.core.models import Principal
 from tusd_py.ops.context import AppContext
@@ -32,7 +32,7 @@ class HeaderAuthenticator:
             return None
         scheme, _, token = value.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise errors.Unauthenticated("bad test token")
+            raise auth_errors.Unauthenticated("bad test token")
         user, _, tier = token.partition(":")
         return Principal(user=user, tier=tier or "basic")
 

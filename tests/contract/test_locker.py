@@ -123,6 +123,28 @@ async def test_a_holder_that_does_not_release_makes_the_waiter_time_out(
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_a_failing_release_callback_is_logged_and_the_waiter_still_gets_the_lock(
+    locker_backend: LockerBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    one, two = await locker_backend.open(), await locker_backend.open()
+    upload_id = protocol.new_upload_id()
+    lock = one.new_lock(upload_id)
+    asked = asyncio.Event()
+
+    def broken() -> None:
+        asked.set()
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(lock.release()))
+        raise RuntimeError("holder callback bug")
+
+    await lock.acquire(1.0, broken)
+    waiter = two.new_lock(upload_id)
+    await waiter.acquire(10.0, never)
+    assert asked.is_set()
+    assert any(f"release callback of upload {upload_id} failed" in r.getMessage() for r in caplog.records)
+    await waiter.release()
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_try_acquire_never_asks_the_holder(locker_backend: LockerBackend) -> None:
     one, two = await locker_backend.open(), await locker_backend.open()
     upload_id = protocol.new_upload_id()

@@ -83,6 +83,30 @@ async def test_commit_offset_is_a_compare_and_set(store: StateStore) -> None:
     assert (await store.get(info.id)).offset == 40  # type: ignore[union-attr]
 
 
+@pytest.mark.gen_test
+async def test_commit_offset_refusals_are_the_same_everywhere_and_change_nothing(store: StateStore) -> None:
+    """Each rule of ``state.rules.OffsetCommit``, on every backend: the same
+    exception with the same message, and the record left as it was."""
+    info = make()
+    await store.create(info)
+    before = await store.commit_offset(info.id, 0, 40, updated_at=T0 + 1, expires_at=T0 + 99)
+    # a stale expected offset below the stored one (a commit below the current offset)
+    with pytest.raises(errors.OffsetMismatch, match="^offset is 40, expected 0$"):
+        await store.commit_offset(info.id, 0, 30, updated_at=T0 + 2, expires_at=None)
+    # an expected offset ahead of the stored one
+    with pytest.raises(errors.OffsetMismatch, match="^offset is 40, expected 50$"):
+        await store.commit_offset(info.id, 50, 60, updated_at=T0 + 3, expires_at=None)
+    # backwards is refused before the store is read, even for an unknown id
+    with pytest.raises(ValueError, match="never moves backwards"):
+        await store.commit_offset(protocol.new_upload_id(), 40, 39, updated_at=T0 + 4, expires_at=None)
+    with pytest.raises(ValueError, match="never moves backwards"):
+        await store.commit_offset(info.id, 40, 0, updated_at=T0 + 4, expires_at=None)
+    assert await store.get(info.id) == before
+    await store.delete(info.id)
+    with pytest.raises(errors.UploadNotFound):
+        await store.commit_offset(info.id, 40, 41, updated_at=T0 + 5, expires_at=None)
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_concurrent_compare_and_set_has_exactly_one_winner(state_backend: StateBackend) -> None:
     views = [await state_backend.open() for _ in range(4)]

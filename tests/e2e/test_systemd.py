@@ -54,7 +54,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
 
 
 def test_unit_keeps_stop_timeout_above_drain_timeout() -> None:
-    from tusd_py.core.config import ServerConfig
+    from tusd_py.core.config_sections import ServerConfig
 
     lines = (UNIT_DIR / "tusd-py.service").read_text().splitlines()
     settings = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))

@@ -36,7 +36,7 @@ def test_worker_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 
 
 def test_worker_unit_shares_the_servers_user_and_data_dir() -> None:
-    from tusd_py.core.config import ServerConfig
+    from tusd_py.core.config_sections import ServerConfig
 
     s = settings()
     server = (ROOT / "systemd" / "tusd-py.service").read_text()

@@ -13,7 +13,7 @@ import pytest
 import tornado.ioloop
 
 from tusd_py.cli.server import build_context
-from tusd_py.core import errors
+from tusd_py.core import auth_errors
 from tusd_py.core.config import Config
 from tusd_py.core.models import Principal
 from tusd_py.ops.context import AppContext
@@ -27,7 +27,7 @@ class HeaderAuthenticator:
         if user is None:
             return None
         if user.startswith("!"):
-            raise errors.Unauthenticated("invalid test credential")
+            raise auth_errors.Unauthenticated("invalid test credential")
         return Principal(user=user, tier="admin" if user == "root" else "basic")
 
 

@@ -6,13 +6,14 @@ import asyncio
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from storage.base import OrphanSweeper
+from storage.base import Leftover, OrphanSweeper
 from storage.local import LocalStorage
 from tusd_py.auth.authenticator import LOCAL_PRINCIPAL
 from tusd_py.core import errors, protocol
@@ -20,7 +21,7 @@ from tusd_py.core.models import UploadInfo, UploadState
 from tusd_py.locking.liveness import SUFFIX, boot_id
 from tusd_py.locking.redis import RedisLocker
 from tusd_py.ops.context import AppContext
-from tusd_py.ops.reconcile import reconcile
+from tusd_py.ops.reconcile import ORPHAN_AGE, reconcile
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -92,29 +93,35 @@ async def test_an_upload_locked_by_a_live_writer_is_left_alone(ctx: AppContext) 
 
 
 class LeftoverStore(LocalStorage):
-    """A storage with leftovers (like S3 multipart uploads): each id in
-    ``leftovers`` that no live upload record owns is an orphan."""
+    """A storage with leftovers (like S3 multipart uploads): ``held`` lists
+    ``(upload_id, handle)`` pairs; a live record owns the one whose handle is
+    ``"h-<its id>"``. It reads no record: the reconciliation judges them."""
 
-    def __init__(self, root: Path, ctx: AppContext, leftovers: list[str]) -> None:
+    def __init__(self, root: Path, held: list[tuple[str, str]]) -> None:
         super().__init__(root)
-        self.ctx = ctx
-        self.leftovers = leftovers
-        self.calls: list[tuple[float, float | None]] = []
+        self.held = held
+        self.calls: list[tuple[float, float]] = []
 
-    async def sweep_orphans(self, older_than: float = 3600.0, now: float | None = None) -> int:
+    async def leftovers(self, older_than: float, now: float) -> Sequence[Leftover]:
         self.calls.append((older_than, now))
-        removed = 0
-        for upload_id in list(self.leftovers):
-            info = await self.ctx.composer.state.get(upload_id)
-            if info is None or info.state is UploadState.EXPIRED:
-                self.leftovers.remove(upload_id)
-                removed += 1
-        return removed
+        return [Leftover(i, f"key-{i}", handle, now - older_than - 1) for i, handle in self.held]
+
+    def owns(self, info: UploadInfo, leftover: Leftover) -> bool:
+        return leftover.handle == f"h-{info.id}"
+
+    async def remove_leftover(self, leftover: Leftover) -> None:
+        self.held.remove((leftover.upload_id, leftover.handle))
 
 
 class BrokenSweeper(LocalStorage):
-    async def sweep_orphans(self, older_than: float = 3600.0, now: float | None = None) -> int:
+    async def leftovers(self, older_than: float, now: float) -> Sequence[Leftover]:
         raise errors.StorageUnavailable("endpoint down")
+
+    def owns(self, info: UploadInfo, leftover: Leftover) -> bool:
+        return True
+
+    async def remove_leftover(self, leftover: Leftover) -> None:
+        raise AssertionError("nothing was listed")
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -123,15 +130,17 @@ async def test_reconciliation_lets_storages_sweep_their_orphans(ctx: AppContext,
     expired = await _upload_with(ctx, b"gone")
     await ctx.composer.state.update(expired.id, {"state": UploadState.EXPIRED, "expires_at": None})
     unknown = protocol.new_upload_id()
-    sweeper = LeftoverStore(tmp_path / "leftovers", ctx, [live.id, expired.id, unknown])
+    held = [(live.id, f"h-{live.id}"), (live.id, "h-replaced"), (expired.id, f"h-{expired.id}")]
+    sweeper = LeftoverStore(tmp_path / "leftovers", [*held, (unknown, f"h-{unknown}")])
     assert isinstance(sweeper, OrphanSweeper)
     ctx.composer.storages["leftovers"] = sweeper
     ctx.composer.storages["broken"] = BrokenSweeper(tmp_path / "broken")  # logged, not fatal
     before = time.time()
     report = await reconcile(ctx)
-    assert report.orphans_removed == 2
-    assert sweeper.leftovers == [live.id]
-    assert len(sweeper.calls) == 1 and (sweeper.calls[0][1] or 0) >= before
+    # Unknown, expired, and no longer named by the live record: removed.
+    assert report.orphans_removed == 3
+    assert sweeper.held == [(live.id, f"h-{live.id}")]
+    assert len(sweeper.calls) == 1 and sweeper.calls[0][0] == ORPHAN_AGE and sweeper.calls[0][1] >= before
 
 
 async def _plant_lock(ctx: AppContext, upload_id: str, value: str, ttl: float) -> None:

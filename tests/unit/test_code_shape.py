@@ -18,13 +18,6 @@ PACKAGES = ("tusd_py", "handlers", "storage")
 MAX_TOP_ENTRIES = 12
 ALWAYS_THERE = {"__init__.py", "__main__.py", "py.typed", "__pycache__"}
 MAX_MODULE_LINES = 450
-#: Modules still being split (issue 13); this set only shrinks.
-SPLIT_PENDING = {
-    "tusd_py/core/config.py",
-    "tusd_py/core/errors.py",
-    "tusd_py/rest/openapi.py",
-    "tusd_py/state/redis.py",
-}
 
 
 def _modules() -> list[Path]:
@@ -41,7 +34,7 @@ def test_tusd_py_has_at_most_twelve_rooms() -> None:
 def test_no_module_is_longer_than_the_limit() -> None:
     sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in _modules()}
     too_long = {path for path, n in sizes.items() if n > MAX_MODULE_LINES}
-    assert too_long - SPLIT_PENDING == set()
+    assert too_long == set()
     assert len(sizes) > 100  # the walk found the code
 
 

@@ -13,7 +13,6 @@ import pytest
 from tusd_py.core.config import (
     Config,
     ConfigError,
-    ServerConfig,
     describe,
     env_name,
     load_config,
@@ -21,6 +20,7 @@ from tusd_py.core.config import (
     section_fields,
     sections,
 )
+from tusd_py.core.config_sections import ServerConfig
 
 #: (key, TOML value, env value, override value, expected from each layer)
 LAYERED = [

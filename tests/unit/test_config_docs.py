@@ -3,7 +3,7 @@
 Convention: every key of every ``Config`` section appears *uncommented* with
 its default value, inside a block (lines up to the next blank line) that
 starts with a ``#`` comment explaining it. So the file loads to exactly the
-defaults, and a key added to ``tusd_py/core/config.py`` without documentation
+defaults, and a key added to ``tusd_py/core/config_sections.py`` without documentation
 fails here.
 """
 

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tusd_py.auth.tokens import JWTAuthenticator, bearer_token, mint_token
-from tusd_py.core import errors, protocol
+from tusd_py.core import auth_errors, errors, protocol
 from tusd_py.core.config import Config, load_config
 
 #: Header values as Tornado hands them over: latin-1 text, no CR/LF.
@@ -136,7 +136,7 @@ def test_authorization_is_a_principal_or_401(jwt_config: Config, value: str) -> 
     headers = {"Authorization": value}
     try:
         principal = authenticator.authenticate(headers)
-    except errors.Unauthenticated as exc:
+    except auth_errors.Unauthenticated as exc:
         assert exc.status == 401 and "WWW-Authenticate" in exc.headers
         return
     assert principal is None or principal.user

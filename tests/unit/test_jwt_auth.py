@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from tusd_py.auth.authenticator import NoAuthAuthenticator, build_authenticator
 from tusd_py.auth.secret import GENERATED_NAME, resolve_secret
 from tusd_py.auth.tokens import JWTAuthenticator, mint_token
-from tusd_py.core import errors
+from tusd_py.core import auth_errors
 from tusd_py.core.config import Config, ConfigError, load_config
 
 SECRET = "s" * 40
@@ -41,7 +41,7 @@ def hs_token(claims: dict[str, Any], secret: str = SECRET, alg: str = "HS256") -
 
 
 def assert_401(auth: JWTAuthenticator, headers: dict[str, str], fragment: str) -> None:
-    with pytest.raises(errors.Unauthenticated) as info:
+    with pytest.raises(auth_errors.Unauthenticated) as info:
         auth.authenticate(headers)
     assert info.value.status == 401
     assert info.value.headers["WWW-Authenticate"].startswith("Bearer ")
@@ -225,7 +225,7 @@ def test_minted_token_is_accepted(tmp_path: Path) -> None:
     principal = auth.authenticate(bearer(mint_token(config, user="dave", tier="premium", ttl=60)))
     assert principal is not None and (principal.user, principal.tier) == ("dave", "premium")
     expired = mint_token(config, user="dave", ttl=1, now=time.time() - 3600)
-    with pytest.raises(errors.Unauthenticated):
+    with pytest.raises(auth_errors.Unauthenticated):
         auth.authenticate(bearer(expired))
 
 

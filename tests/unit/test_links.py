@@ -8,7 +8,7 @@ import pytest
 
 from tests.fakes import FakeClock
 from tusd_py.auth.links import LinkSigner
-from tusd_py.core import errors
+from tusd_py.core import auth_errors
 
 SECRET = "k" * 64
 UPLOAD = "0123456789abcdef0123456789abcdef"
@@ -29,7 +29,7 @@ def test_round_trip_until_expiry() -> None:
     clock.advance(600)
     signer.verify(UPLOAD, expires, sig)
     clock.advance(1)
-    with pytest.raises(errors.LinkExpired):
+    with pytest.raises(auth_errors.LinkExpired):
         signer.verify(UPLOAD, expires, sig)
 
 
@@ -53,11 +53,11 @@ def test_tampering_is_detected(part: str) -> None:
         sig = ("A" if sig[0] != "A" else "B") + sig[1:]
     else:
         signer = LinkSigner("j" * 64, 600.0, clock)
-    with pytest.raises(errors.LinkInvalid):
+    with pytest.raises(auth_errors.LinkInvalid):
         signer.verify(upload, expires, sig)
 
 
 @pytest.mark.parametrize(("expires", "sig"), [(None, "x"), ("12", None), ("-5", "x"), ("1e9", "x"), ("", "")])
 def test_malformed_parameters(expires: str | None, sig: str | None) -> None:
-    with pytest.raises(errors.LinkInvalid):
+    with pytest.raises(auth_errors.LinkInvalid):
         LinkSigner(SECRET, 600.0).verify(UPLOAD, expires, sig)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tusd_py.auth.tiers import tier_of, tier_table
-from tusd_py.core.config import GIB, Config, ConfigError, load_config
+from tusd_py.core.config import Config, ConfigError, load_config
+from tusd_py.core.config_sections import GIB
 from tusd_py.core.models import Principal
 from tusd_py.throttle.base import tier_size_limit
 

@@ -2,7 +2,7 @@
 
 ``None`` means anonymous; handlers that need a user then answer 401 with
 ``WWW-Authenticate: Bearer``. An authenticator raises
-:class:`tusd_py.core.errors.Unauthenticated` for a token that is present but bad.
+:class:`tusd_py.core.auth_errors.Unauthenticated` for a token that is present but bad.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Authenticator(Protocol):
     def authenticate(self, headers: Mapping[str, str]) -> Principal | None:
         """The principal of a request, None if it carries no credentials.
 
-        Raises :class:`tusd_py.core.errors.Unauthenticated` for invalid ones.
+        Raises :class:`tusd_py.core.auth_errors.Unauthenticated` for invalid ones.
         """
 
 

@@ -5,8 +5,8 @@ key derived from the server secret (:mod:`tusd_py.auth.secret`) with a fixed
 label, so a link can never be replayed as a JWT signature or vice versa.
 ``E`` is the expiry in Unix seconds. Anyone holding the URL may download the
 upload until ``E``; a link whose signature does not match (any part of it
-changed) raises :class:`errors.LinkInvalid`, one past ``E`` raises
-:class:`errors.LinkExpired` (both 403). The signature is checked before the
+changed) raises :class:`auth_errors.LinkInvalid`, one past ``E`` raises
+:class:`auth_errors.LinkExpired` (both 403). The signature is checked before the
 expiry, so a tampered ``expires`` is reported as invalid.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tusd_py.auth.secret import resolve_secret
-from tusd_py.core import errors
+from tusd_py.core import auth_errors
 from tusd_py.core.config import Config
 
 EXPIRES_PARAM = "expires"
@@ -62,11 +62,11 @@ class LinkSigner:
         return SignedLink(f"{EXPIRES_PARAM}={expires}&{SIGNATURE_PARAM}={signature}", expires)
 
     def verify(self, upload_id: str, expires: str | None, signature: str | None) -> None:
-        """Accept a link or raise :class:`errors.LinkInvalid` / :class:`errors.LinkExpired`."""
+        """Accept a link or raise :class:`auth_errors.LinkInvalid` / :class:`auth_errors.LinkExpired`."""
         if not expires or not signature or not expires.isdigit() or len(expires) > 15:
-            raise errors.LinkInvalid("the download link lacks a valid expires or signature parameter")
+            raise auth_errors.LinkInvalid("the download link lacks a valid expires or signature parameter")
         expected = self._signature(upload_id, int(expires))
         if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
-            raise errors.LinkInvalid()
+            raise auth_errors.LinkInvalid()
         if int(expires) < self.clock():
-            raise errors.LinkExpired()
+            raise auth_errors.LinkExpired()

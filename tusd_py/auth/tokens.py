@@ -14,7 +14,7 @@ Verification contract of :class:`JWTAuthenticator`:
 Keys: HS256/384/512 use the shared secret (:mod:`tusd_py.auth.secret`);
 RS256/ES256 use ``public_key_file`` (PEM) or ``jwks_file`` (a JWK Set; the
 token's ``kid`` selects the key, a set of one key needs none). Every failure
-raises :class:`tusd_py.core.errors.Unauthenticated` (401 with
+raises :class:`tusd_py.core.auth_errors.Unauthenticated` (401 with
 ``WWW-Authenticate: Bearer ... error="invalid_token"``) with a message that
 says what was wrong.
 """
@@ -31,7 +31,7 @@ import jwt
 
 from tusd_py.auth.secret import resolve_secret
 from tusd_py.auth.tiers import DEFAULT_TIER, TIERS
-from tusd_py.core import errors
+from tusd_py.core import auth_errors
 from tusd_py.core.config import Config, ConfigError
 from tusd_py.core.models import Principal
 
@@ -40,9 +40,9 @@ HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 MAX_SUBJECT = 256
 
 
-def _invalid(message: str) -> errors.Unauthenticated:
+def _invalid(message: str) -> auth_errors.Unauthenticated:
     description = message.replace("\\", "").replace('"', "'")
-    return errors.Unauthenticated(
+    return auth_errors.Unauthenticated(
         message,
         headers={
             "WWW-Authenticate": f'Bearer realm="tusd-py", error="invalid_token", '
@@ -54,7 +54,7 @@ def _invalid(message: str) -> errors.Unauthenticated:
 def bearer_token(headers: Mapping[str, str]) -> str | None:
     """The token of an ``Authorization: Bearer`` header, None if absent.
 
-    Raises :class:`errors.Unauthenticated` for another scheme or an empty token.
+    Raises :class:`auth_errors.Unauthenticated` for another scheme or an empty token.
     """
     value = headers.get("Authorization")
     if value is None:
@@ -126,7 +126,7 @@ class JWTAuthenticator:
         return Principal(user=subject, tier=str(tier), claims=claims)
 
     def decode(self, token: str) -> dict[str, Any]:
-        """The verified claims of ``token``; raises :class:`errors.Unauthenticated`."""
+        """The verified claims of ``token``; raises :class:`auth_errors.Unauthenticated`."""
         try:
             key = self._key if self._jwks is None else self._jwk_for(token)
             claims: dict[str, Any] = jwt.decode(

@@ -81,7 +81,7 @@ async def build_context(
     redis = open_redis(config)
     state = await build_state(config, redis)
     locker = build_locker(config, redis)
-    storages, policy = build_storages(config, state)
+    storages, policy = build_storages(config, ledger=state)  # the state store keeps the S3 parts ledger
     composer = Composer(storages=storages, state=state, locker=locker, policy=policy)
     metrics = Metrics()
     live = build_live(config, redis)  # live events (tusd_py/live)

@@ -39,7 +39,7 @@ async def run_worker(config: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     redis = open_redis(config)
     state = await build_state(config, redis)
-    storages, policy = build_storages(config, state)
+    storages, policy = build_storages(config, ledger=state)  # the state store keeps the S3 parts ledger
     composer = Composer(storages=storages, state=state, locker=build_locker(config, redis), policy=policy)
     system = JobSystem(config, composer)
     try:

@@ -3,6 +3,11 @@
 Split from :mod:`tusd_py.core.service` (which creates sessions in
 :meth:`~tusd_py.core.service.Uploads.begin_append`); see that module for the
 offset-publishing contract.
+
+The session alone writes the upload record while its body streams: offsets,
+and the ``storage_meta`` a writer changes mid-request
+(:class:`storage.base.MetaChanging`), saved before any offset that depends
+on it is published.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from storage.base import BoundedProgress, ChunkWriter
+from storage.base import BoundedProgress, ChunkWriter, MetaChanging
 from storage.local import os_error
 from tusd_py.core import errors, protocol
 from tusd_py.core.checksum import Hasher, StagingFile, digest_label, new_hasher
@@ -71,6 +76,8 @@ class AppendSession:
         self._writer: ChunkWriter | None = None
         #: The writer when it bounds what may be published mid-request (checked once).
         self._bounded: BoundedProgress | None = None
+        #: The writer when it may change the upload's storage_meta (checked once).
+        self._changing: MetaChanging | None = None
         self.received = 0
         self._closed = False
         self._failed: errors.TusError | None = None
@@ -106,6 +113,7 @@ class AppendSession:
             self.service.digests.forget(self.info.id)  # a chunk no client digest covers
         self._writer = await storage.open_writer(self.info)
         self._bounded = self._writer if isinstance(self._writer, BoundedProgress) else None
+        self._changing = self._writer if isinstance(self._writer, MetaChanging) else None
         self._next_publish = asyncio.get_running_loop().time() + self._interval
 
     async def write(self, chunk: bytes) -> None:
@@ -145,14 +153,25 @@ class AppendSession:
                 if self._file_hasher is not None:
                     self._file_hasher.update(chunk)
             else:
-                assert self._writer is not None
                 self._check_lock()
-                await self._writer.write(chunk)
+                await self._store(chunk)
             self.received += len(chunk)
         if overflow:
             raise self.service.overflow_error(self.principal, self.info, self.received + 1)
         if self._staging is None and chunk:
             await self._progress()
+
+    async def _store(self, chunk: bytes) -> None:
+        """Append ``chunk`` to the storage; a ``storage_meta`` the writer
+        changed is saved (durably) and confirmed before anything else, so
+        no offset that depends on it is published first."""
+        assert self._writer is not None
+        await self._writer.write(chunk)
+        if self._changing is not None:
+            meta = self._changing.pending_meta()
+            if meta is not None:
+                self.info = await self.service.state.update(self.info.id, {"storage_meta": dict(meta)})
+                await self._changing.meta_saved()
 
     async def _progress(self) -> None:
         """Bytes were stored: publish them now or when the interval is up."""
@@ -306,9 +325,8 @@ class AppendSession:
                             "received does not match Upload-Checksum; the chunk was discarded"
                         )
                     else:
-                        assert self._writer is not None
                         self._check_lock()
-                        await self._staging.replay_into(self._writer)
+                        await self._staging.replay_into(_Storing(self))
                         self._file_checksum = self._whole_digest(self._checksum.algorithm)
                 info = await self._settle()
                 if self._failed is None and self._checksum is not None:
@@ -393,3 +411,17 @@ class AppendSession:
             await self.service.discard_rejected(self.info, error.message)
         finally:
             await self._lock.release()
+
+
+class _Storing:
+    """A session's writer as :meth:`StagingFile.replay_into` sees it: every
+    block goes through :meth:`AppendSession._store`."""
+
+    def __init__(self, session: AppendSession) -> None:
+        self._session = session
+
+    async def write(self, chunk: bytes) -> None:
+        await self._session._store(chunk)
+
+    async def close(self) -> int:
+        return 0

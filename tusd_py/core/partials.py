@@ -126,6 +126,11 @@ async def assemble(service: Uploads, final: UploadInfo, partials: Sequence[Uploa
     storage = service.composer.storage(final.storage)
     assert isinstance(storage, Concatenatable)
     total = sum(p.length or 0 for p in partials)
+    # Two steps (storage.base.Concatenatable): what the assembly starts is
+    # named by the saved record before it runs, so a crash leaves nothing unowned.
+    meta = await storage.begin_concatenate(final, partials)
+    if dict(meta) != dict(final.storage_meta):
+        final = await service.state.update(final.id, {"storage_meta": dict(meta)})
     meta = await storage.concatenate(final, partials)
     now = service.clock()
     if final.length is None:

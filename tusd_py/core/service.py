@@ -2,8 +2,11 @@
 
 It owns the order lock → load → validate → write → commit for every change,
 and raises :mod:`tusd_py.core.errors` only. Handlers translate HTTP to calls here
-and back; storages and state stores are reached through the
-:class:`~tusd_py.core.composer.Composer`.
+and back and never reach a storage, the state store or the locker themselves
+(``.importlinter`` contract ``handlers-use-the-service``): what they need — the
+advertised extensions, a listing page, a download's bytes or URL, metadata
+named after creation — has a method here. Storages and state stores are reached
+through the :class:`~tusd_py.core.composer.Composer`.
 
 Offsets: the state store's offset is what the server holds durably. While a
 body streams, the offset is published every ``progress_interval`` seconds
@@ -19,10 +22,10 @@ served by rewinding the storage to that offset when it can
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
-from storage.base import Terminatable
-from tusd_py.core import errors
+from storage.base import ContentServer, Terminatable
+from tusd_py.core import errors, protocol
 from tusd_py.core.admission import admit_append
 from tusd_py.core.append import AppendRequest, AppendSession
 from tusd_py.core.creation import create_final_upload, create_upload
@@ -37,9 +40,28 @@ log = logging.getLogger("tusd_py.app")
 FINISH_GRACE = 2.0
 
 
+def downloadable_length(info: UploadInfo) -> int:
+    """The length of ``info`` once it can be downloaded; raises
+    :class:`errors.UploadIncomplete` (409, saying how far it got) before."""
+    if not info.is_complete or info.length is None:
+        raise errors.UploadIncomplete(
+            f"upload is not complete ({info.offset} of "
+            f"{info.length if info.length is not None else '?'} bytes); "
+            "downloads are available once it is"
+        )
+    return info.length
+
+
 class UploadService(Uploads):
     """tus operations on uploads; one instance per server process. Handlers
     call only this class (and the REST and job modules built on it)."""
+
+    # --- what this server offers -------------------------------------------------
+
+    def tus_extensions(self) -> list[str]:
+        """The ``Tus-Extension`` list, most important first: only what every
+        configured storage offers (an upload may land on any of them)."""
+        return self.composer.tus_extensions()
 
     # --- lookups -------------------------------------------------------------
 
@@ -83,6 +105,58 @@ class UploadService(Uploads):
         finally:
             await lock.release()
 
+    async def list_uploads(
+        self,
+        principal: Principal,
+        *,
+        after: tuple[float, str] | None,
+        limit: int,
+        state: str | None = None,
+        visibility: str | None = None,
+        include_partials: bool = False,
+    ) -> Sequence[UploadInfo]:
+        """Up to ``limit`` uploads ``principal`` may see — its own; an admin's:
+        everyone's — in ``(created_at, id)`` order strictly after ``after``,
+        expired tombstones included. ``state`` and ``visibility`` filter on the
+        stored values; partial uploads of concatenations only with
+        ``include_partials``. The owner filter comes from ``principal`` alone."""
+        return await self.state.list_uploads(
+            owner=None if principal.is_admin else principal.user,
+            after=after,
+            limit=limit,
+            state=state,
+            visibility=visibility,
+            include_partials=include_partials,
+        )
+
+    # --- reading -------------------------------------------------------------
+
+    async def download_url(self, info: UploadInfo) -> str | None:
+        """A URL the client may fetch the bytes of ``info`` from directly
+        (e.g. S3 presigned, named after its filename), or None when its
+        storage hands out none and the bytes go through :meth:`read`.
+        ``info`` is a complete upload as :meth:`get` returned it (whoever
+        asks was admitted already)."""
+        storage = self.composer.storage(info.storage)
+        if isinstance(storage, ContentServer):
+            return await storage.download_url(info, info.filename)
+        return None
+
+    def read(self, info: UploadInfo, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes ``start`` to ``end`` (inclusive) of the complete upload ``info``
+        (as :meth:`get` returned it), streamed in the storage's blocks.
+
+        Raises at once — before a byte is read — :class:`errors.UploadIncomplete`
+        for an upload not complete and :class:`errors.RangeNotSatisfiable`
+        unless ``0 <= start <= end < length``."""
+        length = downloadable_length(info)
+        if not 0 <= start <= end < length:
+            raise errors.RangeNotSatisfiable(
+                f"bytes {start}-{end} are not within the upload's {length} bytes",
+                headers={"Content-Range": f"bytes */{length}"},
+            )
+        return self.composer.storage(info.storage).read(info, start, end)
+
     # --- creation ------------------------------------------------------------
 
     async def create(
@@ -119,6 +193,22 @@ class UploadService(Uploads):
             metadata_raw=metadata_raw,
             visibility=visibility,
         )
+
+    async def set_metadata(
+        self, principal: Principal, upload_id: str, metadata: Mapping[str, bytes]
+    ) -> UploadInfo:
+        """Replace the ``Upload-Metadata`` of an unfinished upload of
+        ``principal`` (or any, for an admin) with ``metadata`` — e.g. the
+        filename and type a ``multipart/form-data`` body names after its
+        upload was created. Only that field changes (a running append keeps
+        publishing its offset). Raises :class:`errors.UploadNotFound` for
+        others' uploads, :class:`errors.UploadCompleted` once it is complete."""
+        info = await self.load(upload_id)
+        if not may_access(principal, info):
+            raise errors.UploadNotFound()
+        if info.is_complete:
+            raise errors.UploadCompleted("the upload is already complete; its metadata can no longer change")
+        return await self.state.update(upload_id, {"metadata_raw": protocol.encode_metadata(dict(metadata))})
 
     # --- appending -------------------------------------------------------------
 

@@ -57,7 +57,8 @@ class FileLock:
         self.path = locker.path(upload_id)
         self.token: str | None = None
         self._fd: int | None = None
-        self._release_callback = ReleaseCallback(upload_id)
+        #: Release requests reach the holder's callback through this (once per hold).
+        self.release_requests = ReleaseCallback(upload_id)
 
     def _take(self) -> tuple[bool, str]:
         """One attempt: ``(True, "")`` when taken, else ``(False, holder)``
@@ -88,7 +89,7 @@ class FileLock:
         return False, ""
 
     def _hold(self, on_release_requested: Callable[[], None]) -> None:
-        self._release_callback.arm(on_release_requested)
+        self.release_requests.arm(on_release_requested)
         self._locker.holders[self.upload_id] = self
 
     async def acquire(self, timeout: float, on_release_requested: Callable[[], None]) -> None:
@@ -138,14 +139,10 @@ class FileLock:
     def backend_failing(self) -> bool:
         return False
 
-    def request_release(self) -> None:
-        """Run the holder's callback (at most once per hold)."""
-        self._release_callback.request()
-
     async def release(self) -> None:
         fd, self._fd = self._fd, None
         self.token = None
-        self._release_callback.disarm()
+        self.release_requests.disarm()
         if fd is None:
             return
         locker = self._locker
@@ -229,7 +226,7 @@ class FileLocker:
             if len(parts) == 3 and parts[0] == "release":
                 holder = self.holders.get(parts[1])
                 if holder is not None and holder.token == parts[2]:
-                    holder.request_release()
+                    holder.release_requests.request()
 
     def ask_release(self, upload_id: str, holder: str) -> None:
         """Ask the holder described by a lock file (``<address> <token>``) to release."""
@@ -239,7 +236,7 @@ class FileLocker:
         local = self.holders.get(upload_id)
         if address == self.address:
             if local is not None and local.token == token:
-                local.request_release()
+                local.release_requests.request()
             return
         if self._sock is None:
             return

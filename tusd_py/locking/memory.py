@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 
 from tusd_py.core import errors
-
-log = logging.getLogger("tusd_py.app")
+from tusd_py.locking.waiters import ReleaseCallback
 
 
 class _Holder:
-    __slots__ = ("on_release_requested", "released", "asked")
+    __slots__ = ("release_requests", "released")
 
-    def __init__(self, on_release_requested: Callable[[], None]) -> None:
-        self.on_release_requested = on_release_requested
+    def __init__(self, upload_id: str, on_release_requested: Callable[[], None]) -> None:
+        self.release_requests = ReleaseCallback(upload_id)
+        self.release_requests.arm(on_release_requested)
         self.released = asyncio.Event()
-        self.asked = False
 
 
 class MemoryLock:
@@ -35,15 +33,10 @@ class MemoryLock:
         while True:
             current = holders.get(self._upload_id)
             if current is None:
-                self._holder = _Holder(on_release_requested)
+                self._holder = _Holder(self._upload_id, on_release_requested)
                 holders[self._upload_id] = self._holder
                 return
-            if not current.asked:
-                current.asked = True
-                try:
-                    current.on_release_requested()
-                except Exception:  # a holder's callback must not break the requester
-                    log.exception("release callback failed")
+            current.release_requests.request()
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise errors.LockTimeout(retry_after=min(timeout, 5.0) or 1.0)
@@ -55,7 +48,7 @@ class MemoryLock:
     async def try_acquire(self, on_release_requested: Callable[[], None]) -> bool:
         if self._upload_id in self._locker.holders:
             return False
-        self._holder = _Holder(on_release_requested)
+        self._holder = _Holder(self._upload_id, on_release_requested)
         self._locker.holders[self._upload_id] = self._holder
         return True
 
@@ -71,6 +64,7 @@ class MemoryLock:
             return
         if self._locker.holders.get(self._upload_id) is holder:
             del self._locker.holders[self._upload_id]
+        holder.release_requests.disarm()
         holder.released.set()
 
 

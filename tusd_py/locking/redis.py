@@ -91,7 +91,8 @@ class RedisLock:
         self.upload_id = upload_id
         self.key = locker.lock_key(upload_id)
         self.token: str | None = None
-        self._release_callback = ReleaseCallback(upload_id)
+        #: Release requests reach the holder's callback through this (once per hold).
+        self.release_requests = ReleaseCallback(upload_id)
         self._backend_failing = False
         self._heartbeat: asyncio.Task[None] | None = None
         #: Loop time before which the lock is surely ours (renewals move it on).
@@ -190,15 +191,11 @@ class RedisLock:
 
     def _hold(self, token: str, on_release_requested: Callable[[], None], taken_at: float) -> None:
         self.token = token
-        self._release_callback.arm(on_release_requested)
+        self.release_requests.arm(on_release_requested)
         self._backend_failing = False
         self._locker.holders[self.upload_id] = self
         self.valid_until = taken_at + self._locker.ttl
         self._heartbeat = asyncio.ensure_future(self._renew_loop(token))
-
-    def request_release(self) -> None:
-        """Ask the holder to stop (at most once per hold); runs its callback."""
-        self._release_callback.request()
 
     async def _renew_loop(self, token: str) -> None:
         """Renew the TTL; ask the holder to stop once the lock may be lost."""
@@ -225,7 +222,7 @@ class RedisLock:
                         extra={"upload_id": self.upload_id},
                     )
                     self._backend_failing = True
-                    self.request_release()
+                    self.release_requests.request()
                     return
                 wait = min(interval, locker.poll_max)
                 continue
@@ -235,7 +232,7 @@ class RedisLock:
                     self.upload_id,
                     extra={"upload_id": self.upload_id},
                 )
-                self.request_release()
+                self.release_requests.request()
                 return
             self.valid_until = started + locker.ttl
             locker.mark.touch()
@@ -245,7 +242,7 @@ class RedisLock:
         token, self.token = self.token, None
         if token is None:
             return
-        self._release_callback.disarm()
+        self.release_requests.disarm()
         locker = self._locker
         if locker.holders.get(self.upload_id) is self:
             del locker.holders[self.upload_id]
@@ -366,7 +363,7 @@ class RedisLocker:
         """Ask whoever holds ``upload_id`` with ``token`` to release it."""
         local = self.holders.get(upload_id)
         if local is not None and local.token == token:
-            local.request_release()
+            local.release_requests.request()
             return
         with map_redis_errors("lock release request"):
             await self._redis.publish(self.channel, f"release {upload_id} {token}")
@@ -377,7 +374,7 @@ class RedisLocker:
         if len(parts) == 3 and parts[0] == "release":
             holder = self.holders.get(parts[1])
             if holder is not None and holder.token == parts[2]:
-                holder.request_release()
+                holder.release_requests.request()
         elif len(parts) == 2 and parts[0] == "free":
             self.waiters.notify(parts[1])
 

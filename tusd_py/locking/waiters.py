@@ -1,6 +1,6 @@
-"""Parts shared by the lockers whose holders and waiters may live in other
-processes (file and Redis): wake-ups for requests waiting on a lock held
-elsewhere, and the holder's once-per-hold release callback."""
+"""Parts shared by the lockers: wake-ups for requests waiting on a lock held
+in another process (file and Redis), and the holder's once-per-hold release
+callback (every locker: the one implementation of a release request)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ class FreeWaiters:
 
 class ReleaseCallback:
     """A holder's ``on_release_requested``, run at most once per hold (the
-    one implementation of ``request_release`` for the file and Redis locks)."""
+    one implementation of a release request, for the memory, file and Redis
+    locks: each reaches its holder through ``holder.release_requests.request()``)."""
 
     def __init__(self, upload_id: str) -> None:
         self.upload_id = upload_id

@@ -1,4 +1,9 @@
-"""``AppContext``: everything handlers need, handed over via ``initialize``."""
+"""``AppContext``: everything handlers need, handed over via ``initialize``.
+
+Handlers reach uploads through :attr:`AppContext.service` only; the
+:attr:`AppContext.composer` beside it serves the operations code (health,
+reconcile, shutdown), which must see each backend by name.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +31,13 @@ class AppContext:
     """Dependencies of the HTTP layer (built once per process by the server)."""
 
     config: Config
+    #: The only way handlers reach uploads (``.importlinter`` contract
+    #: ``handlers-use-the-service``; tests/unit/test_handlers_facade.py).
     service: UploadService
+    #: The backends, for operations only: readiness probes ping the state store
+    #: and each storage (:mod:`tusd_py.ops.health`), reconcile corrects offsets
+    #: under the locker and sweeps each storage (:mod:`tusd_py.ops.reconcile`),
+    #: and :meth:`aclose` closes them. Handlers never touch it.
     composer: Composer
     authenticator: Authenticator
     guard: Guard = field(default_factory=NullGuard)

@@ -24,8 +24,10 @@ serves, while other instances may already be serving the same uploads:
   writer died after writing, before publishing) is moved up to the durable
   bytes first, so HEAD never reports less than what is durable.
 * **Orphans.** Storages implementing :class:`storage.base.OrphanSweeper`
-  free leftovers no live upload owns (S3 multipart uploads of unknown or
-  expired uploads).
+  list their leftovers older than :data:`ORPHAN_AGE` (S3 multipart
+  uploads); each one whose upload's record is unknown, not uploading,
+  expired, or no longer names it (:meth:`~storage.base.OrphanSweeper.owns`)
+  is removed. The records are read here, never by the storage.
 * Staging files of checksummed PATCHes left by a crash are removed.
 """
 
@@ -36,11 +38,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from storage.base import OrphanSweeper
+from storage.base import Leftover, OrphanSweeper
 from tusd_py.core import errors
 from tusd_py.core.checksum import clear_staging
 from tusd_py.core.models import UploadState
 from tusd_py.core.recovery import correct_offset
+from tusd_py.state.base import StateStore
 
 if TYPE_CHECKING:  # the context imports the service
     from tusd_py.ops.context import AppContext
@@ -62,6 +65,10 @@ class Reconciliation:
 
 #: Rounds of :func:`recheck_busy` (each ``lock_ttl`` after the previous one).
 RECHECK_ROUNDS = 2
+
+#: Seconds a storage leftover must have existed before it may be judged an
+#: orphan (a younger one may belong to an upload being created right now).
+ORPHAN_AGE = 3600.0
 
 
 async def reconcile_offsets(ctx: AppContext, report: Reconciliation, batch: int = 500) -> None:
@@ -134,18 +141,33 @@ async def recheck_busy(ctx: AppContext, upload_ids: list[str], delay: float) -> 
     return corrected
 
 
-async def sweep_orphans(ctx: AppContext, now: float) -> int:
-    """Let every storage that can free orphaned data (e.g. S3 multipart
-    uploads of unknown or expired uploads) do so; returns how many items."""
+async def sweep_orphans(ctx: AppContext, now: float, older_than: float = ORPHAN_AGE) -> int:
+    """Remove the leftovers of every storage that has them (see the module
+    docstring) started more than ``older_than`` seconds before ``now``;
+    returns how many. A failing storage is logged and skipped."""
     removed = 0
     for name, storage in ctx.composer.storages.items():
         if not isinstance(storage, OrphanSweeper):
             continue
         try:
-            removed += await storage.sweep_orphans(now=now)
+            for leftover in await storage.leftovers(older_than, now):
+                if not await _owned(ctx.composer.state, storage, leftover, now):
+                    await storage.remove_leftover(leftover)
+                    removed += 1
         except errors.TusError as exc:
             log.warning("orphan sweep of storage %s failed: %s", name, exc.message)
     return removed
+
+
+async def _owned(state: StateStore, storage: OrphanSweeper, leftover: Leftover, now: float) -> bool:
+    """True if a live record (uploading, not expired) still uses ``leftover``."""
+    info = await state.get(leftover.upload_id)
+    return (
+        info is not None
+        and info.state is UploadState.UPLOADING
+        and (info.expires_at is None or info.expires_at >= now)
+        and storage.owns(info, leftover)
+    )
 
 
 async def reconcile(ctx: AppContext, batch: int = 500) -> Reconciliation:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from tusd_py.core import errors
 from tusd_py.core.models import Principal, UploadInfo
-from tusd_py.state.base import StateStore
+from tusd_py.core.service import UploadService
 
 #: Values the ``state`` filter accepts (the stored states).
 STATE_FILTERS = ("uploading", "complete", "expired")
@@ -90,13 +90,14 @@ def parse_query(args: dict[str, str], *, default_limit: int, max_limit: int) -> 
 
 
 async def list_page(
-    state_store: StateStore, principal: Principal, query: ListQuery
+    service: UploadService, principal: Principal, query: ListQuery
 ) -> tuple[list[UploadInfo], str | None]:
-    """One page of the uploads ``principal`` may see (admins: everyone's) and
-    the cursor of the next page (None on the last)."""
+    """One page of the uploads ``principal`` may see (admins: everyone's, see
+    :meth:`~tusd_py.core.service.UploadService.list_uploads`) and the cursor
+    of the next page (None on the last)."""
     rows = list(
-        await state_store.list_uploads(
-            owner=None if principal.is_admin else principal.user,
+        await service.list_uploads(
+            principal,
             after=query.after,
             limit=query.limit + 1,
             state=query.state,

@@ -4,6 +4,8 @@ It covers the tus routes (``<base_path>`` and ``<base_path>{id}``), the REST
 routes of SPEC §6 (``/index``, ``/index-status/{file_id}``, listing), health
 and the document itself. A test validates it with openapi-spec-validator and
 checks that every route and method of :func:`handlers.app.routes` is listed.
+This module holds the paths; the component schemas and the builders the paths
+share are in :mod:`tusd_py.rest.openapi_schemas`.
 """
 
 from __future__ import annotations
@@ -14,120 +16,18 @@ from tusd_py import __version__
 from tusd_py.core.config import Config
 from tusd_py.events.live.openapi_paths import live_paths, with_event_stream
 from tusd_py.jobs.openapi_paths import job_paths, job_schemas
-
-JSON = "application/json"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": schema}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
-
-
-def _header(name: str, description: str, *, required: bool = False, schema: Any = None) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "header",
-        "required": required,
-        "description": description,
-        "schema": schema or {"type": "string"},
-    }
-
-
-_TUS = _header("Tus-Resumable", "Protocol version; must be 1.0.0.", required=True, schema={"const": "1.0.0"})
-_UINT = {"type": "integer", "minimum": 0}
-_ID = {
-    "name": "id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
-}
-_FILE_ID = {**_ID, "name": "file_id"}
-
-
-def _schemas() -> dict[str, Any]:
-    nullable_str = {"type": ["string", "null"]}
-    time = {"type": ["string", "null"], "format": "date-time"}
-    status_props = {
-        "file_id": {"type": "string"},
-        "filename": nullable_str,
-        "size": {"type": ["integer", "null"], "minimum": 0, "description": "null while deferred"},
-        "offset": _UINT,
-        "percent": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
-        "state": {"enum": ["uploading", "complete", "processing", "ready", "failed", "expired"]},
-        "storage": {"type": "string", "examples": ["disk", "s3"]},
-        "visibility": {"enum": ["public", "private"]},
-        "created_at": time,
-        "updated_at": time,
-        "expires_at": {
-            **time,
-            "description": "null once complete (a partial upload keeps it until its final is assembled)",
-        },
-        "mime": {**nullable_str, "description": "type detected from the first bytes"},
-        "checksum": {
-            **nullable_str,
-            "pattern": "^(sha1|sha256|sha512|md5|crc32):[0-9a-f]+$",
-            "examples": ["sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
-            "description": (
-                "digest of the whole upload, '<algorithm>:<hex>', when every PATCH carried "
-                "Upload-Checksum with that algorithm and one server process received them all; "
-                "null otherwise (no or mixed checksums, resumed on another instance, concatenated "
-                "final, not complete yet)"
-            ),
-        },
-        "jobs": {"type": "array", "items": _ref("Job")},
-        "upload_url": {"type": "string"},
-        "status_url": {"type": "string"},
-    }
-    index_props = {
-        "file_id": {"type": "string"},
-        "status_url": {"type": "string"},
-        "upload_url": {"type": "string", "description": "tus URL to resume or inspect the upload"},
-        "size": {"type": ["integer", "null"], "minimum": 0},
-        "storage": {"type": "string"},
-        "offset": _UINT,
-        "state": {"type": "string"},
-        "filename": nullable_str,
-        "mime": nullable_str,
-    }
-    return {
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-                }
-            },
-        },
-        "Status": {"type": "object", "required": list(status_props), "properties": status_props},
-        "IndexResult": {
-            "type": "object",
-            "required": ["file_id", "status_url", "upload_url", "size", "storage"],
-            "properties": index_props,
-        },
-        "IndexIncomplete": {
-            "type": "object",
-            "required": ["error", "file_id", "upload_url", "offset"],
-            "properties": {"error": _ref("Error/properties/error"), **index_props},
-        },
-        "Listing": {
-            "type": "object",
-            "required": ["items", "next_cursor"],
-            "properties": {
-                "items": {"type": "array", "items": _ref("Status")},
-                "next_cursor": {**nullable_str, "description": "pass as cursor for the next page"},
-            },
-        },
-    }
+from tusd_py.rest.openapi_schemas import (
+    FILE_ID,
+    ID,
+    JSON,
+    TUS,
+    UINT,
+    error_response,
+    header,
+    json_response,
+    ref,
+    schemas,
+)
 
 
 def _collection(base_path: str) -> dict[str, Any]:
@@ -142,11 +42,11 @@ def _collection(base_path: str) -> dict[str, Any]:
             "tags": ["tus"],
             "summary": "Create an upload (creation, creation-with-upload, defer-length, concatenation)",
             "parameters": [
-                _TUS,
-                _header("Upload-Length", "Total size in bytes.", schema=_UINT),
-                _header("Upload-Defer-Length", "1 when the size is not known yet.", schema={"const": "1"}),
-                _header("Upload-Metadata", "Comma-separated `key base64(value)` pairs."),
-                _header("Upload-Concat", "`partial` or `final;<url> <url>...`."),
+                TUS,
+                header("Upload-Length", "Total size in bytes.", schema=UINT),
+                header("Upload-Defer-Length", "1 when the size is not known yet.", schema={"const": "1"}),
+                header("Upload-Metadata", "Comma-separated `key base64(value)` pairs."),
+                header("Upload-Concat", "`partial` or `final;<url> <url>...`."),
             ],
             "requestBody": {
                 "required": False,
@@ -154,11 +54,11 @@ def _collection(base_path: str) -> dict[str, Any]:
             },
             "responses": {
                 "201": {"description": "created; Location is the upload URL"},
-                "400": _error("invalid header"),
-                "401": _error("missing or invalid token"),
-                "412": _error("unsupported Tus-Resumable"),
-                "413": _error("larger than allowed"),
-                "415": _error("wrong Content-Type or file type refused"),
+                "400": error_response("invalid header"),
+                "401": error_response("missing or invalid token"),
+                "412": error_response("unsupported Tus-Resumable"),
+                "413": error_response("larger than allowed"),
+                "415": error_response("wrong Content-Type or file type refused"),
             },
         },
         "get": {
@@ -181,22 +81,22 @@ def _collection(base_path: str) -> dict[str, Any]:
                 },
             ],
             "responses": {
-                "200": _json(_ref("Listing"), "one page"),
-                "400": _error("invalid parameter or cursor"),
-                "401": _error("missing or invalid token"),
+                "200": json_response(ref("Listing"), "one page"),
+                "400": error_response("invalid parameter or cursor"),
+                "401": error_response("missing or invalid token"),
             },
         },
     }
 
 
 def _resource() -> dict[str, Any]:
-    offset = _header("Upload-Offset", "Offset the body starts at.", required=True, schema=_UINT)
+    offset = header("Upload-Offset", "Offset the body starts at.", required=True, schema=UINT)
     return {
-        "parameters": [_ID],
+        "parameters": [ID],
         "head": {
             "tags": ["tus"],
             "summary": "Offset, length and metadata of an upload",
-            "parameters": [_TUS],
+            "parameters": [TUS],
             "responses": {
                 "200": {"description": "Upload-Offset, Upload-Length, Upload-Metadata headers"},
                 "404": {"description": "unknown or another user's upload"},
@@ -207,10 +107,10 @@ def _resource() -> dict[str, Any]:
             "tags": ["tus"],
             "summary": "Append bytes at Upload-Offset",
             "parameters": [
-                _TUS,
+                TUS,
                 offset,
-                _header("Upload-Length", "Declares a deferred length.", schema=_UINT),
-                _header("Upload-Checksum", "`<algorithm> <base64 digest>` of the body."),
+                header("Upload-Length", "Declares a deferred length.", schema=UINT),
+                header("Upload-Checksum", "`<algorithm> <base64 digest>` of the body."),
             ],
             "requestBody": {
                 "required": True,
@@ -218,18 +118,18 @@ def _resource() -> dict[str, Any]:
             },
             "responses": {
                 "204": {"description": "stored; Upload-Offset is the new offset"},
-                "409": _error("offset mismatch"),
-                "413": _error("beyond the length or limit"),
-                "415": _error("wrong Content-Type or file type refused"),
-                "423": _error("locked by another request"),
-                "460": _error("checksum mismatch"),
+                "409": error_response("offset mismatch"),
+                "413": error_response("beyond the length or limit"),
+                "415": error_response("wrong Content-Type or file type refused"),
+                "423": error_response("locked by another request"),
+                "460": error_response("checksum mismatch"),
             },
         },
         "delete": {
             "tags": ["tus"],
             "summary": "Terminate an upload and free its bytes",
-            "parameters": [_TUS],
-            "responses": {"204": {"description": "deleted"}, "404": _error("unknown upload")},
+            "parameters": [TUS],
+            "responses": {"204": {"description": "deleted"}, "404": error_response("unknown upload")},
         },
         "get": {
             "tags": ["rest"],
@@ -239,8 +139,8 @@ def _resource() -> dict[str, Any]:
                 "206": {"description": "a byte range"},
                 "302": {"description": "presigned URL"},
                 "304": {"description": "not modified"},
-                "404": _error("unknown upload"),
-                "409": _error("not complete yet"),
+                "404": error_response("unknown upload"),
+                "409": error_response("not complete yet"),
             },
         },
         "options": {
@@ -253,7 +153,7 @@ def _resource() -> dict[str, Any]:
             "tags": ["tus"],
             "summary": "Method override for clients that can only POST",
             "parameters": [
-                _header(
+                header(
                     "X-HTTP-Method-Override",
                     "The real method.",
                     required=True,
@@ -271,14 +171,14 @@ def _index() -> dict[str, Any]:
             "tags": ["rest"],
             "summary": "One-shot upload without tus (streamed into a tus upload)",
             "parameters": [
-                _header(
+                header(
                     "Idempotency-Key",
                     "A retry with the same key returns the same upload. The key is bound to the "
                     "request head (method, path, visibility, media type without parameters, "
                     "Content-Length, Transfer-Encoding, X-Filename, Upload-Metadata): the same key "
                     "with another head is refused with 422 ERR_IDEMPOTENCY_KEY_REUSED.",
                 ),
-                _header("X-Filename", "File name of a raw body (percent-encoded UTF-8)."),
+                header("X-Filename", "File name of a raw body (percent-encoded UTF-8)."),
                 {"name": "visibility", "in": "query", "schema": {"enum": ["public", "private"]}},
             ],
             "requestBody": {
@@ -297,13 +197,15 @@ def _index() -> dict[str, Any]:
                 },
             },
             "responses": {
-                "201": _json(_ref("IndexResult"), "stored (or replayed for the same Idempotency-Key)"),
-                "400": _error("malformed body or header"),
-                "401": _error("missing or invalid token"),
-                "409": _json(_ref("IndexIncomplete"), "the keyed upload broke off; finish it with tus"),
-                "413": _error("larger than the caller's limit"),
-                "415": _error("wrong Content-Type or file type refused (names the detected type)"),
-                "422": _error("Idempotency-Key already used for a different request; nothing kept"),
+                "201": json_response(ref("IndexResult"), "stored (or replayed for the same Idempotency-Key)"),
+                "400": error_response("malformed body or header"),
+                "401": error_response("missing or invalid token"),
+                "409": json_response(
+                    ref("IndexIncomplete"), "the keyed upload broke off; finish it with tus"
+                ),
+                "413": error_response("larger than the caller's limit"),
+                "415": error_response("wrong Content-Type or file type refused (names the detected type)"),
+                "422": error_response("Idempotency-Key already used for a different request; nothing kept"),
             },
         },
         "options": {
@@ -317,14 +219,14 @@ def _index() -> dict[str, Any]:
 
 def _status() -> dict[str, Any]:
     return {
-        "parameters": [_FILE_ID],
+        "parameters": [FILE_ID],
         "get": {
             "tags": ["rest"],
             "summary": "Live status of an upload",
             "responses": {
-                "200": _json(_ref("Status"), "status"),
-                "401": _error("missing or invalid token"),
-                "404": _error("unknown or another user's upload"),
+                "200": json_response(ref("Status"), "status"),
+                "401": error_response("missing or invalid token"),
+                "404": error_response("unknown or another user's upload"),
             },
         },
         "options": {
@@ -347,7 +249,7 @@ def _preflight(tag: str) -> dict[str, Any]:
 
 def _link() -> dict[str, Any]:
     return {
-        "parameters": [_ID],
+        "parameters": [ID],
         "post": {
             "tags": ["rest"],
             "summary": "A signed download link to a private upload, valid auth.link_ttl seconds",
@@ -363,7 +265,7 @@ def _link() -> dict[str, Any]:
                 },
             },
             "responses": {
-                "200": _json(
+                "200": json_response(
                     {
                         "type": "object",
                         "required": ["url", "expires_at"],
@@ -371,9 +273,9 @@ def _link() -> dict[str, Any]:
                     },
                     "the link",
                 ),
-                "400": _error("malformed JSON body"),
-                "401": _error("missing or invalid token"),
-                "404": _error("unknown or another user's upload"),
+                "400": error_response("malformed JSON body"),
+                "401": error_response("missing or invalid token"),
+                "404": error_response("unknown or another user's upload"),
             },
         },
         "options": _preflight("rest"),
@@ -387,13 +289,13 @@ def _visibility() -> dict[str, Any]:
         "properties": {"visibility": {"enum": ["public", "private"]}},
     }
     return {
-        "parameters": [_ID],
+        "parameters": [ID],
         "get": {
             "tags": ["rest"],
             "summary": "Visibility of an upload",
             "responses": {
-                "200": _json(body, "current visibility"),
-                "404": _error("unknown or another user's upload"),
+                "200": json_response(body, "current visibility"),
+                "404": error_response("unknown or another user's upload"),
             },
         },
         "patch": {
@@ -401,9 +303,9 @@ def _visibility() -> dict[str, Any]:
             "summary": "Make an upload public (downloads without a token) or private",
             "requestBody": {"required": True, "content": {JSON: {"schema": body}}},
             "responses": {
-                "200": _json(body, "new visibility"),
-                "400": _error("malformed JSON body"),
-                "404": _error("unknown or another user's upload"),
+                "200": json_response(body, "new visibility"),
+                "400": error_response("malformed JSON body"),
+                "404": error_response("unknown or another user's upload"),
             },
         },
         "options": _preflight("rest"),
@@ -415,7 +317,10 @@ def _plain_get(summary: str, tag: str = "ops") -> dict[str, Any]:
         "tags": [tag],
         "summary": summary,
         "security": [],
-        "responses": {"200": _json({"type": "object"}, "ok"), "503": _json({"type": "object"}, "not ready")},
+        "responses": {
+            "200": json_response({"type": "object"}, "ok"),
+            "503": json_response({"type": "object"}, "not ready"),
+        },
     }
     return {"get": operation, "head": {**operation, "summary": summary + " (headers only)"}}
 
@@ -427,7 +332,7 @@ def _with_error_default(paths: dict[str, Any]) -> dict[str, Any]:
         for method, operation in item.items():
             if method in ("get", "head", "post", "patch", "put", "delete", "options"):
                 operation["responses"].setdefault(
-                    "default", _error("an error: its code and message say which")
+                    "default", error_response("an error: its code and message say which")
                 )
     return paths
 
@@ -441,7 +346,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
             "tags": ["ops"],
             "summary": "This document",
             "security": [],
-            "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document")},
+            "responses": {"200": json_response({"type": "object"}, "OpenAPI 3.1 document")},
         }
     }
     return {
@@ -485,7 +390,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
             }
         ),
         "components": {
-            "schemas": {**_schemas(), **job_schemas()},
+            "schemas": {**schemas(), **job_schemas()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }

@@ -55,7 +55,9 @@ class StateStore(Protocol):
         ``ValueError`` otherwise). Raises :class:`errors.OffsetMismatch` if the
         stored offset is not ``expected`` and :class:`errors.UploadNotFound` if
         the record is gone. Of two concurrent calls with the same ``expected``
-        exactly one wins. Returns the updated record.
+        exactly one wins. Returns the updated record. Every store applies the
+        one guard :class:`tusd_py.state.rules.OffsetCommit` (same errors, same
+        messages); none writes a second copy of it.
         """
 
     async def reset_offset(self, upload_id: str, offset: int) -> UploadInfo:

@@ -8,6 +8,7 @@ from typing import Any
 from tusd_py.core import errors
 from tusd_py.core.models import ConcatKind, PartRecord, UploadInfo, UploadState, keeps_expiry
 from tusd_py.state.base import UPDATABLE_FIELDS
+from tusd_py.state.rules import OffsetCommit
 
 
 class MemoryStateStore:
@@ -41,12 +42,8 @@ class MemoryStateStore:
         updated_at: float,
         expires_at: float | None,
     ) -> UploadInfo:
-        if new < expected:
-            raise ValueError("an offset never moves backwards")
-        info = self._require(upload_id)
-        if info.offset != expected:
-            raise errors.OffsetMismatch(f"offset is {info.offset}, expected {expected}")
-        info = info.replace(offset=new, updated_at=updated_at, expires_at=expires_at)
+        commit = OffsetCommit(expected, new, updated_at, expires_at)
+        info = commit.decide(self._uploads.get(upload_id))
         self._uploads[upload_id] = info
         return info
 

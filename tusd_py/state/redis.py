@@ -1,25 +1,11 @@
 """Redis :class:`StateStore` for several instances sharing one Redis.
 
-Key layout (``P`` is ``[redis] prefix``)::
-
-    P upload:<id>     hash   the record (fields of tusd_py.state.codec, plus _ck)
-    P parts:<id>      hash   part number -> JSON [etag, size]
-    P ids             zset   every id, score 0            (list_ids, id order)
-    P created         zset   every _ck, score 0           (list_uploads, everyone)
-    P owner:<owner>   zset   the owner's _ck, score 0     (list_uploads, one owner)
-    P expiry          zset   id scored by expires_at      (incomplete uploads, complete partials)
-    P tombs           zset   id scored by updated_at      (expired tombstones only)
-    P idem:<sha256>   string JSON [upload id, expires_at] of one (owner, Idempotency-Key),
-                             with a native TTL of (expires_at - now) so Redis forgets it
-
-``_ck`` is ``<16 hex digits>:<id>``: the digits encode ``created_at`` so that
-byte order equals float order, hence ``ZRANGEBYLEX`` walks uploads by
-``(created_at, id)`` and a cursor is simply "strictly after this member".
-
-Every write that changes a record runs as one Lua script which also keeps the
-indexes in step, so readers never see a record without its index entries.
-The offset compare-and-set is such a script: of two concurrent calls with
-the same expected offset exactly one matches, and a smaller offset is refused.
+The key layout, the Lua scripts and the flat encoding of records are in
+:mod:`tusd_py.state.redis_layout`. Every write that changes a record is one
+script, so readers never see a record without its index entries. The offset
+compare-and-set applies the one guard of :mod:`tusd_py.state.rules`: its
+requirements go to the script as data, and a refusal is named by the rule
+from the record the script saw.
 
 Redis must be persistent (``appendonly yes``) when it holds upload records.
 Every Redis failure becomes :class:`errors.StateStoreError` (503).
@@ -29,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,138 +23,10 @@ import redis.asyncio as aioredis
 from tusd_py.core import errors
 from tusd_py.core.models import ConcatKind, PartRecord, UploadInfo, UploadState, keeps_expiry
 from tusd_py.state import codec
+from tusd_py.state import redis_layout as layout
 from tusd_py.state.base import UPDATABLE_FIELDS
 from tusd_py.state.redis_errors import map_redis_errors, text
-
-#: Recomputes the expiry and tombstone index entries of one record.
-_REINDEX = """
-local function reindex(hkey, expiry, tombs, id)
-  local v = redis.call('HMGET', hkey, 'state', 'expires_at', 'updated_at', 'concat')
-  local expiring = v[1] == 'uploading' or (v[1] == 'complete' and v[4] == 'partial')
-  if expiring and v[2] and v[2] ~= '' then
-    redis.call('ZADD', expiry, v[2], id)
-  else
-    redis.call('ZREM', expiry, id)
-  end
-  if v[1] == 'expired' then
-    redis.call('ZADD', tombs, v[3], id)
-  else
-    redis.call('ZREM', tombs, id)
-  end
-end
-"""
-
-#: KEYS: upload, ids, created, owner, expiry, tombs. ARGV: id, ck, field, value, ...
-_CREATE = (
-    _REINDEX
-    + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], '_ck', ARGV[2], unpack(ARGV, 3))
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
-redis.call('ZADD', KEYS[3], 0, ARGV[2])
-redis.call('ZADD', KEYS[4], 0, ARGV[2])
-reindex(KEYS[1], KEYS[5], KEYS[6], ARGV[1])
-return 1
-"""
-)
-
-#: KEYS: upload, expiry, tombs. ARGV: id, expected offset ('' = no CAS), new
-#: offset ('' = unchanged), field, value, ...
-#: Returns {'ok', HGETALL} | {'missing'} | {'mismatch', offset} | {'backwards', offset}.
-_UPDATE = (
-    _REINDEX
-    + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
-if ARGV[2] ~= '' then
-  local current = redis.call('HGET', KEYS[1], 'offset')
-  if current ~= ARGV[2] then return {'mismatch', current} end
-  if tonumber(ARGV[3]) < tonumber(current) then return {'backwards', current} end
-end
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'offset', ARGV[3]) end
-if #ARGV > 3 then redis.call('HSET', KEYS[1], unpack(ARGV, 4)) end
-reindex(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
-return {'ok', redis.call('HGETALL', KEYS[1])}
-"""
-)
-
-#: KEYS: upload, parts, ids, created, owner, expiry, tombs. ARGV: id, required
-#: state ('' = any). Returns 1 if a record was deleted.
-_DELETE = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if ARGV[2] ~= '' and state ~= ARGV[2] then return 0 end
-local ck = redis.call('HGET', KEYS[1], '_ck')
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZREM', KEYS[6], ARGV[1])
-redis.call('ZREM', KEYS[7], ARGV[1])
-if ck then
-  redis.call('ZREM', KEYS[4], ck)
-  redis.call('ZREM', KEYS[5], ck)
-end
-if state then return 1 end
-return 0
-"""
-
-#: ZRANGEBYLEX page size when filters may drop members.
-_PAGE = 200
-
-
-def sort_key(value: float) -> str:
-    """16 hex digits whose byte order is the numeric order of ``value``."""
-    bits: int = struct.unpack(">Q", struct.pack(">d", value + 0.0))[0]
-    bits = bits ^ 0xFFFF_FFFF_FFFF_FFFF if bits >> 63 else bits | (1 << 63)
-    return f"{bits:016x}"
-
-
-def created_key(created_at: float, upload_id: str) -> str:
-    """The ``(created_at, id)`` ordering member of an upload."""
-    return f"{sort_key(created_at)}:{upload_id}"
-
-
-def _flat(name: str, value: Any) -> str:
-    """A field as stored in the hash ('' for None, exact repr for floats)."""
-    encoded = codec.encode_value(name, value)
-    if encoded is None:
-        return ""
-    if isinstance(encoded, float):
-        return repr(encoded)
-    return str(encoded)
-
-
-def _decode_hash(raw: Mapping[Any, Any] | Sequence[Any]) -> dict[str, str]:
-    """A hash reply (dict, or flat list from a script) as ``{str: str}``."""
-    if isinstance(raw, Mapping):
-        return {str(text(k)): str(text(v)) for k, v in raw.items()}
-    items = [str(text(x)) for x in raw]
-    return dict(zip(items[::2], items[1::2], strict=True))
-
-
-def _info(raw: Mapping[Any, Any] | Sequence[Any]) -> UploadInfo | None:
-    row = _decode_hash(raw)
-    if not row.get("id"):
-        return None
-    return codec.from_row(row)
-
-
-_CLAIM = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local bound = cjson.decode(current)
-  if tonumber(bound[2]) > tonumber(ARGV[2]) then
-    return bound[1]
-  end
-end
-redis.call('SET', KEYS[1], cjson.encode({ARGV[1], tonumber(ARGV[3])}), 'PX', ARGV[4])
-return ARGV[1]
-"""
-
-_RELEASE = """
-local current = redis.call('GET', KEYS[1])
-if current and cjson.decode(current)[1] == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-end
-return 0
-"""
+from tusd_py.state.rules import OffsetCommit
 
 
 class RedisStateStore:
@@ -178,11 +35,11 @@ class RedisStateStore:
     def __init__(self, redis: aioredis.Redis, prefix: str = "tusd-py:") -> None:
         self._redis = redis
         self._p = prefix
-        self._create = redis.register_script(_CREATE)
-        self._update = redis.register_script(_UPDATE)
-        self._delete = redis.register_script(_DELETE)
-        self._claim = redis.register_script(_CLAIM)
-        self._release = redis.register_script(_RELEASE)
+        self._create = redis.register_script(layout.CREATE)
+        self._update = redis.register_script(layout.UPDATE)
+        self._delete = redis.register_script(layout.DELETE)
+        self._claim = redis.register_script(layout.CLAIM)
+        self._release = redis.register_script(layout.RELEASE)
 
     # --- keys ----------------------------------------------------------------
 
@@ -216,7 +73,7 @@ class RedisStateStore:
     async def create(self, info: UploadInfo) -> None:
         pairs: list[str] = []
         for name in codec.FIELDS:
-            pairs += [name, _flat(name, getattr(info, name))]
+            pairs += [name, layout.flat(name, getattr(info, name))]
         keys = [
             self._upload_key(info.id),
             self._ids,
@@ -225,7 +82,7 @@ class RedisStateStore:
             self._expiry,
             self._tombs,
         ]
-        args = [info.id, created_key(info.created_at, info.id), *pairs]
+        args = [info.id, layout.created_key(info.created_at, info.id), *pairs]
         with map_redis_errors("create"):
             created = await self._create(keys=keys, args=args)
         if int(created) != 1:
@@ -234,38 +91,32 @@ class RedisStateStore:
     async def get(self, upload_id: str) -> UploadInfo | None:
         with map_redis_errors("get"):
             raw = await self._redis.hgetall(self._upload_key(upload_id))
-        return _info(raw)
+        return layout.record(raw)
 
     async def _run_update(
         self,
         operation: str,
         upload_id: str,
+        changes: Mapping[str, Any],
         *,
-        expected: int | None = None,
-        new: int | None = None,
-        changes: Mapping[str, Any] | None = None,
-    ) -> UploadInfo:
-        pairs: list[str] = []
-        for name, value in (changes or {}).items():
-            pairs += [name, _flat(name, value)]
+        requires: Mapping[str, Any] | None = None,
+    ) -> tuple[bool, UploadInfo | None]:
+        """Run :data:`layout.UPDATE`: ``(applied, record after the call)``; the
+        record is None when missing. Writes only if ``requires`` all hold."""
+        args = [upload_id, str(len(requires or {}))]
+        for name, value in [*(requires or {}).items(), *changes.items()]:
+            args += [name, layout.flat(name, value)]
         keys = [self._upload_key(upload_id), self._expiry, self._tombs]
-        args = [
-            upload_id,
-            "" if expected is None else str(expected),
-            "" if new is None else str(new),
-            *pairs,
-        ]
         with map_redis_errors(operation):
             reply = await self._update(keys=keys, args=args)
         status = text(reply[0])
         if status == "missing":
-            raise errors.UploadNotFound()
-        if status == "mismatch":
-            raise errors.OffsetMismatch(f"offset is {text(reply[1])}, expected {expected}")
-        if status == "backwards":
-            raise ValueError(f"an offset never moves backwards (stored {text(reply[1])}, new {new})")
-        info = _info(reply[1])
-        if info is None:
+            return False, None
+        return status == "ok", layout.record(reply[1])
+
+    async def _change(self, operation: str, upload_id: str, changes: Mapping[str, Any]) -> UploadInfo:
+        applied, info = await self._run_update(operation, upload_id, changes)
+        if not applied or info is None:
             raise errors.UploadNotFound()
         return info
 
@@ -278,26 +129,25 @@ class RedisStateStore:
         updated_at: float,
         expires_at: float | None,
     ) -> UploadInfo:
-        if new < expected:
-            raise ValueError("an offset never moves backwards")
-        return await self._run_update(
-            "commit_offset",
-            upload_id,
-            expected=expected,
-            new=new,
-            changes={"updated_at": updated_at, "expires_at": expires_at},
+        commit = OffsetCommit(expected, new, updated_at, expires_at)
+        applied, info = await self._run_update(
+            "commit_offset", upload_id, commit.changes, requires=commit.requires
         )
+        if applied and info is not None:
+            return info
+        # The script saw `info` atomically and refused: the rule names why.
+        raise commit.refused(info)
 
     async def reset_offset(self, upload_id: str, offset: int) -> UploadInfo:
         if offset < 0:
             raise ValueError("an offset is never negative")
-        return await self._run_update("reset_offset", upload_id, new=offset)
+        return await self._change("reset_offset", upload_id, {"offset": offset})
 
     async def update(self, upload_id: str, changes: Mapping[str, Any]) -> UploadInfo:
         unknown = set(changes) - UPDATABLE_FIELDS
         if unknown:
             raise KeyError(f"not updatable: {sorted(unknown)}")
-        return await self._run_update("update", upload_id, changes=changes)
+        return await self._change("update", upload_id, changes)
 
     async def _delete_if(self, upload_id: str, state: str) -> bool:
         with map_redis_errors("delete"):
@@ -327,7 +177,7 @@ class RedisStateStore:
                 for upload_id in ids:
                     pipe.hgetall(self._upload_key(upload_id))
                 replies = await pipe.execute()
-        return [info for info in (_info(r) for r in replies) if info is not None]
+        return [info for info in (layout.record(r) for r in replies) if info is not None]
 
     async def list_expired(self, now: float, limit: int) -> Sequence[UploadInfo]:
         if limit <= 0:
@@ -359,9 +209,9 @@ class RedisStateStore:
         include_partials: bool = True,
     ) -> Sequence[UploadInfo]:
         index = self._created if owner is None else self._owner_key(owner)
-        low = "-" if after is None else "(" + created_key(after[0], after[1])
+        low = "-" if after is None else "(" + layout.created_key(after[0], after[1])
         out: list[UploadInfo] = []
-        page = max(limit, _PAGE) if (state or visibility or not include_partials) else limit
+        page = max(limit, layout.PAGE) if (state or visibility or not include_partials) else limit
         # Bounded: each page moves the cursor forward by `page` members.
         for _ in range(1_000_000):
             if len(out) >= limit or page <= 0:
@@ -408,7 +258,7 @@ class RedisStateStore:
         with map_redis_errors("list_parts"):
             raw = await self._redis.hgetall(self._parts_key(upload_id))
         parts = []
-        for number, value in _decode_hash(raw).items():
+        for number, value in layout.decode_hash(raw).items():
             etag, size = json.loads(value)
             parts.append(PartRecord(int(number), str(etag), int(size)))
         parts.sort(key=lambda p: p.number)

@@ -31,6 +31,7 @@ from tusd_py.core import errors
 from tusd_py.core.models import PartRecord, UploadInfo
 from tusd_py.state import codec
 from tusd_py.state.base import UPDATABLE_FIELDS
+from tusd_py.state.rules import OffsetCommit
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -200,18 +201,21 @@ class SQLiteStateStore:
         updated_at: float,
         expires_at: float | None,
     ) -> UploadInfo:
-        if new < expected:
-            raise ValueError("an offset never moves backwards")
+        commit = OffsetCommit(expected, new, updated_at, expires_at)
+        sets = ", ".join(f'"{k}" = ?' for k in commit.changes)
+        guards = "".join(f' AND "{k}" = ?' for k in commit.requires)
+        values = [codec.encode_value(k, v) for k, v in commit.changes.items()]
+        required = [codec.encode_value(k, v) for k, v in commit.requires.items()]
         with map_sqlite_errors("commit_offset"):
+            # One statement: the rule's requirements are the WHERE of the update.
             cur = self._conn.execute(
-                'UPDATE uploads SET "offset" = ?, updated_at = ?, expires_at = ? '
-                'WHERE id = ? AND "offset" = ?',
-                (new, updated_at, expires_at, upload_id, expected),
+                f"UPDATE uploads SET {sets} WHERE id = ?{guards}", (*values, upload_id, *required)
             )
-            info = self._require(upload_id)
-        if cur.rowcount != 1:
-            raise errors.OffsetMismatch(f"offset is {info.offset}, expected {expected}")
-        return info
+            stored = self._one(upload_id)
+        if cur.rowcount == 1 and stored is not None:
+            return stored
+        # Refused (or deleted right after): the rule names the error.
+        raise commit.refused(stored)
 
     async def reset_offset(self, upload_id: str, offset: int) -> UploadInfo:
         with map_sqlite_errors("reset_offset"):

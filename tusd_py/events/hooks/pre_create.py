@@ -27,7 +27,7 @@ from typing import Any
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from tusd_py.core import errors, protocol
-from tusd_py.core.config import HooksConfig
+from tusd_py.core.config_sections import HooksConfig
 from tusd_py.core.models import ConcatKind, Principal, UploadInfo
 from tusd_py.events.hooks.signing import HEADER, signature
 from tusd_py.events.hooks.webhooks import event_body

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tusd_py.core.config import HooksConfig
+from tusd_py.core.config_sections import HooksConfig
 from tusd_py.core.models import UploadInfo, iso_time
 from tusd_py.events.hooks.signing import HEADER, signature
 from tusd_py.jobs.records import JobRecord
