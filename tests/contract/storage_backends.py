@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from storage.base import BoundedProgress, ChunkWriter, Storage, Terminatable
+from storage.base import BoundedProgress, ChunkWriter, MetaChanging, Storage, Terminatable
 from storage.local import LocalStorage
 from tests.integration import s3_support as s3t
 from tusd_py.core import protocol
@@ -162,14 +162,23 @@ class Harness:
         assert info is not None, f"no record for {upload_id}"
         return info
 
-    async def write(self, writer: ChunkWriter, data: bytes, chunk: int = CHUNK) -> None:
+    async def write(
+        self, writer: ChunkWriter, data: bytes, chunk: int = CHUNK, *, upload_id: str | None = None
+    ) -> None:
+        """Write ``data`` in ``chunk``-sized pieces; a ``storage_meta`` change the
+        writer announces (:class:`storage.base.MetaChanging`) is saved to the
+        record before the next piece, as the append session does."""
         for start in range(0, len(data), chunk):
             await writer.write(data[start : start + chunk])
+            if isinstance(writer, MetaChanging) and (meta := writer.pending_meta()) is not None:
+                assert upload_id is not None, "a writer changed storage_meta: pass upload_id"
+                await self.store.update(upload_id, {"storage_meta": dict(meta)})
+                await writer.meta_saved()
 
     async def commit(self, info: UploadInfo, written: int) -> UploadInfo:
         """Publish ``written`` more bytes; returns the record as stored."""
-        # seam: a switch to S3 inside the writer changes ``storage_meta``;
-        # today ``S3Storage`` saves it itself, so the stored record carries it.
+        # A switch to S3 inside the writer changed ``storage_meta``; :meth:`write`
+        # saved it, so the stored record returned here carries it.
         return await self.store.commit_offset(
             info.id, info.offset, info.offset + written, updated_at=time.time(), expires_at=None
         )
@@ -178,7 +187,7 @@ class Harness:
         """One PATCH: ``data`` written at ``info.offset``, writer closed, offset committed."""
         writer = await self.storage.open_writer(info)
         try:
-            await self.write(writer, data)
+            await self.write(writer, data, upload_id=info.id)
         finally:
             written = await writer.close()
         assert written == len(data)

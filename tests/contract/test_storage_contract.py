@@ -266,8 +266,8 @@ async def test_deferred_length_declared_later(harness: Harness) -> None:
     assert isinstance(storage, LengthDeferrable)
     data = pattern(150 * KIB + 1, seed=8)
     info = await harness.create(None)
-    # seam: S3 switches to a multipart upload inside this request; the record
-    # returned by the commit must carry the new storage_meta (see Harness.commit).
+    # S3 switches to a multipart upload inside this request; the record
+    # returned by the commit carries the new storage_meta (see Harness.write).
     info = await harness.append(info, data[: 100 * KIB])
     assert await storage.durable_offset(info) == 100 * KIB
     meta = await storage.declare_length(info, len(data))
@@ -294,8 +294,9 @@ async def test_concatenate_partials_into_a_final(harness: Harness, sizes: tuple[
     partials = [await harness.upload(piece, ConcatKind.PARTIAL) for piece in pieces]
     total = sum(sizes)
     final = await harness.create(total, ConcatKind.FINAL, [p.id for p in partials])
-    # seam: if the seam splits out a begin_concatenate (the "assembling" meta
-    # saved first), it is called here and its meta saved into ``final``.
+    # The "assembling" meta (naming what the storage started) is saved first.
+    begun = await storage.begin_concatenate(final, partials)
+    final = await harness.store.update(final.id, {"storage_meta": dict(begun)})
     meta = await storage.concatenate(final, partials)
     final = final.replace(storage_meta=dict(meta))
     await harness.store.update(final.id, {"storage_meta": dict(meta)})
