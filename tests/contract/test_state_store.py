@@ -47,6 +47,7 @@ async def test_create_then_get_round_trips_every_field(store: StateStore) -> Non
         visibility="public",
         mime="text/plain",
         expires_at=T0 + 0.000123,
+        tier="premium",
     )
     await store.create(info)
     assert await store.get(info.id) == info

@@ -124,6 +124,14 @@ async def test_create_records_owner_expiry_and_file(env: Env) -> None:
 
 
 @pytest.mark.gen_test
+async def test_create_records_the_uploaders_tier_for_its_jobs(env: Env) -> None:
+    premium = await env.service.create(Principal("carol", tier="premium"), length=10)
+    basic = await env.service.create(ALICE, length=10)
+    assert premium.tier == "premium" and basic.tier == "basic"
+    assert (await env.state.get(premium.id)) == premium
+
+
+@pytest.mark.gen_test
 async def test_zero_length_upload_is_finished_at_once(env: Env) -> None:
     info = await env.service.create(ALICE, length=0)
     assert info.is_complete and info.expires_at is None

@@ -37,6 +37,7 @@ async def create_upload(
     info = UploadInfo(
         id=protocol.new_upload_id(),
         owner=principal.user,
+        tier=principal.tier,
         length=length,
         metadata_raw=metadata_raw,
         concat=ConcatKind.PARTIAL if partial else ConcatKind.NONE,
@@ -85,6 +86,7 @@ async def create_final_upload(
     info = UploadInfo(
         id=protocol.new_upload_id(),
         owner=principal.user,
+        tier=principal.tier,
         length=total,
         metadata_raw=metadata_raw,
         concat=ConcatKind.FINAL,

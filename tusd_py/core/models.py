@@ -79,6 +79,8 @@ class UploadInfo:
     updated_at: float = 0.0
     expires_at: float | None = None
     checksum: str | None = None
+    #: The uploader's tier when the upload was created (its jobs' queue priority).
+    tier: str = "basic"
 
     @property
     def is_complete(self) -> bool:

@@ -27,6 +27,7 @@ FIELDS = (
     "updated_at",
     "expires_at",
     "checksum",
+    "tier",
 )
 
 
@@ -80,4 +81,5 @@ def from_row(row: Mapping[str, Any]) -> UploadInfo:
         updated_at=float(row["updated_at"]),
         expires_at=_opt_float(row["expires_at"]),
         checksum=_opt_str(row, "checksum"),
+        tier=_opt_str(row, "tier") or "basic",
     )

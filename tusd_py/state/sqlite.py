@@ -8,7 +8,8 @@ crash). Tables:
 * ``parts`` — multipart parts ``(upload_id, number, etag, size)``;
 * ``idempotency_keys`` — ``(owner, idem_key) → upload_id`` of ``POST /index``
   retries, until ``expires_at`` (schema version 2);
-* ``uploads.checksum`` — the whole-upload digest (schema version 3).
+* ``uploads.checksum`` — the whole-upload digest (schema version 3);
+* ``uploads.tier`` — the uploader's tier at creation (schema version 4).
 
 The schema version lives in ``PRAGMA user_version`` and :data:`MIGRATIONS`
 brings older files forward on open. Point reads and writes run on the event
@@ -79,8 +80,12 @@ def _v3(db: sqlite_utils.Database) -> None:
     db.table("uploads").add_column("checksum", str)
 
 
+def _v4(db: sqlite_utils.Database) -> None:
+    db.table("uploads").add_column("tier", str)
+
+
 #: Migration i brings a database from version i to i+1.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 _SELECT = "SELECT " + ", ".join(f'"{f}"' for f in codec.FIELDS) + " FROM uploads"
 
