@@ -7,6 +7,8 @@ checked by ``lint-imports`` (contracts in ``.importlinter``).
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 from pathlib import Path
 
 import grimp
@@ -103,3 +105,40 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     graph.add_import(importer="x.b", imported="x.a")
     graph.add_import(importer="x.b", imported="x.c")
     assert _cycles(graph) == [["x.a", "x.b"]]
+
+
+def _code_map() -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("## Code map")
+    end = readme.find("\n## ", start + 1)
+    return readme[start : end if end > 0 else None]
+
+
+def test_the_readme_code_map_is_short_and_names_every_room() -> None:
+    code_map = _code_map()
+    assert len(code_map.splitlines()) <= 30
+    rooms = [p.name for p in sorted((ROOT / "tusd_py").iterdir()) if (p / "__init__.py").exists()]
+    assert rooms and [room for room in rooms if f"`{room}/`" not in code_map] == []
+    assert "`handlers/`" in code_map and "`storage/`" in code_map
+
+
+def test_every_module_and_function_the_code_map_names_exists() -> None:
+    code_map = _code_map()
+    named = re.findall(r"`((?:handlers|storage|core)\.[\w.]+)`", code_map)
+    assert len(named) >= 5
+    for dotted in named:
+        parts = ("tusd_py." + dotted if dotted.startswith("core.") else dotted).split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                target: object = importlib.import_module(".".join(parts[:cut]))
+            except ModuleNotFoundError:
+                continue
+            for attribute in parts[cut:]:
+                assert hasattr(target, attribute), dotted
+                target = getattr(target, attribute)
+            break
+        else:
+            raise AssertionError(f"{dotted} names no module")
+    core_section = code_map[code_map.index("`core/`") : code_map.index("`auth/`")]
+    for module in re.findall(r"`(\w+)`", core_section):
+        assert (ROOT / "tusd_py" / "core" / f"{module}.py").exists(), module
