@@ -47,6 +47,7 @@ from contextlib import contextmanager
 
 import tornado.netutil
 
+from tusd_py.cli.eventloop import run_on_loop
 from tusd_py.core.config import Config
 from tusd_py.ops.metrics import MULTIPROC_ENV, mark_process_dead
 from tusd_py.ops.sdnotify import Notifier, watchdog_interval
@@ -109,8 +110,8 @@ def _worker_main(config: Config, index: int, ready_fd: int | None) -> int:
     environ = {k: v for k, v in os.environ.items() if k not in _SYSTEMD_VARS}
     try:
         with Trimmer():
-            return asyncio.run(
-                run(config, announce=ready, sockets=sockets, do_reconcile=index == 0, environ=environ)
+            return run_on_loop(
+                config, run(config, announce=ready, sockets=sockets, do_reconcile=index == 0, environ=environ)
             )
     finally:
         pipeline.stop()
