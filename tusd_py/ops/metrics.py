@@ -173,6 +173,9 @@ class Metrics:
         self.s3_queue_depth = Gauge(
             "tusd_py_s3_queue_depth", "S3 parts queued or uploading", registry=r, multiprocess_mode="livesum"
         )
+        #: ``requests`` children by (method label, status): labels() validates and
+        #: locks on every call; a hit here is one dict lookup per request.
+        self._request_series: dict[tuple[str, int], Counter] = {}
         self._lifecycle: Lifecycle | None = None
         self._shown_state = (0, False)
         self._scrape_registry = r
@@ -217,7 +220,10 @@ class Metrics:
     def observe_request(self, method: str, status: int, code: str | None, seconds: float) -> None:
         """Count one answered (or abandoned) request."""
         label = method if method in KNOWN_METHODS else "OTHER"
-        self.requests.labels(label, str(status)).inc()
+        child = self._request_series.get((label, status))
+        if child is None:  # at most 7 methods x the statuses this server answers
+            child = self._request_series[(label, status)] = self.requests.labels(label, str(status))
+        child.inc()
         if label == "PATCH":
             self.patch_duration.observe(seconds)
         if status in THROTTLE_STATUSES:
