@@ -29,14 +29,15 @@ for counters and histograms (totals never go down when a worker is
 replaced). ``active_streams`` and ``s3_queue_depth`` are summed over live
 workers and ``draining`` is their maximum (the supervisor calls
 ``mark_process_dead`` for a worker that exited). In that mode the body
-bytes of a stream and each worker's ``active_streams``/``draining`` reach
-the shared files as the counts change (per received chunk, per answered
-request, per scrape), not only at scrape time. Without the variable
+bytes of a stream reach the shared files per received chunk, and each
+worker's ``active_streams``/``draining`` per received chunk, answered
+request and scrape and at least every ``SHARE_INTERVAL`` seconds. Without the variable
 (single-process serve) everything stays in this process's registry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterable
 from typing import Protocol
@@ -68,6 +69,8 @@ PATCH_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 60
 PART_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 #: The environment variable naming prometheus-client's multiprocess directory.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Multiprocess mode: the longest a worker's active_streams/draining stay stale (s).
+SHARE_INTERVAL = 0.5
 
 
 class S3Observer(Protocol):
@@ -177,6 +180,7 @@ class Metrics:
         #: locks on every call; a hit here is one dict lookup per request.
         self._request_series: dict[tuple[str, int], Counter] = {}
         self._lifecycle: Lifecycle | None = None
+        self._ticker: asyncio.TimerHandle | None = None
         self._shown_state = (0, False)
         self._scrape_registry = r
         if self.multiproc_dir is not None:
@@ -207,15 +211,33 @@ class Metrics:
             self._share_lifecycle()
 
     def _share_lifecycle(self) -> None:
-        """Multiprocess mode: write this process's lifecycle gauges when they changed."""
+        """Multiprocess mode: write this process's lifecycle gauges when they changed
+        (and make sure they are also rewritten every :data:`SHARE_INTERVAL` seconds)."""
         lifecycle = self._lifecycle
         if lifecycle is None:
             return
+        if self._ticker is None:
+            self._start_ticker()
         state = (lifecycle.active_streams, lifecycle.draining)
         if state != self._shown_state:
             self._shown_state = state
             self.active_streams.set(state[0])
             self.draining.set(1.0 if state[1] else 0.0)
+
+    def _start_ticker(self) -> None:
+        """Rewrite the lifecycle gauges every :data:`SHARE_INTERVAL` s on the running
+        loop (a stream can end after the last request a worker answered); the timer
+        dies with its loop. Without a running loop, the next call tries again."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+
+        def tick() -> None:
+            self._ticker = loop.call_later(SHARE_INTERVAL, tick)
+            self._share_lifecycle()
+
+        self._ticker = loop.call_later(SHARE_INTERVAL, tick)
 
     def observe_request(self, method: str, status: int, code: str | None, seconds: float) -> None:
         """Count one answered (or abandoned) request."""
