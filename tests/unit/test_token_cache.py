@@ -11,7 +11,7 @@ from typing import Any
 import jwt
 import pytest
 
-from tusd_py.auth.tokencache import VerifiedTokens
+from tusd_py.auth.tokencache import MAX_CACHED_TOKEN, VerifiedTokens
 from tusd_py.auth.tokens import JWTAuthenticator
 from tusd_py.core import errors
 from tusd_py.core.config import load_config
@@ -144,10 +144,15 @@ def test_a_token_not_valid_yet_is_verified_again_once_it_is(tmp_path: Path, cloc
     assert auth.decodes == 2 and len(auth.cache) == 1
 
 
-def test_put_ignores_an_entry_already_past_its_expiry() -> None:
+def test_put_ignores_an_entry_already_past_its_expiry_and_a_huge_token() -> None:
     clock = Clock()
     cache = VerifiedTokens(4, clock=clock)
     cache.put("t", Principal(user="u"), valid_until=T0)
     assert len(cache) == 0 and cache.get("t") is None
+    huge = "x" * (MAX_CACHED_TOKEN + 1)
+    cache.put(huge, Principal(user="u"), valid_until=T0 + 60)
+    assert len(cache) == 0
+    cache.put(huge[:MAX_CACHED_TOKEN], Principal(user="u"), valid_until=T0 + 60)
+    assert cache.get(huge[:MAX_CACHED_TOKEN]) == Principal(user="u")
     with pytest.raises(ValueError):
         VerifiedTokens(0)

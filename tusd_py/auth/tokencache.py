@@ -21,10 +21,11 @@ verification stays true:
   :meth:`VerifiedTokens.put` is reached and is verified afresh (and refused
   again) on every request: a bad token can neither enter nor evict entries
   via a success path, and no error message is ever replayed from a cache.
-* **Bounded**: at most ``max_entries`` tokens; the least recently used one
-  is dropped first. Entries past their expiry are dropped when looked up.
+* **Bounded**: at most ``max_entries`` tokens of at most
+  :data:`MAX_CACHED_TOKEN` characters; the least recently used one is
+  dropped first. Entries past their expiry are dropped when looked up.
 
-Memory: one entry is the token string (a few hundred bytes) and a
+Memory: one entry is the token string and a
 :class:`~tusd_py.core.models.Principal` (frozen; its claims are shared and
 must be treated as read-only, which ``Mapping`` already says).
 
@@ -41,8 +42,12 @@ from collections.abc import Callable
 
 from tusd_py.core.models import Principal
 
-#: Tokens remembered per process (hard-coded; ~1–2 MiB at most).
+#: Tokens remembered per process (hard-coded).
 TOKEN_CACHE_SIZE = 4096
+#: Longer tokens are verified every time, never remembered: with the entry
+#: bound this caps the cache near 4096 x (4 KiB + its claims) ~ 40 MiB in the
+#: worst case; typical tokens are 200 bytes to 2 KiB (~1–10 MiB).
+MAX_CACHED_TOKEN = 4096
 
 
 class VerifiedTokens:
@@ -75,7 +80,7 @@ class VerifiedTokens:
     def put(self, token: str, principal: Principal, valid_until: float) -> None:
         """Remember a token that was just verified, until ``valid_until``
         (epoch seconds: its ``exp`` plus the verifier's leeway)."""
-        if self._clock() >= valid_until:
+        if len(token) > MAX_CACHED_TOKEN or self._clock() >= valid_until:
             return
         with self._lock:
             self._entries[token] = (principal, valid_until)
