@@ -105,11 +105,11 @@ def make_app(data_dir: Path) -> tornado.web.Application:
     )
 
 
-async def serve(port: int, data_dir: Path, read_size: int) -> None:
+async def serve(port: int, data_dir: Path, read_size: int, reuse_port: bool = False) -> None:
     server = tornado.httpserver.HTTPServer(
         make_app(data_dir), max_body_size=1 << 50, max_buffer_size=4 * read_size, chunk_size=read_size
     )
-    server.listen(port, address="127.0.0.1")
+    server.listen(port, address="127.0.0.1", reuse_port=reuse_port)
     print(f"bare server listening on http://127.0.0.1:{port}/files/", flush=True)
     await asyncio.Event().wait()
 
@@ -119,8 +119,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--read-size", type=int, default=1 << 20, help="HTTPServer chunk_size (bytes)")
+    parser.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="SO_REUSEPORT: several processes share the port (an upload stays on its connection's process)",
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.data_dir, args.read_size))
+    asyncio.run(serve(args.port, args.data_dir, args.read_size, args.reuse_port))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,17 @@ Not a test. Starts, on loopback with temporary data dirs:
   default config otherwise: SQLite state, ``fsync = on_complete``);
 * ``tusd-py-nofsync``: the same with ``--local-fsync never`` (the bare
   handler never fsyncs either), for the upload scenarios only;
+* ``tusd-py-auth``: tusd-py with JWT auth on (every request carries one
+  admin bearer token), for creations and HEADs;
+* with ``--baseline REV``: ``tusd-py-before`` and ``tusd-py-auth-before``,
+  the same two servers run from ``git archive REV`` (before/after of a
+  change in the same run), for creations and HEADs;
+* with ``--uvloop``: ``tusd-py-uvloop``, tusd-py on uvloop (every scenario);
+* with ``--workers N`` (default 2, 0 = none): ``bare-wN`` (N bare handler
+  processes on one ``SO_REUSEPORT`` port, the fair ceiling) and
+  ``tusd-py-wN`` (``serve --workers N``), for the concurrent scenario; their
+  ratios are to ``bare-wN``, and their CPU/RSS are not sampled (several
+  processes);
 
 then runs ``--rounds`` rounds; in each round every scenario runs once per
 server, servers interleaved (their order rotates per round). Before each
@@ -31,6 +42,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import socket
@@ -81,15 +93,27 @@ class Server:
     health_path: str
     scenarios: frozenset[str]
     process: subprocess.Popen[bytes] | None = None
+    #: Request headers of every request (the bearer token of auth variants).
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: Extra environment of the server process.
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: Where ``tusd_py`` is imported from (a ``--baseline`` export or this checkout).
+    source: Path = REPO
+    #: Identical processes started (bare handlers sharing a port with SO_REUSEPORT).
+    processes: int = 1
+    #: False: several processes; CPU and RSS are not sampled.
+    sampled: bool = True
+    extra_processes: list[subprocess.Popen[bytes]] = dataclasses.field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}/files/"
 
     @property
-    def pid(self) -> int:
+    def pid(self) -> int | None:
+        """The process sampled for CPU and RSS (None: not sampled)."""
         assert self.process is not None
-        return self.process.pid
+        return self.process.pid if self.sampled else None
 
     def file_for(self, url: str) -> Path:
         return self.uploads_dir / urllib.parse.urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
@@ -130,38 +154,106 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_servers(work: Path, tusd_args: Sequence[str], nofsync: bool) -> list[Server]:
-    servers = []
-    bare_dir = work / "bare"
-    servers.append(
+#: HMAC secret of the auth variants (a benchmark-only value).
+BENCH_SECRET = "tusd-py-bench-secret-0123456789abcdef"
+CREATE_HEAD = frozenset({"create", "head"})
+
+
+def bench_token() -> str:
+    """An admin bearer token for :data:`BENCH_SECRET` (admin: no rate limits)."""
+    import jwt
+
+    claims = {"sub": "bench", "tier": "admin", "iat": int(time.time()), "exp": int(time.time()) + 7 * 86400}
+    return jwt.encode(claims, BENCH_SECRET, algorithm="HS256")
+
+
+def export_baseline(rev: str, work: Path) -> Path:
+    """``git archive rev`` of this repository, unpacked under ``work``."""
+    dest = work / f"baseline-{rev}"
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
+
+
+def base_of(server: str) -> str | None:
+    """The server ``server``'s ratios refer to (None for a baseline itself)."""
+    if server == "bare" or server.startswith("bare-w"):
+        return None
+    match = re.search(r"-w(\d+)$", server)
+    return f"bare-w{match.group(1)}" if match else "bare"
+
+
+def make_servers(work: Path, args: argparse.Namespace) -> list[Server]:
+    tusd_args: Sequence[str] = args.tusd_arg
+    bare_cmd = [sys.executable, str(REPO / "tests" / "bench" / "bare_server.py"), "--read-size", str(MIB)]
+    servers = [
         Server(
             name="bare",
-            cmd=[sys.executable, str(REPO / "tests" / "bench" / "bare_server.py"),
-                 "--data-dir", str(bare_dir), "--read-size", str(MIB)],
-            data_dir=bare_dir,
-            uploads_dir=bare_dir,
+            cmd=[*bare_cmd, "--data-dir", str(work / "bare")],
+            data_dir=work / "bare",
+            uploads_dir=work / "bare",
             log_path=work / "bare.log",
             port=free_port(),
             health_path="/files/0",
             scenarios=frozenset(SCENARIOS),
         )
-    )  # fmt: skip
-    variants: list[tuple[str, list[str], frozenset[str]]] = [("tusd-py", [], frozenset(SCENARIOS))]
-    if nofsync:
-        variants.append(("tusd-py-nofsync", ["--local-fsync", "never"], UPLOAD_SCENARIOS))
-    for name, extra, allowed in variants:
+    ]
+    auth_env = {"TUSD_PY_AUTH_SECRET": BENCH_SECRET}
+    auth_headers = {"Authorization": f"Bearer {bench_token()}"}
+    # (name, serve arguments, scenarios, auth, source)
+    variants: list[tuple[str, list[str], frozenset[str], bool, Path]] = [
+        ("tusd-py", [], frozenset(SCENARIOS), False, REPO)
+    ]
+    if not args.no_nofsync:
+        variants.append(("tusd-py-nofsync", ["--local-fsync", "never"], UPLOAD_SCENARIOS, False, REPO))
+    if not args.no_auth_variant:
+        variants.append(("tusd-py-auth", [], CREATE_HEAD, True, REPO))
+    if args.baseline:
+        before = export_baseline(args.baseline, work)
+        variants.append(("tusd-py-before", [], CREATE_HEAD, False, before))
+        if not args.no_auth_variant:
+            variants.append(("tusd-py-auth-before", [], CREATE_HEAD, True, before))
+    if args.uvloop:
+        variants.append(
+            ("tusd-py-uvloop", ["--server-event-loop", "uvloop"], frozenset(SCENARIOS), False, REPO)
+        )
+    if args.workers > 1:
+        n = args.workers
+        data = work / f"bare-w{n}"
+        servers.append(
+            Server(
+                name=f"bare-w{n}",
+                cmd=[*bare_cmd, "--data-dir", str(data), "--reuse-port"],
+                data_dir=data,
+                uploads_dir=data,
+                log_path=work / f"bare-w{n}.log",
+                port=free_port(),
+                health_path="/files/0",
+                scenarios=frozenset({"concurrent"}),
+                processes=n,
+                sampled=False,
+            )
+        )
+        variants.append((f"tusd-py-w{n}", ["--workers", str(n)], frozenset({"concurrent"}), False, REPO))
+    for name, extra, allowed, auth, source in variants:
         data = work / name
         servers.append(
             Server(
                 name=name,
-                cmd=[sys.executable, "-m", "tusd_py", "serve", "--no-auth", "--host", "127.0.0.1",
-                     "--data-dir", str(data), "--read-size", "1MiB", *extra, *tusd_args],
+                cmd=[sys.executable, "-m", "tusd_py", "serve", *([] if auth else ["--no-auth"]),
+                     "--host", "127.0.0.1", "--data-dir", str(data), "--read-size", "1MiB",
+                     *extra, *tusd_args],
                 data_dir=data,
                 uploads_dir=data / "uploads",
                 log_path=work / f"{name}.log",
                 port=free_port(),
                 health_path="/healthz",
                 scenarios=allowed,
+                headers=auth_headers if auth else {},
+                env=auth_env if auth else {},
+                source=source,
+                sampled="--workers" not in extra,
             )
         )  # fmt: skip
     for server in servers:
@@ -172,9 +264,13 @@ def make_servers(work: Path, tusd_args: Sequence[str], nofsync: bool) -> list[Se
 @contextmanager
 def running(server: Server, work: Path, timeout: float = 30.0) -> Iterator[Server]:
     """Start ``server``; wait until it answers HTTP; stop it (SIGTERM) at exit."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(server.source), **server.env)
     with server.log_path.open("wb") as log:
         server.process = subprocess.Popen(server.cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
+        server.extra_processes = [
+            subprocess.Popen(server.cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
+            for _ in range(server.processes - 1)
+        ]
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -192,14 +288,24 @@ def running(server: Server, work: Path, timeout: float = 30.0) -> Iterator[Serve
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{server.name} did not start within {timeout}s") from None
                 time.sleep(0.1)
+        while server.extra_processes:  # every process of a shared port listens
+            listening = server.log_path.read_text(errors="replace").count("listening on")
+            if listening >= server.processes:
+                break
+            if any(p.poll() is not None for p in server.extra_processes) or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{server.name}: not all processes listen: {server.log_path.read_text()[-2000:]}"
+                )
+            time.sleep(0.1)
         yield server
     finally:
-        server.process.terminate()
-        try:
-            server.process.wait(30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(10)
+        for process in [server.process, *server.extra_processes]:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
 
 
 def file_sha256(path: Path) -> str:
@@ -235,26 +341,28 @@ def run(
 
     ``log_errors`` receives, per server, the number of 5xx/error lines it logged.
     """
-    servers = make_servers(work, args.tusd_arg, not args.no_nofsync)
+    servers = make_servers(work, args)
     records: list[Record] = []
     plans: dict[str, tuple[Callable[[Server], Result], int]] = {
-        "create": (lambda s: scenarios.measure_create(s.endpoint, {}, args.create_n, pid=s.pid), 0),
-        "head": (lambda s: scenarios.measure_head(s.endpoint, {}, args.head_n, pid=s.pid), 0),
+        "create": (lambda s: scenarios.measure_create(s.endpoint, s.headers, args.create_n, pid=s.pid), 0),
+        "head": (lambda s: scenarios.measure_head(s.endpoint, s.headers, args.head_n, pid=s.pid), 0),
         "small": (
-            lambda s: scenarios.measure_upload(s.endpoint, {}, args.small_size, pid=s.pid),
+            lambda s: scenarios.measure_upload(s.endpoint, s.headers, args.small_size, pid=s.pid),
             args.small_size,
         ),
         "upload": (
-            lambda s: scenarios.measure_upload(s.endpoint, {}, args.single_size, pid=s.pid),
+            lambda s: scenarios.measure_upload(s.endpoint, s.headers, args.single_size, pid=s.pid),
             args.single_size,
         ),
         "chunked": (
-            lambda s: scenarios.measure_upload(s.endpoint, {}, args.single_size, chunk=args.chunk, pid=s.pid),
+            lambda s: scenarios.measure_upload(
+                s.endpoint, s.headers, args.single_size, chunk=args.chunk, pid=s.pid
+            ),
             args.single_size,
         ),
         "concurrent": (
             lambda s: scenarios.measure_concurrent(
-                s.endpoint, {}, args.conc_k, args.conc_size, chunk=args.chunk, pid=s.pid
+                s.endpoint, s.headers, args.conc_k, args.conc_size, chunk=args.chunk, pid=s.pid
             ),
             args.conc_size,
         ),
@@ -274,7 +382,7 @@ def run(
                     result = measure(server)
                     record = Record(rnd, server.name, name, result)
                     record.verify = verify(server, result, size_each, full=rnd == 1)
-                    scenarios.cleanup(server.endpoint, {}, result.urls)
+                    scenarios.cleanup(server.endpoint, server.headers, result.urls)
                     records.append(record)
                     on_record(record)
         for server in servers:
@@ -405,30 +513,32 @@ def report(records: Sequence[Record], info: RunInfo) -> str:
         info.command,
         "```",
         "",
-        "Medians over rounds. *ratio* = median / bare median; *paired* = median over rounds of the"
-        " same-round ratio (robust on a noisy machine). Server CPU = user+system of the server process"
-        " (all threads) during the timed part: s/GiB for uploads, ms/request for create/HEAD. Peak RSS ="
-        " max VmRSS sampled every 50 ms during the scenario.",
+        "Medians over rounds. *ratio* = median / bare median (`bare-wN` for `tusd-py-wN`); *paired* ="
+        " median over rounds of the same-round ratio (robust on a noisy machine). Server CPU ="
+        " user+system of the server process (all threads) during the timed part: s/GiB for uploads,"
+        " ms/request for create/HEAD. Peak RSS = max VmRSS sampled every 50 ms during the scenario.",
         "",
         "| scenario | server | median | unit | min..max | ratio | paired | server CPU | peak RSS MiB"
         " | errors | stored bytes |",
         "|---|---|---:|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for (name, variant), by_server in groups.items():
-        base = by_server.get("bare", [])
-        base_median = _median([r.result.value for r in base]) if base else None
         for server, recs in by_server.items():
+            base_name = base_of(server)
+            base = by_server.get(base_name or server, [])
+            base_median = _median([r.result.value for r in base]) if base else None
             values = [r.result.value for r in recs]
             med = _median(values)
             ratio = f"{med / base_median:.2f}" if base_median else "-"
-            paired = _paired_ratio(recs, base) if server != "bare" else None
-            peak = max((r.result.usage.rss_peak_kib for r in recs if r.result.usage), default=0) / 1024
+            paired = _paired_ratio(recs, base) if base_name else None
+            peaks = [r.result.usage.rss_peak_kib / 1024 for r in recs if r.result.usage]
+            peak = f"{max(peaks):.1f}" if peaks else "-"
             errors = sum(r.result.errors for r in recs)
             verified = ", ".join(sorted({r.verify for r in recs}))
             lines.append(
                 f"| {variant if name not in ('create', 'head') else name + ' ' + variant} | {server} "
                 f"| {med:.1f} | {recs[0].result.unit} | {min(values):.0f}..{max(values):.0f} | {ratio} "
-                f"| {'-' if paired is None else f'{paired:.2f}'} | {_cost(recs)} | {peak:.1f} | {errors} "
+                f"| {'-' if paired is None else f'{paired:.2f}'} | {_cost(recs)} | {peak} | {errors} "
                 f"| {verified} |"
             )
     logged = ", ".join(f"{name} {count}" for name, count in info.log_errors.items()) or "not recorded"
@@ -438,7 +548,10 @@ def report(records: Sequence[Record], info: RunInfo) -> str:
         "",
         *rss_section(groups, info),
         "",
+        *before_after(groups),
         *targets(groups, info),
+        "",
+        *issue18_targets(groups),
     ]
     return "\n".join(lines) + "\n"
 
@@ -560,6 +673,72 @@ def targets(groups: Groups, info: RunInfo) -> list[str]:
     return out
 
 
+def before_after(groups: Groups) -> list[str]:
+    """``tusd-py-before`` → ``tusd-py`` (and the auth pair), paired by round."""
+    pairs = [("tusd-py-before", "tusd-py"), ("tusd-py-auth-before", "tusd-py-auth")]
+    rows = []
+    for (name, variant), by_server in groups.items():
+        for before, after in pairs:
+            old, new = by_server.get(before, []), by_server.get(after, [])
+            if not old or not new:
+                continue
+            ratio = _paired_ratio(new, old)
+            cost_old, cost_new = _cost(old), _cost(new)
+            shown = "-" if ratio is None else f"{ratio:.2f}"
+            rows.append(
+                f"| {name} {variant} | {after} | {_median([r.result.value for r in old]):.1f}"
+                f" | {_median([r.result.value for r in new]):.1f} | {shown} | {cost_old} → {cost_new} |"
+            )
+    if not rows:
+        return []
+    return [
+        "Before/after in this run (`--baseline`: the same server from the baseline revision; paired ="
+        " median of same-round after/before; server CPU ms/request):",
+        "",
+        "| scenario | server | before median | after median | after/before, paired | server CPU |",
+        "|---|---|---:|---:|---:|---|",
+        *rows,
+        "",
+    ]
+
+
+def issue18_targets(groups: Groups) -> list[str]:
+    """The goals of issue 18 (paired ratios; RSS in MiB)."""
+
+    def paired(key: str, server: str) -> float | None:
+        base = base_of(server) or server
+        return _paired_ratio(_records(groups, key, server), _records(groups, key, base))
+
+    def peak(key: str, server: str) -> float | None:
+        values = [r.result.usage.rss_peak_kib / 1024 for r in _records(groups, key, server) if r.result.usage]
+        return max(values) if values else None
+
+    workers = sorted({s for by in groups.values() for s in by if re.fullmatch(r"tusd-py-w\d+", s)})
+    rows: list[tuple[str, str, float | None, float, bool]] = [
+        ("creations/s ≥ 0.9× bare", "tusd-py", paired("create", "tusd-py"), 0.9, True),
+        ("creations/s ≥ 0.9× bare, JWT auth on", "tusd-py-auth", paired("create", "tusd-py-auth"), 0.9, True),
+        ("HEADs/s ≥ 0.95× bare", "tusd-py", paired("head", "tusd-py"), 0.95, True),
+        ("HEADs/s ≥ 0.95× bare, JWT auth on", "tusd-py-auth", paired("head", "tusd-py-auth"), 0.95, True),
+        ("1 GiB in 8 MiB PATCHes ≥ 1.0× bare", "tusd-py", paired("chunked", "tusd-py"), 1.0, True),
+        ("concurrent ≥ 1.0× bare", "tusd-py", paired("concurrent", "tusd-py"), 1.0, True),
+        ("concurrent: peak RSS MiB < 80", "tusd-py", peak("concurrent", "tusd-py"), 80.0, False),
+        *[(f"{w.rsplit('-', 1)[1][1:]} workers ≥ 0.9× as many bare processes", w,
+           paired("concurrent", w), 0.9, True) for w in workers],
+    ]  # fmt: skip
+    out = [
+        "Issue 18 targets (paired ratios, 3 decimals so a verdict never hides in rounding):",
+        "",
+        "| target | server | measured | met |",
+        "|---|---|---:|---|",
+    ]
+    for label, srv, value, limit, higher in rows:
+        if value is None:
+            continue
+        met = value >= limit if higher else value < limit
+        out.append(f"| {label} | {srv} | {value:.3f} | {'yes' if met else '**no**'} |")
+    return out
+
+
 def write_results(path: Path, block: str) -> None:
     """Replace the generated block of ``path`` (create the file if needed)."""
     text = path.read_text() if path.exists() else "# Benchmark results\n\n" + BEGIN + "\n" + END + "\n"
@@ -594,14 +773,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--small-size", type=_size, default=100 * MIB, help="small: bytes, for RSS growth (100MiB)"
     )
     parser.add_argument("--chunk", type=_size, default=8 * MIB, help="chunked/concurrent PATCH size (8MiB)")
-    parser.add_argument("--conc-k", type=int, default=50, help="concurrent: uploads at once (50)")
-    parser.add_argument("--conc-size", type=_size, default=100 * MIB, help="concurrent: bytes each (100MiB)")
+    parser.add_argument("--conc-k", type=int, default=20, help="concurrent: uploads at once (20)")
+    parser.add_argument("--conc-size", type=_size, default=50 * MIB, help="concurrent: bytes each (50MiB)")
     parser.add_argument("--create-n", type=int, default=500, help="create: creations per run (500)")
     parser.add_argument("--head-n", type=int, default=2000, help="head: HEADs per run (2000)")
     parser.add_argument("--tusd-arg", action="append", default=[], help="extra `tusd-py serve` argument")
     parser.add_argument(
         "--no-nofsync", action="store_true", help="skip the tusd-py --local-fsync never server"
     )
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also run tusd-py from git revision REV (before/after, create/head)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="concurrent: N bare processes vs serve --workers N (2; 0 = skip)",
+    )
+    parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="also run tusd-py with [server] event_loop = uvloop (needs uvloop)",
+    )
+    parser.add_argument("--no-auth-variant", action="store_true", help="skip the JWT-auth tusd-py server")
     parser.add_argument("--work-dir", type=Path, help="where data dirs and logs go (default: a temp dir)")
     parser.add_argument(
         "--results", type=Path, default=REPO / "tests" / "bench" / "RESULTS.md", help="report file to update"

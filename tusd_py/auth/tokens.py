@@ -17,6 +17,12 @@ token's ``kid`` selects the key, a set of one key needs none). Every failure
 raises :class:`tusd_py.core.auth_errors.Unauthenticated` (401 with
 ``WWW-Authenticate: Bearer ... error="invalid_token"``) with a message that
 says what was wrong.
+
+A verified token's principal is remembered until its ``exp`` (plus leeway)
+in a bounded LRU keyed by the raw token (:mod:`tusd_py.auth.tokencache`):
+repeated requests with one token skip re-verification. That is safe because
+tokens cannot be revoked before ``exp`` and every other check depends only on
+the token and the fixed config; failures are never cached.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import jwt
 
 from tusd_py.auth.secret import resolve_secret
 from tusd_py.auth.tiers import DEFAULT_TIER, TIERS
+from tusd_py.auth.tokencache import VerifiedTokens
 from tusd_py.core import auth_errors
 from tusd_py.core.config import Config, ConfigError
 from tusd_py.core.models import Principal
@@ -71,7 +78,15 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
 class JWTAuthenticator:
     """Verifies bearer JWTs against one pinned algorithm and key (see module doc)."""
 
-    def __init__(self, config: Config, key: Any = None, jwks: jwt.PyJWKSet | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        key: Any = None,
+        jwks: jwt.PyJWKSet | None = None,
+        cache: VerifiedTokens | None = None,
+    ) -> None:
+        #: Verified tokens until their expiry (see module doc).
+        self.cache = VerifiedTokens() if cache is None else cache
         self.algorithm = config.auth.algorithm
         self.audience = config.auth.audience or None
         self.issuer = config.auth.issuer or None
@@ -116,6 +131,9 @@ class JWTAuthenticator:
         token = bearer_token(headers)
         if token is None:
             return None
+        cached = self.cache.get(token)
+        if cached is not None:
+            return cached
         claims = self.decode(token)
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT:
@@ -123,7 +141,11 @@ class JWTAuthenticator:
         tier = claims.get(self.tier_claim, DEFAULT_TIER)
         if tier not in TIERS:
             raise _invalid(f"the token's {self.tier_claim} claim must be one of {', '.join(TIERS)}")
-        return Principal(user=subject, tier=str(tier), claims=claims)
+        principal = Principal(user=subject, tier=str(tier), claims=claims)
+        # decode() required exp and checked int(exp) works; PyJWT refuses the
+        # token once int(exp) <= now - leeway, so it may be remembered until then.
+        self.cache.put(token, principal, int(claims["exp"]) + self.leeway)
+        return principal
 
     def decode(self, token: str) -> dict[str, Any]:
         """The verified claims of ``token``; raises :class:`auth_errors.Unauthenticated`."""

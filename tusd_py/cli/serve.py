@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import functools
 import json
 import os
@@ -12,6 +11,7 @@ import shlex
 from tusd_py.auth.secret import missing_generated_secret
 from tusd_py.auth.tokens import HMAC_ALGORITHMS, mint_token
 from tusd_py.cli.args import Command, add_config_flags, config_from_args
+from tusd_py.cli.eventloop import loop_factory, run_on_loop
 from tusd_py.cli.server import RunningServer, run
 from tusd_py.cli.workers import serve_workers
 from tusd_py.core import config as config_mod
@@ -28,7 +28,9 @@ _SECRET_ENV = ("TUSD_PY_AUTH_SECRET", "TUSD_PY_AUTH_SECRET_FILE")
 
 
 def check_serve_allowed(config: Config) -> None:
-    """Refuse ``--no-auth`` unless the server listens on loopback only."""
+    """Refuse ``--no-auth`` unless the server listens on loopback only, and an
+    event loop that cannot be had (``server.event_loop``)."""
+    loop_factory(config)
     if not config.auth.enabled and not is_loopback(config.server.host):
         raise ConfigError(
             "auth.enabled",
@@ -104,7 +106,7 @@ def serve(config: Config, config_file: str | None = None) -> int:
         announce_url(running.ctx.config, running.port)
 
     with Trimmer():
-        return asyncio.run(run(config, announce=announce))
+        return run_on_loop(config, run(config, announce=announce))
 
 
 def _serve(args: argparse.Namespace) -> int:

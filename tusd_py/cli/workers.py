@@ -19,6 +19,13 @@ Workers share uploads through the state store and the locker: with
 is safe for several processes) and host-local ``flock`` locks with release
 requests over UNIX datagrams (:mod:`tusd_py.locking.file`), since in-process
 locks cannot keep two processes from appending to one upload.
+
+``/metrics`` covers every worker: :func:`serve_workers` creates a fresh
+directory for prometheus-client's multiprocess mode, names it in
+``PROMETHEUS_MULTIPROC_DIR`` before forking (workers inherit it; see
+:mod:`tusd_py.ops.metrics`), marks each exited worker dead there (its live
+gauges leave the sums, its counters stay) and removes the directory and the
+variable when the run ends.
 """
 
 from __future__ import annotations
@@ -28,16 +35,21 @@ import dataclasses
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import tornado.netutil
 
+from tusd_py.cli.eventloop import run_on_loop
 from tusd_py.core.config import Config
+from tusd_py.ops.metrics import MULTIPROC_ENV, mark_process_dead
 from tusd_py.ops.sdnotify import Notifier, watchdog_interval
 
 log = logging.getLogger("tusd_py.app")
@@ -98,8 +110,8 @@ def _worker_main(config: Config, index: int, ready_fd: int | None) -> int:
     environ = {k: v for k, v in os.environ.items() if k not in _SYSTEMD_VARS}
     try:
         with Trimmer():
-            return asyncio.run(
-                run(config, announce=ready, sockets=sockets, do_reconcile=index == 0, environ=environ)
+            return run_on_loop(
+                config, run(config, announce=ready, sockets=sockets, do_reconcile=index == 0, environ=environ)
             )
     finally:
         pipeline.stop()
@@ -113,9 +125,11 @@ _SYSTEMD_VARS = frozenset(
 class Supervisor:
     """Forks, watches and stops the workers (parent process only)."""
 
-    def __init__(self, config: Config, reserved: socket.socket) -> None:
+    def __init__(self, config: Config, reserved: socket.socket, metrics_dir: str | None = None) -> None:
         self.config = config
         self.reserved = reserved
+        #: prometheus-client's multiprocess directory (None: not in use).
+        self.metrics_dir = metrics_dir
         self.workers: dict[int, int] = {}  # pid -> index
         self.stopping = False
         self.failed = False
@@ -166,7 +180,7 @@ class Supervisor:
                 got += len(os.read(read_fd, count))
             pid, _status = os.waitpid(-1, os.WNOHANG)
             if pid:
-                self.workers.pop(pid, None)
+                self._exited(pid)
                 return False
         return got >= count
 
@@ -183,7 +197,7 @@ class Supervisor:
             if not pid:
                 time.sleep(0.2)
                 continue
-            index = self.workers.pop(pid, None)
+            index = self._exited(pid)
             if index is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
@@ -200,6 +214,13 @@ class Supervisor:
                 self._forward(signal.SIGTERM, None)
                 continue
             self.spawn(index, None)
+
+    def _exited(self, pid: int) -> int | None:
+        """Forget the reaped process ``pid``; its worker index (None: not a worker)."""
+        index = self.workers.pop(pid, None)
+        if index is not None and self.metrics_dir is not None:
+            mark_process_dead(pid, self.metrics_dir)
+        return index
 
     def _ping(self) -> None:
         """systemd watchdog keep-alive from the parent (when configured)."""
@@ -251,6 +272,24 @@ def prepare_shared_state(config: Config) -> None:
         asyncio.run(_prepare_sqlite(config))
 
 
+@contextmanager
+def metrics_directory() -> Iterator[str]:
+    """A fresh prometheus-client multiprocess directory, named in
+    ``PROMETHEUS_MULTIPROC_DIR`` (inherited by workers forked meanwhile);
+    removed, and the variable restored, at exit."""
+    previous = os.environ.get(MULTIPROC_ENV)
+    path = tempfile.mkdtemp(prefix="tusd-py-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def serve_workers(config: Config, announce: Callable[[Config, int], None]) -> int:
     """Run ``config.server.workers`` processes on one port until SIGTERM.
 
@@ -258,5 +297,6 @@ def serve_workers(config: Config, announce: Callable[[Config, int], None]) -> in
     prepare_shared_state(config)
     reserved, port = reserve_port(config.server.host, config.server.port)
     config = dataclasses.replace(config, server=dataclasses.replace(config.server, port=port))
-    supervisor = Supervisor(config, reserved)
-    return supervisor.run(lambda _n: announce(config, port))
+    with metrics_directory() as metrics_dir:
+        supervisor = Supervisor(config, reserved, metrics_dir)
+        return supervisor.run(lambda _n: announce(config, port))

@@ -48,6 +48,8 @@ class ServerConfig:
     #: upload file with splice(2), without copying them through Python
     #: (see :mod:`tusd_py.zerocopy`); false = always the copying path.
     zero_copy: bool = True
+    #: Event loop: "asyncio", "uvloop" (the ``fast`` extra) or "auto" (uvloop when importable).
+    event_loop: str = "asyncio"
     #: Incomplete uploads expire this long after their last PATCH (sliding).
     expiration: float = 24 * 3600.0
     #: Interval of the expiry sweeper.
