@@ -7,18 +7,20 @@ import functools
 import json
 import os
 import shlex
+from typing import TYPE_CHECKING
 
 from tusd_py.auth.secret import missing_generated_secret
 from tusd_py.auth.tokens import HMAC_ALGORITHMS, mint_token
 from tusd_py.cli.args import Command, add_config_flags, config_from_args
 from tusd_py.cli.eventloop import loop_factory, run_on_loop
-from tusd_py.cli.server import RunningServer, run
-from tusd_py.cli.workers import serve_workers
 from tusd_py.core import config as config_mod
 from tusd_py.core.config import Config, ConfigError, is_loopback
 from tusd_py.ops.heap import Trimmer, limit_arenas
 from tusd_py.ops.logs import configure_logging
 from tusd_py.web.urls import page_url, sign_in_link
+
+if TYPE_CHECKING:
+    from tusd_py.cli.server import RunningServer
 
 #: Lifetime of the admin sign-in link printed on a local first run (seconds).
 FIRST_RUN_LINK_TTL = 86400.0
@@ -94,6 +96,12 @@ def token_hint(config: Config, config_file: str | None = None) -> str:
 def serve(config: Config, config_file: str | None = None) -> int:
     """Run until SIGTERM; returns the exit code. ``config_file``: the ``--config``
     the config came from (named in the token hint)."""
+    # The server stack is imported here, not at the top: every ``tusd-py`` command
+    # imports this module for its table entry, and the uploader commands start
+    # about a second sooner without Tornado's server side, boto3 and the rest.
+    from tusd_py.cli.server import run
+    from tusd_py.cli.workers import serve_workers
+
     check_serve_allowed(config)
     limit_arenas()  # before any thread starts; --workers children inherit it
     announce_url = functools.partial(

@@ -16,21 +16,24 @@ import logging
 import os
 import signal
 
-from storage import build_storages
 from tusd_py.cli.args import Command, add_config_flags, config_from_args, run_async
-from tusd_py.core.composer import Composer
 from tusd_py.core.config import Config
-from tusd_py.jobs.system import JobSystem
-from tusd_py.locking import build_locker
 from tusd_py.ops.sdnotify import Notifier
-from tusd_py.state import build_state
-from tusd_py.state.redis_conn import open_redis
 
 log = logging.getLogger("tusd_py.app")
 
 
 async def run_worker(config: Config) -> int:
     """Consume jobs until SIGTERM/SIGINT. Returns the exit code."""
+    # Imported here so that the other commands, which import this module for
+    # the command table, do not load the backends (see tusd_py.cli.serve.serve).
+    from storage import build_storages
+    from tusd_py.core.composer import Composer
+    from tusd_py.jobs.system import JobSystem
+    from tusd_py.locking import build_locker
+    from tusd_py.state import build_state
+    from tusd_py.state.redis_conn import open_redis
+
     config.data_dir.mkdir(parents=True, exist_ok=True)
     notifier = Notifier.from_env(os.environ)
     stop = asyncio.Event()
