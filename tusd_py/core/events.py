@@ -2,6 +2,12 @@
 
 The service emits events to an :class:`EventSink`; sinks must not raise and
 must not block the event loop (webhooks enqueue, metrics count, logs log).
+
+A sink may declare the events it acts on as ``event_kinds`` (a frozenset of
+event names); :class:`MultiSink` then never calls it for any other event, so
+a sink pays nothing for kinds it drops (e.g. the live hub for
+``upload.expired``, the log for ``upload.progress``). A sink without
+``event_kinds`` receives every event.
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ EVENT_LOG_NAMES = {
     "upload.interrupted": "UploadInterrupted",
 }
 
+#: Distinct event names whose routing :class:`MultiSink` remembers (bounds the
+#: table should a caller invent names).
+MAX_ROUTES = 64
+
 
 @runtime_checkable
 class EventSink(Protocol):
@@ -30,8 +40,17 @@ class EventSink(Protocol):
         """Record ``event`` for ``info``; never raises, never blocks."""
 
 
+def event_kinds(sink: object) -> frozenset[str] | None:
+    """The events ``sink`` declared it acts on (its ``event_kinds``), None = all."""
+    kinds = getattr(sink, "event_kinds", None)
+    return frozenset(kinds) if kinds is not None else None
+
+
 class LogEventSink:
-    """Logs each event as one structured line on ``tusd_py.app``."""
+    """Logs each event but ``upload.progress`` as one structured line on ``tusd_py.app``."""
+
+    #: Every named event but progress (one line per PATCH chunk would flood the log).
+    event_kinds = frozenset(EVENT_LOG_NAMES) - {"upload.progress"}
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self._log = logger or logging.getLogger("tusd_py.app")
@@ -54,14 +73,31 @@ class LogEventSink:
 
 
 class MultiSink:
-    """Fans one event out to several sinks, isolating their failures."""
+    """Fans one event out to several sinks, isolating their failures.
+
+    Each event goes, in the given order, to the sinks that declared it in
+    their ``event_kinds`` and to those that declared none; the routing of an
+    event name is computed once (at most one entry per distinct name)."""
 
     def __init__(self, sinks: Sequence[EventSink]) -> None:
         self._sinks = tuple(sinks)
+        self._kinds = tuple(event_kinds(sink) for sink in self._sinks)
+        self._routes: dict[str, tuple[EventSink, ...]] = {}
         self._log = logging.getLogger("tusd_py.app")
 
+    def sinks_for(self, event: str) -> tuple[EventSink, ...]:
+        """The sinks ``event`` is delivered to, in order."""
+        route = self._routes.get(event)
+        if route is None:
+            route = tuple(
+                sink for sink, kinds in zip(self._sinks, self._kinds, strict=True) if kinds is None or event in kinds
+            )
+            if len(self._routes) < MAX_ROUTES:
+                self._routes[event] = route
+        return route
+
     def emit(self, event: str, info: UploadInfo, detail: str | None = None) -> None:
-        for sink in self._sinks:
+        for sink in self.sinks_for(event):
             try:
                 sink.emit(event, info, detail)
             except Exception:
