@@ -4,19 +4,21 @@ the live sink builds nothing while its hub has nobody to tell."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
 import time
 
 from tusd_py.core.events import LogEventSink, MultiSink
 from tusd_py.core.models import UploadInfo
 from tusd_py.events.live.hub import LiveHub
 from tusd_py.events.live.sink import LiveEventSink
+from tusd_py.ops.logs import LogPipeline
 
 
 def info(upload_id: str = "a" * 32, offset: int = 0) -> UploadInfo:
     now = time.time()
-    return UploadInfo(
-        id=upload_id, owner="alice", length=10, offset=offset, created_at=now, updated_at=now
-    )
+    return UploadInfo(id=upload_id, owner="alice", length=10, offset=offset, created_at=now, updated_at=now)
 
 
 class Recorder:
@@ -46,7 +48,13 @@ def test_a_sink_is_called_only_for_the_kinds_it_declared() -> None:
         sink.emit(event, info())
     assert finished_only.seen == ["upload.finished"]
     # a failing sink does not keep the others from their events
-    assert everything.seen == ["upload.created", "upload.progress", "upload.finished", "upload.progress", "custom"]
+    assert everything.seen == [
+        "upload.created",
+        "upload.progress",
+        "upload.finished",
+        "upload.progress",
+        "custom",
+    ]
     assert sink.sinks_for("upload.progress") == (everything,)
 
 
@@ -54,7 +62,13 @@ def test_the_log_sink_is_not_routed_progress_but_every_lifecycle_event() -> None
     log = LogEventSink()
     sink = MultiSink([log])
     assert sink.sinks_for("upload.progress") == ()
-    for event in ("upload.created", "upload.finished", "upload.terminated", "upload.expired", "upload.failed"):
+    for event in (
+        "upload.created",
+        "upload.finished",
+        "upload.terminated",
+        "upload.expired",
+        "upload.failed",
+    ):
         assert sink.sinks_for(event) == (log,)
 
 
@@ -80,3 +94,25 @@ def test_live_sink_builds_nothing_while_the_hub_is_idle_and_delivers_once_subscr
         await hub.aclose()
 
     asyncio.run(run())
+
+
+def test_the_lifecycle_line_carries_the_event_and_the_upload() -> None:
+    out = io.StringIO()
+    pipeline = LogPipeline(out)
+    pipeline.start()
+    logger = logging.getLogger(f"tusd_py.test.events.{id(pipeline)}")
+    logger.propagate = False
+    logger.handlers[:] = [pipeline.handler]
+    logger.setLevel(logging.INFO)
+    sink = LogEventSink(logger)
+    sink.emit("upload.created", info(offset=3))
+    sink.emit("upload.progress", info(offset=4))  # never logged
+    sink.emit("upload.failed", info(offset=5), detail="disk full")
+    pipeline.stop()
+    created, failed = (json.loads(line) for line in out.getvalue().splitlines())
+    keys = ("level", "msg", "event", "upload_id", "user", "offset", "length", "storage")
+    assert {k: created[k] for k in keys} == {
+        "level": "info", "msg": "UploadCreated", "event": "UploadCreated", "upload_id": "a" * 32,
+        "user": "alice", "offset": 3, "length": 10, "storage": "disk",
+    }  # fmt: skip
+    assert (failed["event"], failed["offset"], failed["detail"]) == ("UploadFailed", 5, "disk full")

@@ -143,6 +143,8 @@ def test_access_line_matches_what_logger_info_writes_and_filters_apply() -> None
     assert abs(fast.pop("ts") - slow.pop("ts")) < 5
     assert fast == slow
     assert fast["msg"] == "HEAD /files/abc 200" and fast["worker"] == 3 and fast["duration_ms"] == 1.23
-    record = access.record("x", {"event": "Request"})
-    text = logging.Formatter("%(process)d %(thread)d %(levelname)s %(name)s %(message)s %(event)s").format(record)
+    record = access.records.record("x", {"event": "Request"})
+    text = logging.Formatter("%(process)d %(thread)d %(levelname)s %(name)s %(message)s %(event)s").format(
+        record
+    )
     assert text.endswith(f"INFO {logger.name} x Request") and text.startswith(str(os.getpid()))

@@ -13,7 +13,10 @@ a sink pays nothing for kinds it drops (e.g. the live hub for
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from tusd_py.core.models import UploadInfo
@@ -40,6 +43,40 @@ class EventSink(Protocol):
         """Record ``event`` for ``info``; never raises, never blocks."""
 
 
+class InfoRecords:
+    """INFO log records of one logger, built cheaply: what
+    ``logger.info(msg, extra=fields)`` makes, without the logging module's
+    per-record work a JSON line never shows (no caller lookup: ``pathname``,
+    ``lineno`` and ``funcName`` are empty; the constant attributes are copied
+    from a record made once). ``created``, ``process`` and ``thread`` are
+    the real ones. :meth:`log` hands the record to the logger's handlers the
+    usual way (level, filters, propagation)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._template = vars(logging.LogRecord(logger.name, logging.INFO, "", 0, "", None, None))
+
+    def record(self, msg: str, fields: Mapping[str, object]) -> logging.LogRecord:
+        """An INFO record of ``msg`` (already formatted) with ``fields`` as extras."""
+        now = time.time()
+        attrs = dict(self._template)
+        attrs.update(fields)
+        attrs["msg"] = msg
+        attrs["created"] = now
+        attrs["msecs"] = (now - int(now)) * 1000
+        attrs["relativeCreated"] = attrs["relativeCreated"] + (now - self._template["created"]) * 1000
+        attrs["process"] = os.getpid()
+        attrs["thread"] = threading.get_ident()
+        record = logging.LogRecord.__new__(logging.LogRecord)
+        record.__dict__ = attrs
+        return record
+
+    def log(self, msg: str, fields: Mapping[str, object]) -> None:
+        """Log ``msg`` with ``fields`` at INFO (nothing when the logger is above INFO)."""
+        if self.logger.isEnabledFor(logging.INFO):
+            self.logger.handle(self.record(msg, fields))
+
+
 def event_kinds(sink: object) -> frozenset[str] | None:
     """The events ``sink`` declared it acts on (its ``event_kinds``), None = all."""
     kinds = getattr(sink, "event_kinds", None)
@@ -53,15 +90,16 @@ class LogEventSink:
     event_kinds = frozenset(EVENT_LOG_NAMES) - {"upload.progress"}
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
-        self._log = logger or logging.getLogger("tusd_py.app")
+        self._records = InfoRecords(logger or logging.getLogger("tusd_py.app"))
 
     def emit(self, event: str, info: UploadInfo, detail: str | None = None) -> None:
         if event == "upload.progress":
             return
-        self._log.info(
-            EVENT_LOG_NAMES.get(event, event),
-            extra={
-                "event": EVENT_LOG_NAMES.get(event, event),
+        name = EVENT_LOG_NAMES.get(event, event)
+        self._records.log(
+            name,
+            {
+                "event": name,
                 "upload_id": info.id,
                 "user": info.owner,
                 "offset": info.offset,
@@ -90,7 +128,9 @@ class MultiSink:
         route = self._routes.get(event)
         if route is None:
             route = tuple(
-                sink for sink, kinds in zip(self._sinks, self._kinds, strict=True) if kinds is None or event in kinds
+                sink
+                for sink, kinds in zip(self._sinks, self._kinds, strict=True)
+                if kinds is None or event in kinds
             )
             if len(self._routes) < MAX_ROUTES:
                 self._routes[event] = route

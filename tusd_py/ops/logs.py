@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import threading
 import time
 from typing import Any
 
 import tornado.web
+
+from tusd_py.core.events import InfoRecords
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime"}
 
@@ -221,39 +222,17 @@ def request_fields(handler: tornado.web.RequestHandler) -> dict[str, Any]:
 
 class AccessLog:
     """Writes the JSON access line of each request on ``tusd_py.access``
-    (make one per application and call it per request).
-
-    The line is the record ``logger.info("METHOD PATH STATUS", extra=fields)``
-    would make, handed to the logger's handlers the same way (level, filters,
-    propagation), built without the logging module's per-record work the
-    JSON line never shows: no caller lookup (``pathname``, ``lineno`` and
-    ``funcName`` are empty) and the constant attributes copied from a record
-    made once. ``created``, ``process`` and ``thread`` are the real ones."""
+    (make one per application and call it per request): the record
+    ``logger.info("METHOD PATH STATUS", extra=fields)`` would make, built by
+    :class:`~tusd_py.core.events.InfoRecords` (no caller lookup)."""
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
-        self.logger = logger or logging.getLogger("tusd_py.access")
-        self._template = vars(logging.LogRecord(self.logger.name, logging.INFO, "", 0, "", None, None))
-
-    def record(self, msg: str, fields: dict[str, Any]) -> logging.LogRecord:
-        """An INFO record of ``msg`` (already formatted) with ``fields`` as extras."""
-        now = time.time()
-        attrs = dict(self._template)
-        attrs.update(fields)
-        attrs["msg"] = msg
-        attrs["created"] = now
-        attrs["msecs"] = (now - int(now)) * 1000
-        attrs["relativeCreated"] = attrs["relativeCreated"] + (now - self._template["created"]) * 1000
-        attrs["process"] = os.getpid()
-        attrs["thread"] = threading.get_ident()
-        record = logging.LogRecord.__new__(logging.LogRecord)
-        record.__dict__ = attrs
-        return record
+        self.records = InfoRecords(logger or logging.getLogger("tusd_py.access"))
 
     def __call__(self, handler: tornado.web.RequestHandler) -> dict[str, Any]:
         """Write the line of ``handler``'s request (when INFO is enabled); returns its fields."""
         fields = request_fields(handler)
-        if self.logger.isEnabledFor(logging.INFO):
-            self.logger.handle(self.record(f"{fields['method']} {fields['path']} {fields['status']}", fields))
+        self.records.log(f"{fields['method']} {fields['path']} {fields['status']}", fields)
         return fields
 
 
