@@ -42,6 +42,11 @@ UNANSWERED_STATUS = 499
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON object: time, level, logger, message and extras."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: What ``json.dumps(payload, default=str)`` would build on every call.
+        self._encoder = json.JSONEncoder(default=str)
+
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
             "ts": round(record.created, 3),
@@ -58,7 +63,7 @@ class JsonFormatter(logging.Formatter):
             payload["exc"] = self.formatException(record.exc_info)
         if record.stack_info:
             payload["stack"] = record.stack_info
-        return json.dumps(payload, default=str)
+        return self._encoder.encode(payload)
 
 
 class _BatchHandler(logging.Handler):
