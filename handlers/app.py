@@ -23,7 +23,7 @@ from handlers.rows import RowsHandler
 from handlers.status import StatusHandler
 from handlers.web import web_routes
 from tusd_py.ops.context import AppContext
-from tusd_py.ops.logs import access_log
+from tusd_py.ops.logs import AccessLog
 
 
 def routes(ctx: AppContext) -> list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]]:
@@ -50,6 +50,7 @@ def routes(ctx: AppContext) -> list[tuple[str, type[tornado.web.RequestHandler],
 
 def request_logger(ctx: AppContext) -> Callable[[tornado.web.RequestHandler], None]:
     """Tornado's ``log_function``: the JSON access line plus request metrics."""
+    access_log = AccessLog()
 
     def log_request(handler: tornado.web.RequestHandler) -> None:
         fields = access_log(handler)

@@ -69,7 +69,9 @@ class BaseHandler(tornado.web.RequestHandler):
         supplied = self.request.headers.get("X-Request-ID", "")
         self.request_id = supplied if _REQUEST_ID_RE.fullmatch(supplied) else secrets.token_hex(8)
         self._extra_headers: dict[str, str] = {}
-        self.set_default_headers()
+        # Tornado's constructor already set the context-free defaults (its
+        # ``clear()``); only the headers needing ``ctx`` are added now.
+        self._set_context_headers()
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         """A body sent to a route that takes none is read and discarded."""
@@ -89,9 +91,11 @@ class BaseHandler(tornado.web.RequestHandler):
         elif draft.interop is not None:
             self.set_header(INTEROP_HEADER, str(draft.interop))
         self.set_header("X-Content-Type-Options", "nosniff")
-        ctx: AppContext | None = getattr(self, "ctx", None)
-        if ctx is None:
-            return
+        if getattr(self, "ctx", None) is not None:
+            self._set_context_headers()
+
+    def _set_context_headers(self) -> None:
+        """The default headers that need ``ctx``: request id, sticky headers, CORS."""
         self.set_header("X-Request-ID", self.request_id)
         for name, value in getattr(self, "_extra_headers", {}).items():
             self.set_header(name, value)

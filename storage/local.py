@@ -218,6 +218,7 @@ class LocalStorage:
     def __init__(self, data_dir: Path, fsync: str = "on_complete") -> None:
         self.root = Path(data_dir) / "uploads"
         self.root.mkdir(parents=True, exist_ok=True)
+        self._root = os.fspath(self.root)
         self._fsync = fsync
         #: Background fdatasyncs of LocalWriter (own threads, so a queue of them
         #: never delays the default executor's reads and fsyncs).
@@ -232,19 +233,24 @@ class LocalStorage:
 
     def path(self, upload_id: str) -> Path:
         """The file of ``upload_id``; the id is validated (no traversal)."""
+        return Path(self.file_name(upload_id))
+
+    def file_name(self, upload_id: str) -> str:
+        """:meth:`path` as a string (what the per-request system calls take,
+        without building a ``Path``); the id is validated (no traversal)."""
         if not protocol.is_valid_upload_id(upload_id):
             raise errors.UploadNotFound()
-        return self.root / upload_id
+        return f"{self._root}/{upload_id}"
 
     async def create(self, info: UploadInfo) -> Mapping[str, str]:
         with map_os_errors("create"):
-            fd = os.open(self.path(info.id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            fd = os.open(self.file_name(info.id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             os.close(fd)
         return {}
 
     async def open_writer(self, info: UploadInfo) -> LocalWriter:
         with map_os_errors("open"):
-            fd = os.open(self.path(info.id), os.O_WRONLY | os.O_CREAT, 0o640)
+            fd = os.open(self.file_name(info.id), os.O_WRONLY | os.O_CREAT, 0o640)
             try:
                 os.lseek(fd, info.offset, os.SEEK_SET)
             except OSError:
@@ -267,7 +273,7 @@ class LocalStorage:
 
     async def durable_offset(self, info: UploadInfo) -> int:
         try:
-            return os.stat(self.path(info.id)).st_size
+            return os.stat(self.file_name(info.id)).st_size
         except FileNotFoundError:
             return 0
 
@@ -288,7 +294,7 @@ class LocalStorage:
     async def terminate(self, info: UploadInfo) -> None:
         self._flush_failures.pop(info.id, None)
         with map_os_errors("terminate"), contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path(info.id))
+            os.unlink(self.file_name(info.id))
 
     async def begin_concatenate(self, final: UploadInfo, partials: Sequence[UploadInfo]) -> Mapping[str, str]:
         """Nothing to prepare: the final's own meta."""
@@ -306,7 +312,7 @@ class LocalStorage:
     async def read(self, info: UploadInfo, start: int, end: int) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         with map_os_errors("open for read"):
-            fd = os.open(self.path(info.id), os.O_RDONLY)
+            fd = os.open(self.file_name(info.id), os.O_RDONLY)
         try:
             position = start
             while position <= end:

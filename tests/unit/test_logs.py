@@ -7,9 +7,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import threading
 
-from tusd_py.ops.logs import LogPipeline
+from tusd_py.ops.logs import AccessLog, LogPipeline
 
 
 class StalledStream(io.StringIO):
@@ -95,3 +96,55 @@ def test_a_burst_is_written_in_batches_in_order() -> None:
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [r["n"] for r in lines] == list(range(1000))
     assert out.writes < 500, out.writes
+
+
+class _Request:
+    method = "HEAD"
+    path = "/files/abc"
+    remote_ip = "127.0.0.1"
+
+    def request_time(self) -> float:
+        return 0.00123
+
+
+class _Handler:
+    """The attributes :func:`tusd_py.ops.logs.request_fields` reads (a unit-test stand-in)."""
+
+    request = _Request()
+    request_id = "r1"
+    principal = None
+    upload_id = "abc"
+    bytes_received = 0
+    error_code = None
+
+    def get_status(self) -> int:
+        return 200
+
+
+class _Tag(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = 3
+        return True
+
+
+def test_access_line_matches_what_logger_info_writes_and_filters_apply() -> None:
+    out = io.StringIO()
+    pipeline = LogPipeline(out)
+    pipeline.handler.addFilter(_Tag())
+    pipeline.start()
+    logger = make_logger(pipeline)
+    access = AccessLog(logger)
+    fields = access(_Handler())  # type: ignore[arg-type]
+    logger.info("%s %s %d", fields["method"], fields["path"], fields["status"], extra=fields)
+    logger.setLevel(logging.WARNING)
+    access(_Handler())  # type: ignore[arg-type]  # below the level: no line
+    pipeline.stop()
+    fast, slow = (json.loads(line) for line in out.getvalue().splitlines())
+    assert abs(fast.pop("ts") - slow.pop("ts")) < 5
+    assert fast == slow
+    assert fast["msg"] == "HEAD /files/abc 200" and fast["worker"] == 3 and fast["duration_ms"] == 1.23
+    record = access.records.record("x", {"event": "Request"})
+    text = logging.Formatter("%(process)d %(thread)d %(levelname)s %(name)s %(message)s %(event)s").format(
+        record
+    )
+    assert text.endswith(f"INFO {logger.name} x Request") and text.startswith(str(os.getpid()))

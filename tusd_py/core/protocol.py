@@ -11,8 +11,8 @@ import base64
 import binascii
 import re
 import secrets
+import time
 from dataclasses import dataclass
-from email.utils import formatdate
 from typing import Final, Literal
 
 from tusd_py.core import errors
@@ -300,9 +300,18 @@ def parse_range(value: str, length: int) -> tuple[int, int] | None:
     return start, min(end, length - 1)
 
 
+_DAY_NAMES: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTH_NAMES: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def http_date(timestamp: float) -> str:
-    """RFC 9110 IMF-fixdate, e.g. ``Wed, 25 Jun 2014 16:00:00 GMT``."""
-    return formatdate(timestamp, usegmt=True)
+    """RFC 9110 IMF-fixdate, e.g. ``Wed, 25 Jun 2014 16:00:00 GMT`` (what
+    ``email.utils.formatdate(timestamp, usegmt=True)`` writes, a third of its cost)."""
+    t = time.gmtime(timestamp)
+    return (
+        f"{_DAY_NAMES[t.tm_wday]}, {t.tm_mday:02d} {_MONTH_NAMES[t.tm_mon - 1]} {t.tm_year:04d} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
 
 
 _UNSAFE_FILENAME_RE: Final = re.compile(r"[^A-Za-z0-9._ ()+\-]")

@@ -25,6 +25,8 @@ from typing import Any
 
 import tornado.web
 
+from tusd_py.core.events import InfoRecords
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime"}
 
 #: Records buffered between the loop and the writer thread before dropping.
@@ -39,6 +41,11 @@ UNANSWERED_STATUS = 499
 
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON object: time, level, logger, message and extras."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: What ``json.dumps(payload, default=str)`` would build on every call.
+        self._encoder = json.JSONEncoder(default=str)
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -56,7 +63,7 @@ class JsonFormatter(logging.Formatter):
             payload["exc"] = self.formatException(record.exc_info)
         if record.stack_info:
             payload["stack"] = record.stack_info
-        return json.dumps(payload, default=str)
+        return self._encoder.encode(payload)
 
 
 class _BatchHandler(logging.Handler):
@@ -218,13 +225,26 @@ def request_fields(handler: tornado.web.RequestHandler) -> dict[str, Any]:
     }
 
 
+class AccessLog:
+    """Writes the JSON access line of each request on ``tusd_py.access``
+    (make one per application and call it per request): the record
+    ``logger.info("METHOD PATH STATUS", extra=fields)`` would make, built by
+    :class:`~tusd_py.core.events.InfoRecords` (no caller lookup)."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.records = InfoRecords(logger or logging.getLogger("tusd_py.access"))
+
+    def __call__(self, handler: tornado.web.RequestHandler) -> dict[str, Any]:
+        """Write the line of ``handler``'s request (when INFO is enabled); returns its fields."""
+        fields = request_fields(handler)
+        self.records.log(f"{fields['method']} {fields['path']} {fields['status']}", fields)
+        return fields
+
+
 def access_log(handler: tornado.web.RequestHandler) -> dict[str, Any]:
-    """Write one JSON access line for ``handler``'s request; returns its fields."""
-    fields = request_fields(handler)
-    logger = logging.getLogger("tusd_py.access")
-    if logger.isEnabledFor(logging.INFO):
-        logger.info("%s %s %d", fields["method"], fields["path"], fields["status"], extra=fields)
-    return fields
+    """Write one JSON access line for ``handler``'s request; returns its fields
+    (a fresh :class:`AccessLog`; a server keeps one instead)."""
+    return AccessLog()(handler)
 
 
 def now() -> float:

@@ -55,14 +55,22 @@ def _opt_float(value: Any) -> float | None:
     return None if value is None or value == "" else float(value)
 
 
-def _opt_str(row: Mapping[str, Any], name: str) -> str | None:
-    """A text field that records written by older versions may lack."""
-    value = row[name] if name in row.keys() else None
+def _opt_str(row: Mapping[str, Any], name: str, names: Any) -> str | None:
+    """A text field that records written by older versions may lack (``names``: the row's keys)."""
+    value = row[name] if name in names else None
     return None if value in (None, "") else str(value)
+
+
+def _json(raw: Any, empty: str) -> Any:
+    """A JSON column; the common empty collection is decoded without the parser."""
+    if not raw or raw == empty:
+        return [] if empty == "[]" else {}
+    return json.loads(raw)
 
 
 def from_row(row: Mapping[str, Any]) -> UploadInfo:
     """Rebuild an :class:`UploadInfo` from its flat form."""
+    names = row.keys()
     return UploadInfo(
         id=str(row["id"]),
         owner=str(row["owner"]),
@@ -71,15 +79,15 @@ def from_row(row: Mapping[str, Any]) -> UploadInfo:
         metadata_raw=str(row["metadata_raw"] or ""),
         concat=ConcatKind(row["concat"]),
         concat_raw=str(row["concat_raw"] or ""),
-        partials=tuple(json.loads(row["partials"] or "[]")),
+        partials=tuple(_json(row["partials"], "[]")),
         storage=str(row["storage"]),
-        storage_meta=json.loads(row["storage_meta"] or "{}"),
+        storage_meta=_json(row["storage_meta"], "{}"),
         state=UploadState(row["state"]),
         visibility=str(row["visibility"]),
         mime=(str(row["mime"]) if row["mime"] not in (None, "") else None),
         created_at=float(row["created_at"]),
         updated_at=float(row["updated_at"]),
         expires_at=_opt_float(row["expires_at"]),
-        checksum=_opt_str(row, "checksum"),
-        tier=_opt_str(row, "tier") or "basic",
+        checksum=_opt_str(row, "checksum", names),
+        tier=_opt_str(row, "tier", names) or "basic",
     )

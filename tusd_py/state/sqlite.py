@@ -88,6 +88,13 @@ def _v4(db: sqlite_utils.Database) -> None:
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 _SELECT = "SELECT " + ", ".join(f'"{f}"' for f in codec.FIELDS) + " FROM uploads"
+_INSERT = (
+    "INSERT INTO uploads ("
+    + ", ".join(f'"{f}"' for f in codec.FIELDS)
+    + ") VALUES ("
+    + ", ".join("?" for _ in codec.FIELDS)
+    + ")"
+)
 
 
 @contextlib.contextmanager
@@ -184,12 +191,10 @@ class SQLiteStateStore:
         return info
 
     async def create(self, info: UploadInfo) -> None:
-        row = codec.to_row(info)
-        cols = ", ".join(f'"{c}"' for c in row)
-        marks = ", ".join("?" for _ in row)
+        row = codec.to_row(info)  # in codec.FIELDS order, the order of _INSERT
         with map_sqlite_errors("create"):
             try:
-                self._conn.execute(f"INSERT INTO uploads ({cols}) VALUES ({marks})", tuple(row.values()))
+                self._conn.execute(_INSERT, tuple(row.values()))
             except sqlite3.IntegrityError:
                 raise ValueError(f"upload {info.id} exists") from None
 

@@ -195,6 +195,13 @@ class LiveHub:
             if not group:
                 del self._subs[key]
 
+    @property
+    def idle(self) -> bool:
+        """True while a published event would reach nobody: no subscription in
+        this process, no bridge to other instances, no progress event held
+        back. Publishers may then skip building their message."""
+        return self.outbound is None and not self._subs and not self._slots
+
     def subscriptions(self) -> tuple[Subscription, ...]:
         """The open subscriptions (for tests and diagnostics)."""
         return tuple(sub for group in self._subs.values() for sub in group)
@@ -202,7 +209,10 @@ class LiveHub:
     # --- publishers ----------------------------------------------------------
 
     def publish(self, user: str, event: Mapping[str, Any]) -> None:
-        """Send ``event`` about ``user``'s data to subscribers here and elsewhere."""
+        """Send ``event`` about ``user``'s data to subscribers here and elsewhere
+        (nothing at all while :attr:`idle`)."""
+        if self.idle:
+            return
         try:
             self._publish(user, dict(event))
         except Exception:

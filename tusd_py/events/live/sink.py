@@ -23,13 +23,19 @@ def upload_event(event: str, info: UploadInfo) -> dict[str, object]:
 
 
 class LiveEventSink:
-    """An :class:`~tusd_py.core.events.EventSink` publishing to ``hub`` (never raises, never blocks)."""
+    """An :class:`~tusd_py.core.events.EventSink` publishing to ``hub`` (never raises, never blocks).
+
+    Only :data:`LIVE_EVENTS` reach it (``event_kinds``), and while the hub has
+    nobody to tell (:attr:`LiveHub.idle`: no subscriber here, no bridge, no
+    held-back progress) the message is not even built."""
+
+    event_kinds = LIVE_EVENTS
 
     def __init__(self, hub: LiveHub) -> None:
         self._hub = hub
 
     def emit(self, event: str, info: UploadInfo, detail: str | None = None) -> None:
-        if event in LIVE_EVENTS:
+        if event in LIVE_EVENTS and not self._hub.idle:
             self._hub.publish(info.owner, upload_event(event, info))
 
 
