@@ -81,15 +81,25 @@ class RowsDB:
             raise
         conn.execute("COMMIT")
 
-    def drop(self, file_id: str) -> None:
-        """Forget ``file_id``'s rows (its upload was terminated or expired)."""
+    def drop(self, file_id: str, job_id: str | None = None) -> None:
+        """Forget ``file_id``'s rows (its upload was terminated or expired); with
+        ``job_id``, only if that job published them (a pruned job's table, not a
+        newer index's). One transaction: readers see the rows or none."""
         if not self.path.exists():
             return
         db = self.connect()
+        conn = db.conn
         try:
-            self.publish(db, file_id, None, {"rows": 0, "columns": [], "job_id": None, "indexed_at": None})
-            db.execute(f"DELETE FROM [{META}] WHERE file_id = ?", (file_id,))
-            db.conn.commit()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                meta = conn.execute(f"SELECT job_id FROM [{META}] WHERE file_id = ?", (file_id,)).fetchone()
+                if job_id is None or (meta is not None and meta[0] == job_id):
+                    conn.execute(f"DROP TABLE IF EXISTS [{table_name(file_id)}]")
+                    conn.execute(f"DELETE FROM [{META}] WHERE file_id = ?", (file_id,))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
         finally:
             db.close()
 
