@@ -191,9 +191,8 @@ class JobSystem:
 
     def forget(self, file_id: str) -> list[JobRecord]:
         """Delete the ``index``/``sha256`` jobs and the rows of a removed upload."""
-        purged = self.store.purge(file_id, USER_KINDS)
         self.rows.drop(file_id)
-        return purged
+        return self.store.purge(file_id, USER_KINDS)
 
     def prune(self, now: float | None = None) -> int:
         """Delete jobs finished more than :data:`RETENTION` s before ``now`` (at most
