@@ -6,6 +6,10 @@ row count, columns as JSON ``[{"name", "type"}]``). A table is published by
 renaming a fully written temporary table in one transaction with its
 ``_indexed`` row, so a reader sees the old table or the new one, never a
 half-written one, and a re-run (after a killed worker) leaves each row once.
+The temporary table is written with ``synchronous=NORMAL`` (WAL: batches are
+not fsynced one by one; the file stays consistent on power loss) and the
+publishing transaction with ``synchronous=FULL``, whose WAL sync makes every
+earlier batch durable too: what ``_indexed`` names is on disk.
 
 Pages are in ``rowid`` order (insertion = file order); the cursor is the last
 rowid served, so paging is stable while the table is unchanged.
@@ -59,6 +63,7 @@ class RowsDB:
         """Atomically replace ``file_id``'s table by ``tmp`` (None: no table) and record ``meta``."""
         final = table_name(file_id)
         conn = db.conn
+        conn.execute("PRAGMA synchronous=FULL")
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(f"DROP TABLE IF EXISTS [{final}]")
