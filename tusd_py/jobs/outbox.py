@@ -159,14 +159,15 @@ class Outbox:
 
     def _drain(self) -> None:
         delay = self.retry
+        self._wake.wait(delay)  # the write just failed: give the store a moment
         while (item := self._head()) is not None:
             if self._try_head(item):
                 if delay > self.retry:
                     log.info("job store answers again; outbox draining", extra={"event": "JobOutboxDraining"})
                 delay = self.retry
                 continue
-            self._wake.wait(delay)
             delay = min(self.max_retry, delay * 2)
+            self._wake.wait(delay)
 
     def close(self, timeout: float = FLUSH_TIMEOUT) -> int:
         """Stop retrying in the background and flush for up to ``timeout`` s here;
