@@ -8,10 +8,16 @@ temporary data dir, uploads the file with tus (1 MiB PATCH pieces, declared
 ``text/csv`` so it is auto-indexed), and times from the last byte stored to
 the job's ``COMPLETED`` (rows/s); the worker's peak RSS is ``VmHWM`` from
 ``/proc``. Then runs ``sqlite-utils insert`` on the same file and reports its
-rows/s and peak RSS (``wait4`` rusage). Prints one Markdown row per size
-(paste into tests/bench/RESULTS.md).
+rows/s and peak RSS (``wait4`` rusage). Prints one Markdown row per
+measurement as soon as it is taken (paste into tests/bench/RESULTS.md), with
+the load average then (other work on the machine skews every figure), and
+at the end the worker's peak RSS growth from the first size to the last.
 
-    python tests/bench/bench_index.py --sizes 100M,1G
+With ``--before REF`` the worker of another revision (``git archive REF``
+into a temporary directory) indexes the first size too, in the same run:
+a before/after figure for a change to the index job.
+
+    python tests/bench/bench_index.py --sizes 100M,1G --before main
 
 Goal (issue 15): ≥ 0.8× sqlite-utils' rows/s, worker peak RSS < 150 MiB and
 flat between 100 MiB and 1 GiB.
@@ -25,6 +31,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -107,12 +114,12 @@ def status(port: int, file_id: str) -> dict[str, object]:
     return dict(doc)
 
 
-def run_ours(csv_path: Path, rows: int, workdir: Path) -> tuple[float, int]:
-    """(rows/s, worker peak RSS KiB)."""
+def run_ours(csv_path: Path, rows: int, workdir: Path, root: Path = ROOT) -> tuple[float, int]:
+    """(rows/s, worker peak RSS KiB) of the checkout at ``root``."""
     port = free_port()
-    data = workdir / "data"
+    data = workdir / f"data-{abs(hash(root))}"
     common = ["--data-dir", str(data)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
     tusd = [sys.executable, "-m", "tusd_py"]
     serve = subprocess.Popen(
         [*tusd, "serve", "--no-auth", "--port", str(port), "--jobs-workers", "0", *common],
@@ -140,6 +147,7 @@ def run_ours(csv_path: Path, rows: int, workdir: Path) -> tuple[float, int]:
         for proc in (worker, serve):
             proc.terminate()
             proc.wait(60)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def run_sqlite_utils(csv_path: Path, rows: int, workdir: Path) -> tuple[float, int]:
@@ -153,29 +161,63 @@ def run_sqlite_utils(csv_path: Path, rows: int, workdir: Path) -> tuple[float, i
     return rows / elapsed, int(usage.ru_maxrss)
 
 
+def export(ref: str, into: Path) -> Path:
+    """A clean copy of revision ``ref`` of this repository under ``into``."""
+    into.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
+def row(text: str, rows: int, what: str, rate: float, rss_kib: int, base: float | None) -> None:
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    ratio = f"{rate / base:.2f}×" if base else "—"
+    print(
+        f"| {text} | {rows:,} | {what} | {rate:,.0f} | {rss_kib / 1024:.0f} MiB | {ratio} | {load} |",
+        flush=True,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default="100M,1G")
+    parser.add_argument("--before", metavar="REF", help="also index the first size with revision REF")
     args = parser.parse_args()
-    print(
-        "| CSV | rows | tusd-py index rows/s | worker peak RSS | sqlite-utils rows/s | its peak RSS | ratio |"
-    )
+    print("| CSV | rows | run | rows/s | peak RSS | ÷ sqlite-utils rows/s | load avg 1/5/15 min |")
     print("|---|---|---|---|---|---|---|")
-    for text in args.sizes.split(","):
-        size = parse_size(text)
-        with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
-            workdir = Path(tmp)
-            csv_path = workdir / "bench.csv"
-            rows = make_csv(csv_path, size)
-            ours, rss = run_ours(csv_path, rows, workdir)
-            theirs, their_rss = run_sqlite_utils(csv_path, rows, workdir)
-            print(
-                f"| {text} | {rows:,} | {ours:,.0f} | {rss / 1024:.0f} MiB | {theirs:,.0f} | "
-                f"{their_rss / 1024:.0f} MiB | {ours / theirs:.2f}× |",
-                flush=True,
-            )
+    peaks: list[tuple[str, int]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-index-") as keep:
+        before_root = export(args.before, Path(keep) / "before") if args.before else None
+        for n, text in enumerate(args.sizes.split(",")):
+            size = parse_size(text)
+            with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
+                workdir = Path(tmp)
+                csv_path = workdir / "bench.csv"
+                rows = make_csv(csv_path, size)
+                results = []
+                if before_root is not None and n == 0:
+                    rate, peak = run_ours(csv_path, rows, workdir, before_root)
+                    results.append((f"tusd-py worker, {args.before}", rate, peak))
+                    print(f"# {text} {args.before}: {rate:,.0f} rows/s", file=sys.stderr, flush=True)
+                ours, rss = run_ours(csv_path, rows, workdir)
+                results.append(("tusd-py worker", ours, rss))
+                peaks.append((text, rss))
+                print(
+                    f"# {text} worker: {ours:,.0f} rows/s, {rss / 1024:.0f} MiB", file=sys.stderr, flush=True
+                )
+                theirs, their_rss = run_sqlite_utils(csv_path, rows, workdir)
+                for what, rate, peak in results:
+                    row(text, rows, what, rate, peak, theirs)
+                row(text, rows, "`sqlite-utils insert --csv`", theirs, their_rss, None)
+    if len(peaks) > 1:
+        (first, low), (last, high) = peaks[0], peaks[-1]
+        print(
+            f"\nworker peak RSS {first} → {last}: {low / 1024:.0f} → {high / 1024:.0f} MiB "
+            f"({(high - low) / 1024:+.1f} MiB)",
+            flush=True,
+        )
     return 0
 
 

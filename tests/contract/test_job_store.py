@@ -151,3 +151,63 @@ def test_stale_finds_pending_jobs_past_due_once_per_window(jobs: JobStore) -> No
     assert found[0].next_attempt_at == 60.0 and found[0].status is JobStatus.PENDING
     assert jobs.stale(before=50.0, now=61.0) == [], "marked due at 60: not stale again in this window"
     assert {j.job_id for j in jobs.stale(before=600.0, now=700.0)} == {old.job_id, later.job_id, fresh.job_id}
+
+
+def finish(jobs: JobStore, j: JobRecord, at: float, ok: bool = True) -> JobRecord:
+    """Add ``j`` and end it at ``at``: COMPLETED, or FAILED (a dead letter)."""
+    jobs.add(j)
+    assert jobs.claim(j.job_id, "w", now=at - 1, lease=100.0) is not None
+    done = (
+        jobs.complete(j.job_id, "w", {}, now=at)
+        if ok
+        else jobs.fail(j.job_id, "w", "bad", now=at, retry_at=None)
+    )
+    assert done is not None
+    return done
+
+
+def test_prune_deletes_exactly_the_old_finished_jobs_in_bounded_batches(jobs: JobStore) -> None:
+    old = [finish(jobs, job(file_id=f"o{n}"), at=10.0 + n, ok=n % 2 == 0) for n in range(5)]
+    recent_done = finish(jobs, job(file_id="r"), at=500.0)
+    waiting = jobs.add(job(file_id="p", created=1.0))
+    running = jobs.add(job(file_id="q", created=1.0))
+    assert jobs.claim(running.job_id, "w", now=2.0, lease=1.0) is not None  # lease long over: still kept
+    backing_off = jobs.add(job(file_id="b", created=1.0))
+    jobs.claim(backing_off.job_id, "w", now=2.0, lease=5.0)
+    jobs.fail(backing_off.job_id, "w", "x", now=3.0, retry_at=4.0)
+
+    first = jobs.prune(before=100.0, limit=3)
+    assert [j.job_id for j in first] == [j.job_id for j in old[:3]], "oldest first, at most limit"
+    second = jobs.prune(before=100.0, limit=3)
+    assert [j.job_id for j in second] == [j.job_id for j in old[3:]]
+    assert jobs.prune(before=100.0, limit=3) == []
+    for j in old:
+        assert jobs.get(j.job_id) is None and jobs.for_file(j.file_id) == []
+    for kept in (recent_done, waiting, running, backing_off):
+        assert jobs.get(kept.job_id) is not None
+    assert {j.status for j in (jobs.get(running.job_id), jobs.get(backing_off.job_id)) if j} == {
+        JobStatus.PROCESSING, JobStatus.PENDING,
+    }  # fmt: skip
+    assert jobs.reap(now=1000.0, retry_at=1000.0)[0].job_id == running.job_id, "its lease index survived"
+    assert [j.job_id for j in jobs.prune(before=1000.0, limit=10)] == [recent_done.job_id]
+
+
+def test_a_requeued_dead_letter_is_not_pruned(jobs: JobStore) -> None:
+    dead = finish(jobs, job(), at=10.0, ok=False)
+    assert jobs.requeue(dead.job_id, now=20.0) is not None
+    assert jobs.prune(before=1000.0, limit=10) == []
+    assert jobs.claim(dead.job_id, "w", now=30.0, lease=5.0) is not None
+
+
+def test_purge_deletes_one_uploads_jobs_of_the_given_kinds(jobs: JobStore) -> None:
+    index, digest, hook = job(), job(kind="sha256"), job(kind="webhook")
+    other = job(file_id="f2")
+    for j in (index, digest, hook, other):
+        jobs.add(j)
+    assert jobs.claim(digest.job_id, "w", now=2.0, lease=5.0) is not None
+    purged = jobs.purge("f1", ("index", "sha256"))
+    assert sorted(j.job_id for j in purged) == sorted([index.job_id, digest.job_id])
+    assert [j.job_id for j in jobs.for_file("f1")] == [hook.job_id], "webhook deliveries stay"
+    assert jobs.get(other.job_id) == other
+    assert jobs.reap(now=100.0, retry_at=100.0) == [], "a purged PROCESSING job is not reaped"
+    assert jobs.purge("f1", ("index",)) == []

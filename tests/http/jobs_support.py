@@ -1,13 +1,18 @@
 """Helpers of the job tests: a context whose job consumer runs in-process,
-uploads with metadata, and polling a job or status document to an end state."""
+uploads with metadata, polling a job or status document to an end state, and
+a webhook receiver (a real HTTP server on loopback)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
+import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import tornado.ioloop
@@ -22,22 +27,27 @@ from tusd_py.ops.context import AppContext
 ALICE = bearer("alice")
 #: Config overrides that keep retries and lease recovery quick in tests.
 FAST_JOBS = {"jobs.retry_delay": 0.05, "jobs.max_retry_delay": 0.2, "jobs.visibility_timeout": 2.0}
+#: ``[hooks] secret`` of the webhook tests.
+SECRET = "s3cret-for-tests"
 
 
-def consuming_ctx(io_loop: tornado.ioloop.IOLoop, config: Config, threads: int = 2) -> Iterator[AppContext]:
-    """A multi-user context (see :func:`tests.restapi.bearer`) with ``threads`` job consumers."""
-    context = io_loop.run_sync(lambda: build_context(config, authenticator=HeaderAuthenticator()))
-    jobs = context.jobs
+def consuming_ctx(
+    io_loop: tornado.ioloop.IOLoop, config: Config, threads: int = 2, **context: Any
+) -> Iterator[AppContext]:
+    """A multi-user context (see :func:`tests.restapi.bearer`) with ``threads`` job
+    consumers; ``context`` goes to :func:`build_context` (e.g. ``job_store``)."""
+    built = io_loop.run_sync(lambda: build_context(config, authenticator=HeaderAuthenticator(), **context))
+    jobs = built.jobs
     assert jobs is not None
 
     async def start() -> None:
         jobs.start_consumer(threads)
 
     io_loop.run_sync(start)
-    yield context
+    yield built
     io_loop.run_sync(lambda: jobs.stop_consumer(10.0))
-    io_loop.run_sync(lambda: context.lifecycle.join_tasks(10.0))
-    io_loop.run_sync(context.aclose)
+    io_loop.run_sync(lambda: built.lifecycle.join_tasks(10.0))
+    io_loop.run_sync(built.aclose)
 
 
 async def upload(tus: Tus, body: bytes, headers: Mapping[str, str] = ALICE, **meta: str) -> str:
@@ -121,3 +131,64 @@ def csv_bytes(rows: list[list[Any]]) -> bytes:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
     return out.getvalue().encode()
+
+
+@dataclass
+class Delivery:
+    body: bytes
+    signature: str
+    answered: int
+
+
+@dataclass
+class Receiver:
+    """Records deliveries; fails the first one of each event id with 500."""
+
+    deliveries: list[Delivery] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, body: bytes, signature: str) -> int:
+        event_id = json.loads(body)["id"]
+        with self.lock:
+            seen = any(json.loads(d.body)["id"] == event_id for d in self.deliveries)
+            status = 200 if seen else 500
+            self.deliveries.append(Delivery(body, signature, status))
+        return status
+
+    def delivered_types(self) -> set[str]:
+        with self.lock:
+            return {json.loads(d.body)["type"] for d in self.deliveries if d.answered == 200}
+
+    def delivered(self, event_type: str) -> list[Delivery]:
+        """The 2xx-answered deliveries of ``event_type``."""
+        with self.lock:
+            return [
+                d for d in self.deliveries if d.answered == 200 and json.loads(d.body)["type"] == event_type
+            ]
+
+
+@contextlib.contextmanager
+def receiving() -> Iterator[tuple[Receiver, str]]:
+    """A :class:`Receiver` listening on loopback, and its URL."""
+    record = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            status = record.answer(body, self.headers.get("Tusd-Signature", ""))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield record, f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,64 +17,28 @@ import pytest
 import tornado.ioloop
 from tornado.httpclient import AsyncHTTPClient
 
-from tests.http.jobs_support import ALICE, FAST_JOBS, consuming_ctx, post_process, upload, wait_job
+from tests.http.jobs_support import (
+    ALICE,
+    FAST_JOBS,
+    SECRET,
+    Delivery,
+    Receiver,
+    consuming_ctx,
+    post_process,
+    receiving,
+    upload,
+    wait_job,
+)  # fmt: skip
 from tests.tusclient import Tus, metadata
 from tusd_py.core.config import Config
 from tusd_py.events.hooks.signing import verify
 from tusd_py.ops.context import AppContext
 
-SECRET = "s3cret-for-tests"
-
-
-@dataclass
-class Delivery:
-    body: bytes
-    signature: str
-    answered: int
-
-
-@dataclass
-class Receiver:
-    """Records deliveries; fails the first one of each event id with 500."""
-
-    deliveries: list[Delivery] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def answer(self, body: bytes, signature: str) -> int:
-        event_id = json.loads(body)["id"]
-        with self.lock:
-            seen = any(json.loads(d.body)["id"] == event_id for d in self.deliveries)
-            status = 200 if seen else 500
-            self.deliveries.append(Delivery(body, signature, status))
-        return status
-
-    def delivered_types(self) -> set[str]:
-        with self.lock:
-            return {json.loads(d.body)["type"] for d in self.deliveries if d.answered == 200}
-
 
 @pytest.fixture
 def receiver() -> Iterator[tuple[Receiver, str]]:
-    record = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            status = record.answer(body, self.headers.get("Tusd-Signature", ""))
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield record, f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with receiving() as pair:
+        yield pair
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ from tusd_py.core.service import UploadService
 from tusd_py.events.hooks.pre_create import PreCreateHook
 from tusd_py.events.live import LiveEventSink, build_live
 from tusd_py.events.live.sink import LiveJobListener
+from tusd_py.jobs.store import JobStore
 from tusd_py.jobs.system import NOTIFIED_KINDS, JobsSink, JobSystem
 from tusd_py.locking import build_locker
 from tusd_py.ops.context import AppContext
@@ -71,8 +72,10 @@ async def build_context(
     authenticator: Authenticator | None = None,
     events: Sequence[EventSink] = (),
     clock: Callable[[], float] = time.time,
+    job_store: JobStore | None = None,
 ) -> AppContext:
-    """Open the backends named by ``config`` and assemble an :class:`AppContext`.
+    """Open the backends named by ``config`` and assemble an :class:`AppContext`
+    (``job_store``: another job store than the one ``config`` names).
 
     Each concern has its own builder (state, locking, storage, auth, guard,
     inspection); this function only wires them together.
@@ -85,7 +88,8 @@ async def build_context(
     composer = Composer(storages=storages, state=state, locker=locker, policy=policy)
     metrics = Metrics()
     live = build_live(config, redis)  # live events (tusd_py/live)
-    jobs = JobSystem(config, composer, clock=clock)
+    jobs = JobSystem(config, composer, clock=clock, store=job_store)
+    jobs.register_metrics(metrics.registry)
     sink: EventSink = MultiSink(
         [LogEventSink(), MetricsEventSink(metrics), LiveEventSink(live), JobsSink(jobs), *events]
     )

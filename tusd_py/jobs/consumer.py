@@ -5,8 +5,9 @@ Workers never run on the IOLoop: ``serve`` starts a :class:`Consumer` with
 dequeue and execute huey tasks (polling every :data:`POLL` s when the queue is
 empty); the scheduler thread moves due delayed tasks onto the queue and, every
 quarter visibility timeout, reaps expired leases (a killed consumer's jobs) and
-re-queues jobs whose message was lost. :meth:`Consumer.stop` lets running jobs
-finish (bounded by ``timeout``).
+re-queues jobs whose message was lost; with a ``sweep`` it also runs that
+(pruning old finished jobs) on its first pass and every ``sweep_every``
+seconds. :meth:`Consumer.stop` lets running jobs finish (bounded by ``timeout``).
 
 A backend outage (Redis down, SQLite locked) is an operational condition, not
 a bug: it is logged once as a warning when it starts and once when it ends,
@@ -60,11 +61,21 @@ class Outage:
 class Consumer:
     """``threads`` worker threads and one scheduler/reaper thread."""
 
-    def __init__(self, huey: Huey, threads: int, reap: Callable[[], object], reap_every: float) -> None:
+    def __init__(
+        self,
+        huey: Huey,
+        threads: int,
+        reap: Callable[[], object],
+        reap_every: float,
+        sweep: Callable[[], object] | None = None,
+        sweep_every: float = 3600.0,
+    ) -> None:
         self.huey = huey
         self.threads = threads
         self._reap = reap
         self._reap_every = max(SCHEDULE_EVERY, reap_every)
+        self._sweep = sweep
+        self._sweep_every = max(SCHEDULE_EVERY, sweep_every)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.outage = Outage()
@@ -109,7 +120,7 @@ class Consumer:
                 log.exception("job task %s raised", task.id)
 
     def _schedule(self) -> None:
-        since_reap = self._reap_every
+        since_reap, since_sweep = self._reap_every, self._sweep_every
         while not self._stop.wait(SCHEDULE_EVERY):
             try:
                 for task in self.huey.read_schedule():
@@ -118,6 +129,10 @@ class Consumer:
                 if since_reap >= self._reap_every:
                     since_reap = 0.0
                     self._reap()
+                since_sweep += SCHEDULE_EVERY
+                if self._sweep is not None and since_sweep >= self._sweep_every:
+                    since_sweep = 0.0
+                    self._sweep()
             except Exception as exc:
                 self.outage.failed("scheduler pass", exc)
                 self._stop.wait(OUTAGE_RETRY)

@@ -27,6 +27,8 @@ class JobStatus(StrEnum):
 
 #: Statuses of a job that has not ended.
 ACTIVE = (JobStatus.PENDING, JobStatus.PROCESSING)
+#: Statuses of a job that has ended (pruned after the retention).
+FINISHED = (JobStatus.COMPLETED, JobStatus.FAILED)
 
 #: Kinds a user may request with ``POST /process/{id}``.
 USER_KINDS = ("index", "sha256")

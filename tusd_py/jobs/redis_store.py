@@ -6,11 +6,14 @@ Key layout (``P`` is ``[redis] prefix``)::
     P jobs:file:<file_id>  zset    job ids of one upload, scored by created_at
     P jobs:leases          zset    PROCESSING job ids, scored by lease_until
     P jobs:pending         zset    PENDING job ids, scored by when due (next_attempt_at or updated_at)
+    P jobs:finished        zset    COMPLETED/FAILED job ids, scored by updated_at (for pruning)
 
 Every read-modify-write runs as an optimistic transaction (``WATCH`` the job
 key, recompute with the same rules as the SQLite store, ``MULTI``/``EXEC``),
 so of two concurrent claims exactly one commits. Redis errors propagate as
 ``redis.exceptions.RedisError`` (workers log and retry; handlers answer 503).
+Records finished before ``jobs:finished`` existed are not in it and so are
+not pruned by age (they still go with their upload, :meth:`RedisJobStore.purge`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 import redis
 
-from tusd_py.jobs.records import ACTIVE, JobRecord, JobStatus
+from tusd_py.jobs.records import ACTIVE, FINISHED, JobRecord, JobStatus
 from tusd_py.jobs.store import CLAIM_SLACK, LOST, failed, fresh
 
 Change = Callable[[JobRecord], JobRecord | None]
@@ -52,6 +55,10 @@ class RedisJobStore:
     def _pending(self) -> str:
         return f"{self._p}jobs:pending"
 
+    @property
+    def _finished(self) -> str:
+        return f"{self._p}jobs:finished"
+
     @staticmethod
     def _decode(raw: Any) -> JobRecord | None:
         return None if raw is None else JobRecord.from_row(json.loads(raw))
@@ -68,6 +75,31 @@ class RedisJobStore:
             pipe.zadd(self._pending, {job.job_id: due})
         else:
             pipe.zrem(self._pending, job.job_id)
+        if job.status in FINISHED:
+            pipe.zadd(self._finished, {job.job_id: job.updated_at})
+        else:
+            pipe.zrem(self._finished, job.job_id)
+
+    def _remove(self, pipe: Any, job: JobRecord) -> None:
+        pipe.delete(self._key(job.job_id))
+        pipe.zrem(self._file_key(job.file_id), job.job_id)
+        for index in (self._leases, self._pending, self._finished):
+            pipe.zrem(index, job.job_id)
+
+    def _delete_if(self, job_id: str, keep: Callable[[JobRecord], bool]) -> JobRecord | None:
+        """Delete ``job_id`` atomically unless ``keep(record)``; the deleted record or None."""
+        key = self._key(job_id)
+        outcome: list[JobRecord | None] = [None]
+
+        def run(pipe: Any) -> None:
+            current = self._decode(pipe.get(key))
+            outcome[0] = None if current is None or keep(current) else current
+            pipe.multi()
+            if outcome[0] is not None:
+                self._remove(pipe, outcome[0])
+
+        self._r.transaction(run, key)
+        return outcome[0]
 
     def _update(self, job_id: str, change: Change) -> JobRecord | None:
         """Apply ``change`` to the stored record atomically; None = no change."""
@@ -185,6 +217,26 @@ class RedisJobStore:
             if job is not None:
                 found.append(job)
         return found
+
+    def prune(self, before: float, limit: int) -> list[JobRecord]:
+        pruned = []
+        ids = self._r.zrangebyscore(self._finished, "-inf", f"({before}", start=0, num=limit)
+        for raw in ids:
+            job_id = _text(raw)
+            job = self._delete_if(job_id, lambda j: j.status not in FINISHED or j.updated_at >= before)
+            if job is not None:
+                pruned.append(job)
+            elif self._r.get(self._key(job_id)) is None:
+                self._r.zrem(self._finished, job_id)  # a record deleted elsewhere
+        return pruned
+
+    def purge(self, file_id: str, kinds: tuple[str, ...]) -> list[JobRecord]:
+        purged = []
+        for raw in self._r.zrange(self._file_key(file_id), 0, -1):
+            job = self._delete_if(_text(raw), lambda j: j.kind not in kinds)
+            if job is not None:
+                purged.append(job)
+        return purged
 
     def close(self) -> None:
         self._r.close()

@@ -6,6 +6,10 @@ row count, columns as JSON ``[{"name", "type"}]``). A table is published by
 renaming a fully written temporary table in one transaction with its
 ``_indexed`` row, so a reader sees the old table or the new one, never a
 half-written one, and a re-run (after a killed worker) leaves each row once.
+The temporary table is written with ``synchronous=NORMAL`` (WAL: batches are
+not fsynced one by one; the file stays consistent on power loss) and the
+publishing transaction with ``synchronous=FULL``, whose WAL sync makes every
+earlier batch durable too: what ``_indexed`` names is on disk.
 
 Pages are in ``rowid`` order (insertion = file order); the cursor is the last
 rowid served, so paging is stable while the table is unchanged.
@@ -59,6 +63,7 @@ class RowsDB:
         """Atomically replace ``file_id``'s table by ``tmp`` (None: no table) and record ``meta``."""
         final = table_name(file_id)
         conn = db.conn
+        conn.execute("PRAGMA synchronous=FULL")
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(f"DROP TABLE IF EXISTS [{final}]")
@@ -81,15 +86,25 @@ class RowsDB:
             raise
         conn.execute("COMMIT")
 
-    def drop(self, file_id: str) -> None:
-        """Forget ``file_id``'s rows (its upload was terminated or expired)."""
+    def drop(self, file_id: str, job_id: str | None = None) -> None:
+        """Forget ``file_id``'s rows (its upload was terminated or expired); with
+        ``job_id``, only if that job published them (a pruned job's table, not a
+        newer index's). One transaction: readers see the rows or none."""
         if not self.path.exists():
             return
         db = self.connect()
+        conn = db.conn
         try:
-            self.publish(db, file_id, None, {"rows": 0, "columns": [], "job_id": None, "indexed_at": None})
-            db.execute(f"DELETE FROM [{META}] WHERE file_id = ?", (file_id,))
-            db.conn.commit()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                meta = conn.execute(f"SELECT job_id FROM [{META}] WHERE file_id = ?", (file_id,)).fetchone()
+                if job_id is None or (meta is not None and meta[0] == job_id):
+                    conn.execute(f"DROP TABLE IF EXISTS [{table_name(file_id)}]")
+                    conn.execute(f"DELETE FROM [{META}] WHERE file_id = ?", (file_id,))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
         finally:
             db.close()
 

@@ -15,6 +15,11 @@ Contract (shared by every implementation, checked by tests/contract/test_job_sto
 * :meth:`stale` finds PENDING jobs due before ``before`` (their queue message
   was lost: a process died between recording and queueing, or the queue was
   down), marks them due ``now`` (so the next sweep skips them) and returns them.
+* :meth:`prune` deletes at most ``limit`` finished (COMPLETED/FAILED) jobs
+  last changed before ``before`` and returns them; PENDING and PROCESSING jobs
+  are never pruned, whatever their age.
+* :meth:`purge` deletes the jobs of one upload whose kind is in ``kinds``
+  (active ones too: the upload is gone) and returns them.
 
 Methods are synchronous (workers are threads); the HTTP layer calls them in
 an executor, never on the IOLoop. The SQLite store keeps its ``jobs`` table
@@ -30,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from tusd_py.jobs.records import ACTIVE, JobRecord, JobStatus
+from tusd_py.jobs.records import ACTIVE, FINISHED, JobRecord, JobStatus
 
 COLUMNS = (
     "job_id", "file_id", "kind", "owner", "status", "priority", "attempts", "max_attempts",
@@ -55,6 +60,8 @@ class JobStore(Protocol):
     def reap(self, now: float, retry_at: float) -> list[JobRecord]: ...
     def requeue(self, job_id: str, now: float) -> JobRecord | None: ...
     def stale(self, before: float, now: float) -> list[JobRecord]: ...
+    def prune(self, before: float, limit: int) -> list[JobRecord]: ...
+    def purge(self, file_id: str, kinds: tuple[str, ...]) -> list[JobRecord]: ...
     def close(self) -> None: ...
 
 
@@ -79,6 +86,7 @@ class SQLiteJobStore:
             c.execute("CREATE INDEX IF NOT EXISTS jobs_file ON jobs (file_id, created_at)")
             c.execute("CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (status, lease_until)")
             c.execute("CREATE INDEX IF NOT EXISTS jobs_due ON jobs (status, next_attempt_at)")
+            c.execute("CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (status, updated_at)")
 
     @contextmanager
     def _tx(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
@@ -199,6 +207,24 @@ class SQLiteJobStore:
                 (JobStatus.PENDING.value, before),
             ).fetchall()
             return [self._put(c, JobRecord.from_row(dict(r)).replace(next_attempt_at=now)) for r in rows]
+
+    def prune(self, before: float, limit: int) -> list[JobRecord]:
+        with self._tx(immediate=True) as c:
+            rows = c.execute(
+                "SELECT * FROM jobs WHERE status IN (?, ?) AND updated_at < ? ORDER BY updated_at LIMIT ?",
+                (*FINISHED, before, limit),
+            ).fetchall()
+            return self._delete(c, [JobRecord.from_row(dict(r)) for r in rows])
+
+    def purge(self, file_id: str, kinds: tuple[str, ...]) -> list[JobRecord]:
+        with self._tx(immediate=True) as c:
+            rows = c.execute("SELECT * FROM jobs WHERE file_id = ?", (file_id,)).fetchall()
+            return self._delete(c, [j for j in map(JobRecord.from_row, map(dict, rows)) if j.kind in kinds])
+
+    @staticmethod
+    def _delete(c: sqlite3.Connection, jobs: list[JobRecord]) -> list[JobRecord]:
+        c.executemany("DELETE FROM jobs WHERE job_id = ?", [(j.job_id,) for j in jobs])
+        return jobs
 
     def close(self) -> None:
         with self._lock:

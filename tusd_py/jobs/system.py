@@ -5,6 +5,14 @@ queue, the :class:`Runner` with the built-in kinds (``index``, ``sha256``,
 ``webhook``), the optional in-process :class:`Consumer` and the
 :class:`JobsSink` that turns upload events into jobs (auto-index, webhooks).
 
+Writes caused by events (webhook deliveries, auto-index, forgetting a
+terminated upload) go through the :class:`~tusd_py.jobs.outbox.Outbox`, so a
+job store that is down at event time delays them instead of losing them.
+Finished jobs are pruned :data:`RETENTION` seconds after they ended (by the
+consumer's scheduler, :meth:`JobSystem.prune`), with the rows table an
+``index`` job published; a terminated or expired upload's jobs and rows go at
+once.
+
 Async methods are for the IOLoop: they run the store's synchronous calls in
 the system's own small thread pool. Listeners (:class:`JobListener`) hear
 every job state change; webhooks are one, live events can be another
@@ -21,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
+from prometheus_client import CollectorRegistry
+
 from tusd_py.core import errors
 from tusd_py.core.composer import Composer
 from tusd_py.core.config import Config
@@ -29,8 +39,9 @@ from tusd_py.events.hooks import webhooks
 from tusd_py.jobs.consumer import Consumer
 from tusd_py.jobs.digest import sha256_job
 from tusd_py.jobs.index import index_job, tabular_format
+from tusd_py.jobs.outbox import Call, JobWrite, Outbox, OutboxCollector
 from tusd_py.jobs.queue import JobQueue, build_huey
-from tusd_py.jobs.records import JobRecord, JobStatus, new_job_id, priority_of
+from tusd_py.jobs.records import USER_KINDS, JobRecord, JobStatus, new_job_id, priority_of
 from tusd_py.jobs.rows import RowsDB
 from tusd_py.jobs.runner import BACKEND_ERRORS, JobFn, JobListener, PermanentJobError, Runner
 from tusd_py.jobs.source import UploadSource
@@ -41,6 +52,14 @@ T = TypeVar("T")
 
 #: Kinds whose changes make ``job.*`` webhooks (not the webhook deliveries themselves).
 NOTIFIED_KINDS = ("index", "sha256")
+#: Seconds a finished (COMPLETED or FAILED: dead letters too) job is kept. Should
+#: become ``[jobs] retention``; hard-coded until the config module's split lands.
+RETENTION = 30 * 86400.0
+#: Jobs deleted per store call, and store calls per sweep (bounded work per pass).
+PRUNE_BATCH = 500
+PRUNE_BATCHES = 20
+#: Seconds between two prune sweeps of a consumer (the first runs when it starts).
+PRUNE_EVERY = 3600.0
 
 
 def build_job_store(config: Config) -> JobStore:
@@ -75,6 +94,7 @@ class JobSystem:
         self.queue = JobQueue(build_huey(config), self._run)
         self.source: UploadSource | None = None
         self.consumer: Consumer | None = None
+        self.outbox = Outbox()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tusd-jobs-io")
         j = config.jobs
         self.runner = Runner(
@@ -151,8 +171,7 @@ class JobSystem:
             self.config.hooks, event_type, data, owner, self.clock(), self.config.jobs.max_attempts
         )
         for job in jobs:
-            self.store.add(job)
-            self.queue.push(job.job_id, job.priority, 0.0)
+            self.outbox.write(JobWrite(job, self.store, self.queue.push))
         return jobs
 
     def on_upload_event(self, event: str, info: UploadInfo, detail: str | None) -> None:
@@ -160,14 +179,42 @@ class JobSystem:
         and an ``index`` job when the declared or sniffed type is CSV/NDJSON (a
         name like ``x.csv`` alone does not queue one; ``POST /process`` accepts it;
         partial uploads of a concatenation are not indexed, their final is).
-        A terminated or expired upload's rows are dropped."""
+        A terminated or expired upload's jobs (not its webhook deliveries) and
+        rows are dropped. Store writes go through the outbox."""
         if event in webhooks.EVENT_TYPES:
             self.publish(event, webhooks.upload_data(info, detail), info.owner)
         tabular = info.concat is not ConcatKind.PARTIAL and tabular_format(info, by_name=False)
         if event == "upload.finished" and self.config.jobs.auto_index and tabular:
-            self.submit(info, "index")
+            self.outbox.write(Call(f"index job of {info.id}", self.submit, info, "index"))
         if event in ("upload.terminated", "upload.expired"):
-            self.rows.drop(info.id)
+            self.outbox.write(Call(f"forgetting the jobs of {info.id}", self.forget, info.id))
+
+    def forget(self, file_id: str) -> list[JobRecord]:
+        """Delete the ``index``/``sha256`` jobs and the rows of a removed upload."""
+        self.rows.drop(file_id)
+        return self.store.purge(file_id, USER_KINDS)
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete jobs finished more than :data:`RETENTION` s before ``now`` (at most
+        ``PRUNE_BATCH * PRUNE_BATCHES`` per call), and the rows tables the pruned
+        ``index`` jobs published; returns how many jobs went."""
+        before = (self.clock() if now is None else now) - RETENTION
+        total = 0
+        for _ in range(PRUNE_BATCHES):
+            pruned = self.store.prune(before, PRUNE_BATCH)
+            for job in pruned:
+                if job.kind == "index":
+                    self.rows.drop(job.file_id, job.job_id)
+            total += len(pruned)
+            if len(pruned) < PRUNE_BATCH:
+                break
+        if total:
+            log.info("pruned %d finished jobs", total, extra={"event": "JobsPruned", "count": total})
+        return total
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        """Export the outbox's series (see :mod:`tusd_py.jobs.outbox`) in ``registry``."""
+        registry.register(OutboxCollector(self.outbox))
 
     # --- the IOLoop side -----------------------------------------------------
 
@@ -206,8 +253,9 @@ class JobSystem:
         self.bind(asyncio.get_running_loop())
         if self.consumer is None and threads > 0:
             self.consumer = Consumer(
-                self.queue.huey, threads, self.runner.reap, self.config.jobs.visibility_timeout / 4
-            )
+                self.queue.huey, threads, self.runner.reap, self.config.jobs.visibility_timeout / 4,
+                sweep=self.prune, sweep_every=PRUNE_EVERY,
+            )  # fmt: skip
             self.consumer.start()
 
     async def stop_consumer(self, timeout: float = 30.0) -> None:
@@ -217,8 +265,12 @@ class JobSystem:
             await asyncio.get_running_loop().run_in_executor(None, consumer.stop, timeout)
 
     async def aclose(self) -> None:
+        """Stop the consumer, finish queued event work, flush the outbox (bounded
+        by :data:`~tusd_py.jobs.outbox.FLUSH_TIMEOUT`), close the backends."""
         await self.stop_consumer()
-        await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._pool.shutdown)
+        await loop.run_in_executor(None, self.outbox.close)
         self.queue.close()
         self.store.close()
 
