@@ -96,13 +96,18 @@ async def wait_job(
 
 
 async def wait_state(
-    client: AsyncHTTPClient, base_url: str, file_id: str, state: str, timeout: float = 30.0
+    client: AsyncHTTPClient,
+    base_url: str,
+    file_id: str,
+    state: str,
+    headers: Mapping[str, str] = ALICE,
+    timeout: float = 30.0,
 ) -> dict[str, Any]:
-    """Poll ``/index-status/{id}`` until ``state``."""
+    """Poll ``/index-status/{id}`` (as ``headers``' user) until ``state``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        code, doc = await get_json(client, f"{base_url}/index-status/{file_id}", ALICE)
+        code, doc = await get_json(client, f"{base_url}/index-status/{file_id}", headers)
         assert code == 200, (code, doc)
         if doc["state"] == state:
             return dict(doc)

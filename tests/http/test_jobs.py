@@ -295,3 +295,18 @@ async def test_the_listing_shows_each_uploads_jobs(
     [item] = [i for i in listing["items"] if i["file_id"] == file_id]
     assert item["state"] == "ready", item
     assert [(j["kind"], j["status"]) for j in item["jobs"]] == [("index", "COMPLETED")]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_auto_queued_index_job_runs_at_the_uploaders_tier_priority(
+    tus: Tus, http_client: AsyncHTTPClient, base_url: str, ctx: AppContext
+) -> None:
+    assert ctx.jobs is not None
+    body = csv_bytes(people(3))
+    premium = await upload(tus, body, bearer("carol", "premium"), filename="p.csv", filetype="text/csv")
+    basic = await upload(tus, body, filename="b.csv", filetype="text/csv")
+    for file_id, who in ((premium, bearer("carol", "premium")), (basic, bearer("alice"))):
+        await wait_state(http_client, base_url, file_id, "ready", who)
+    [premium_job] = await ctx.jobs.call(ctx.jobs.store.for_file, premium)
+    [basic_job] = await ctx.jobs.call(ctx.jobs.store.for_file, basic)
+    assert premium_job.priority > basic_job.priority == 0

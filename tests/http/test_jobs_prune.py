@@ -18,13 +18,16 @@ from tests.http.jobs_support import ALICE, FAST_JOBS, consuming_ctx, csv_bytes, 
 from tests.restapi import eventually, get_json
 from tests.tusclient import Tus
 from tusd_py.core.config import Config
-from tusd_py.jobs.system import RETENTION, JobSystem
+from tusd_py.jobs.system import JobSystem
 from tusd_py.ops.context import AppContext
+
+#: ``[jobs] retention`` of these tests (seconds; the default is 30 days).
+RETENTION = 3 * 3600.0
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def config_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
-    values: dict[str, Any] = {**FAST_JOBS, "jobs.max_attempts": 1}
+    values: dict[str, Any] = {**FAST_JOBS, "jobs.max_attempts": 1, "jobs.retention": RETENTION}
     if request.param == "redis":
         values["redis.url"] = request.getfixturevalue("redis_url")
         values["redis.prefix"] = f"prune-{uuid.uuid4().hex[:8]}:"

@@ -8,11 +8,15 @@ import io
 import json
 import logging
 import time
+from types import SimpleNamespace
+from typing import cast
 
+from tusd_py.core.config import load_config
 from tusd_py.core.events import LogEventSink, MultiSink
 from tusd_py.core.models import UploadInfo
 from tusd_py.events.live.hub import LiveHub
 from tusd_py.events.live.sink import LiveEventSink
+from tusd_py.jobs.system import JobsSink, JobSystem
 from tusd_py.ops.logs import LogPipeline
 
 
@@ -116,3 +120,13 @@ def test_the_lifecycle_line_carries_the_event_and_the_upload() -> None:
         "user": "alice", "offset": 3, "length": 10, "storage": "disk",
     }  # fmt: skip
     assert (failed["event"], failed["offset"], failed["detail"]) == ("UploadFailed", 5, "disk full")
+
+
+def test_the_jobs_sink_takes_completion_and_removal_and_upload_webhooks_only_when_configured() -> None:
+    def sink(**overrides: object) -> JobsSink:
+        return JobsSink(cast(JobSystem, SimpleNamespace(config=load_config(overrides=overrides))))
+
+    assert sink().event_kinds == {"upload.finished", "upload.terminated", "upload.expired"}
+    hooked = sink(**{"hooks.url": ["http://127.0.0.1:9/hook"], "hooks.secret": "s" * 32}).event_kinds
+    assert {"upload.created", "upload.finished", "upload.terminated", "upload.expired"} <= hooked
+    assert "upload.progress" not in hooked

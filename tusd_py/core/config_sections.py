@@ -221,6 +221,8 @@ class JobsConfig:
     #: First retry delay (seconds); doubles per attempt up to ``max_retry_delay``.
     retry_delay: float = 2.0
     max_retry_delay: float = 300.0
+    #: Finished jobs (and the rows tables they published) are deleted this long after they ended.
+    retention: float = 30 * 86400.0
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ queue, the :class:`Runner` with the built-in kinds (``index``, ``sha256``,
 Writes caused by events (webhook deliveries, auto-index, forgetting a
 terminated upload) go through the :class:`~tusd_py.jobs.outbox.Outbox`, so a
 job store that is down at event time delays them instead of losing them.
-Finished jobs are pruned :data:`RETENTION` seconds after they ended (by the
+Finished jobs are pruned ``[jobs] retention`` seconds after they ended (by the
 consumer's scheduler, :meth:`JobSystem.prune`), with the rows table an
 ``index`` job published; a terminated or expired upload's jobs and rows go at
 once.
@@ -52,9 +52,6 @@ T = TypeVar("T")
 
 #: Kinds whose changes make ``job.*`` webhooks (not the webhook deliveries themselves).
 NOTIFIED_KINDS = ("index", "sha256")
-#: Seconds a finished (COMPLETED or FAILED: dead letters too) job is kept. Should
-#: become ``[jobs] retention``; hard-coded until the config module's split lands.
-RETENTION = 30 * 86400.0
 #: Jobs deleted per store call, and store calls per sweep (bounded work per pass).
 PRUNE_BATCH = 500
 PRUNE_BATCHES = 20
@@ -185,7 +182,8 @@ class JobSystem:
             self.publish(event, webhooks.upload_data(info, detail), info.owner)
         tabular = info.concat is not ConcatKind.PARTIAL and tabular_format(info, by_name=False)
         if event == "upload.finished" and self.config.jobs.auto_index and tabular:
-            self.outbox.write(Call(f"index job of {info.id}", self.submit, info, "index"))
+            # queued at the priority of the uploader's tier, recorded when the upload was created
+            self.outbox.write(Call(f"index job of {info.id}", self.submit, info, "index", info.tier))
         if event in ("upload.terminated", "upload.expired"):
             self.outbox.write(Call(f"forgetting the jobs of {info.id}", self.forget, info.id))
 
@@ -195,10 +193,10 @@ class JobSystem:
         return self.store.purge(file_id, USER_KINDS)
 
     def prune(self, now: float | None = None) -> int:
-        """Delete jobs finished more than :data:`RETENTION` s before ``now`` (at most
+        """Delete jobs finished more than ``[jobs] retention`` s before ``now`` (at most
         ``PRUNE_BATCH * PRUNE_BATCHES`` per call), and the rows tables the pruned
         ``index`` jobs published; returns how many jobs went."""
-        before = (self.clock() if now is None else now) - RETENTION
+        before = (self.clock() if now is None else now) - self.config.jobs.retention
         total = 0
         for _ in range(PRUNE_BATCHES):
             pruned = self.store.prune(before, PRUNE_BATCH)
@@ -280,6 +278,13 @@ class JobsSink:
 
     def __init__(self, system: JobSystem) -> None:
         self.system = system
+        #: What it acts on (other events never reach it: see ``core.events.MultiSink``):
+        #: completion (auto-index), removal (forgetting jobs), and with webhooks
+        #: configured every upload event they announce.
+        webhook_events = frozenset(e for e in webhooks.EVENT_TYPES if e.startswith("upload."))
+        self.event_kinds = frozenset({"upload.finished", "upload.terminated", "upload.expired"}) | (
+            webhook_events if system.config.hooks.url else frozenset()
+        )
 
     def emit(self, event: str, info: UploadInfo, detail: str | None = None) -> None:
         if event == "upload.progress":
