@@ -54,8 +54,6 @@ def job_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     try:
         yield server
     finally:
-        if server.proc is not None:
-            os.kill(server.proc.pid, signal.SIGCONT)  # a stopped process ignores SIGTERM
         server.stop()
 
 

@@ -73,7 +73,10 @@ class RedisProcess:
             self.proc = None
 
     def stop(self) -> None:
+        """SIGTERM (after SIGCONT: a paused server ignores SIGTERM), then SIGKILL if needed."""
         if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGCONT)
             self.proc.terminate()
             try:
                 self.proc.wait(10)

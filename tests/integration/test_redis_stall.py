@@ -35,8 +35,6 @@ def stoppable_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     try:
         yield redis
     finally:
-        if redis.proc is not None:
-            os.kill(redis.proc.pid, signal.SIGCONT)  # a stopped process ignores SIGTERM
         redis.stop()
 
 
