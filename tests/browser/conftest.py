@@ -78,6 +78,22 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
     assert not failures, f"server logged errors: {failures[:3]}"
 
 
+#: The only origin :func:`strict_cors_server` allows (no page is ever served from it).
+ALLOWED_ORIGIN = "http://allowed.example"
+
+
+@pytest.fixture
+def strict_cors_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server with auth whose CORS allow list holds only :data:`ALLOWED_ORIGIN`."""
+    data = tmp_path / "data"
+    data.mkdir()
+    server = ServerProcess(data, tmp_path / "server.log", ["--cors-origins", ALLOWED_ORIGIN], auth=True)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def origin(web_server: ServerProcess) -> str:
     """``http://127.0.0.1:PORT`` of the server (the page is at ``/``)."""

@@ -89,29 +89,23 @@ def test_tus_js_client_uploads_from_another_origin(
 
 
 def test_an_origin_off_the_allow_list_is_blocked_by_the_browser(
-    open_page: OpenPage, other_origin: str, tmp_path: Path
+    open_page: OpenPage, other_origin: str, strict_cors_server: ServerProcess
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    allowed = ["--cors-origins", "http://allowed.example"]
-    server = ServerProcess(data, tmp_path / "server.log", allowed, auth=True)
-    try:
-        token = server.token("blocked")
-        page, errors = open_page(None)
-        expect_errors(errors, "CORS policy", "net::ERR_FAILED")
-        page.goto(f"{other_origin}/")
-        outcome = page.evaluate(
-            """async ({endpoint, token}) => {
-                try {
-                    await fetch(endpoint, {method: "POST", headers: {
-                        "Tus-Resumable": "1.0.0", "Upload-Length": "1", Authorization: `Bearer ${token}`}});
-                    return "allowed";
-                } catch (err) { return "blocked"; }
-            }""",
-            {"endpoint": server.url, "token": token},
-        )
-        assert outcome == "blocked"
-        status, _, body = request(f"{server.url}?limit=10", token=token)
-        assert status == 200 and json.loads(body)["items"] == []  # the preflight stopped the POST
-    finally:
-        server.stop()
+    server = strict_cors_server
+    token = server.token("blocked")
+    page, errors = open_page(None)
+    expect_errors(errors, "CORS policy", "net::ERR_FAILED")
+    page.goto(f"{other_origin}/")
+    outcome = page.evaluate(
+        """async ({endpoint, token}) => {
+            try {
+                await fetch(endpoint, {method: "POST", headers: {
+                    "Tus-Resumable": "1.0.0", "Upload-Length": "1", Authorization: `Bearer ${token}`}});
+                return "allowed";
+            } catch (err) { return "blocked"; }
+        }""",
+        {"endpoint": server.url, "token": token},
+    )
+    assert outcome == "blocked"
+    status, _, body = request(f"{server.url}?limit=10", token=token)
+    assert status == 200 and json.loads(body)["items"] == []  # the preflight stopped the POST

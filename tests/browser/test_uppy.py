@@ -125,21 +125,15 @@ def test_uppy_uploads_from_another_origin(
 
 
 def test_uppy_from_an_origin_off_the_allow_list_is_blocked(
-    open_page: OpenPage, uppy_origin: str, tmp_path: Path
+    open_page: OpenPage, uppy_origin: str, strict_cors_server: ServerProcess
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    allowed = ["--cors-origins", "http://allowed.example"]
-    server = ServerProcess(data, tmp_path / "server.log", allowed, auth=True)
-    try:
-        token = server.token("uppy-blocked")
-        page, errors = open_page(None)
-        # Uppy logs the failure it saw as "[Uppy] ... This looks like a network error ..."
-        expect_errors(errors, "CORS policy", "net::ERR_FAILED", "This looks like a network error")
-        result = run_uppy(page, uppy_origin, server.url, token, "blocked.bin", None)
-        assert result["successful"] == 0 and len(result["failed"]) == 1, result
-        assert result["methods"] == ["POST"] and result["uploadURL"] is None
-        status, _, body = request(f"{server.url}?limit=10", token=token)
-        assert status == 200 and json.loads(body)["items"] == []  # the preflight stopped the POST
-    finally:
-        server.stop()
+    server = strict_cors_server
+    token = server.token("uppy-blocked")
+    page, errors = open_page(None)
+    # Uppy logs the failure it saw as "[Uppy] ... This looks like a network error ..."
+    expect_errors(errors, "CORS policy", "net::ERR_FAILED", "This looks like a network error")
+    result = run_uppy(page, uppy_origin, server.url, token, "blocked.bin", None)
+    assert result["successful"] == 0 and len(result["failed"]) == 1, result
+    assert result["methods"] == ["POST"] and result["uploadURL"] is None
+    status, _, body = request(f"{server.url}?limit=10", token=token)
+    assert status == 200 and json.loads(body)["items"] == []  # the preflight stopped the POST
