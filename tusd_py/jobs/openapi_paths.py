@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-JSON = "application/json"
+from tusd_py.rest.openapi_schemas import JSON
+from tusd_py.rest.openapi_schemas import error_response as _error
+from tusd_py.rest.openapi_schemas import json_response as _json
+from tusd_py.rest.openapi_schemas import ref as _ref
+
 _ID = {"in": "path", "required": True, "schema": {"type": "string"}}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": schema}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
 
 
 _PREFLIGHT = {
