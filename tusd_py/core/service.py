@@ -22,12 +22,11 @@ served by rewinding the storage to that offset when it can
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from storage.base import ContentServer, Terminatable
 from tusd_py.core import errors, protocol
 from tusd_py.core.admission import admit_append
-from tusd_py.core.append import AppendRequest, AppendSession
 from tusd_py.core.creation import create_final_upload, create_upload
 from tusd_py.core.models import ConcatKind, Principal, UploadInfo, UploadState, keeps_expiry, may_access
 from tusd_py.core.partials import try_assemble
@@ -159,40 +158,10 @@ class UploadService(Uploads):
 
     # --- creation ------------------------------------------------------------
 
-    async def create(
-        self,
-        principal: Principal,
-        *,
-        length: int | None,
-        metadata_raw: str = "",
-        partial: bool = False,
-        visibility: str | None = None,
-    ) -> UploadInfo:
-        """Create an upload of ``length`` bytes (None = deferred); see
-        :func:`tusd_py.core.creation.create_upload`."""
-        return await create_upload(
-            self, principal, length=length, metadata_raw=metadata_raw, partial=partial, visibility=visibility
-        )
-
-    async def create_final(
-        self,
-        principal: Principal,
-        *,
-        partial_ids: Sequence[str],
-        concat_raw: str,
-        metadata_raw: str = "",
-        visibility: str | None = None,
-    ) -> UploadInfo:
-        """Create the final upload of a concatenation; see
-        :func:`tusd_py.core.creation.create_final_upload`."""
-        return await create_final_upload(
-            self,
-            principal,
-            partial_ids=partial_ids,
-            concat_raw=concat_raw,
-            metadata_raw=metadata_raw,
-            visibility=visibility,
-        )
+    #: Create an upload (:func:`tusd_py.core.creation.create_upload`).
+    create = create_upload
+    #: Create the final upload of a concatenation (:func:`tusd_py.core.creation.create_final_upload`).
+    create_final = create_final_upload
 
     async def set_metadata(
         self, principal: Principal, upload_id: str, metadata: Mapping[str, bytes]
@@ -212,16 +181,9 @@ class UploadService(Uploads):
 
     # --- appending -------------------------------------------------------------
 
-    async def begin_append(
-        self,
-        principal: Principal,
-        upload_id: str,
-        request: AppendRequest,
-        on_release_requested: Callable[[], None],
-    ) -> AppendSession:
-        """Lock the upload and validate a PATCH before its body is read; see
-        :func:`tusd_py.core.admission.admit_append`."""
-        return await admit_append(self, principal, upload_id, request, on_release_requested)
+    #: Lock the upload and validate a PATCH before its body is read
+    #: (:func:`tusd_py.core.admission.admit_append`).
+    begin_append = admit_append
 
     # --- termination -------------------------------------------------------------
 
