@@ -33,28 +33,18 @@ async def create_upload(
         uploads.check_size(principal, length)
     elif not uploads.composer.has(Capability.DECLARE_LENGTH):
         raise errors.InvalidLength("this server cannot defer upload lengths")
-    now = uploads.clock()
-    info = UploadInfo(
-        id=protocol.new_upload_id(),
-        owner=principal.user,
-        tier=principal.tier,
-        length=length,
+    info = _new_record(
+        uploads,
+        principal,
+        length,
         metadata_raw=metadata_raw,
         concat=ConcatKind.PARTIAL if partial else ConcatKind.NONE,
         concat_raw="partial" if partial else "",
-        storage=uploads.composer.choose(length),
-        visibility=visibility or "private",
-        created_at=now,
-        updated_at=now,
-        expires_at=uploads.expiry(now),
+        visibility=visibility,
     )
     if uploads.pre_create is not None:
         info = await uploads.pre_create(principal, info)
-    storage = uploads.composer.storage(info.storage)
-    meta = await storage.create(info)
-    info = info.replace(storage_meta=dict(meta))
-    await uploads.state.create(info)
-    uploads.events.emit("upload.created", info)
+    info = await _save(uploads, info)
     if length == 0:
         info = await uploads.finish(info)
     return info
@@ -82,27 +72,57 @@ async def create_final_upload(
     total = sum(x for x in lengths if x is not None) if None not in lengths else None
     if total is not None:
         uploads.check_size(principal, total)
-    now = uploads.clock()
-    info = UploadInfo(
-        id=protocol.new_upload_id(),
-        owner=principal.user,
-        tier=principal.tier,
-        length=total,
+    info = _new_record(
+        uploads,
+        principal,
+        total,
         metadata_raw=metadata_raw,
         concat=ConcatKind.FINAL,
         concat_raw=concat_raw,
         partials=tuple(partial_ids),
-        storage=uploads.composer.choose(total),
+        visibility=visibility,
+    )
+    info = await _save(uploads, info)
+    if all(p.is_complete for p in partials):
+        info = await assemble(uploads, info, partials)
+    return info
+
+
+def _new_record(
+    uploads: Uploads,
+    principal: Principal,
+    length: int | None,
+    *,
+    metadata_raw: str,
+    concat: ConcatKind,
+    concat_raw: str,
+    visibility: str | None,
+    partials: tuple[str, ...] = (),
+) -> UploadInfo:
+    """The record of a new upload of ``principal`` (not saved yet)."""
+    now = uploads.clock()
+    return UploadInfo(
+        id=protocol.new_upload_id(),
+        owner=principal.user,
+        tier=principal.tier,
+        length=length,
+        metadata_raw=metadata_raw,
+        concat=concat,
+        concat_raw=concat_raw,
+        partials=partials,
+        storage=uploads.composer.choose(length),
         visibility=visibility or "private",
         created_at=now,
         updated_at=now,
         expires_at=uploads.expiry(now),
     )
-    storage = uploads.composer.storage(info.storage)
-    meta = await storage.create(info)
+
+
+async def _save(uploads: Uploads, info: UploadInfo) -> UploadInfo:
+    """Let the upload's storage make room, save the record with the
+    ``storage_meta`` it returned, and announce ``upload.created``."""
+    meta = await uploads.composer.storage(info.storage).create(info)
     info = info.replace(storage_meta=dict(meta))
     await uploads.state.create(info)
     uploads.events.emit("upload.created", info)
-    if all(p.is_complete for p in partials):
-        info = await assemble(uploads, info, partials)
     return info
