@@ -32,6 +32,9 @@ A handler may offer the rest of a ``Content-Length`` body for splicing
 connection copies the head and Tornado's buffered bytes, takes the socket off
 the IOLoop while the body is spliced, and gives whatever is left back to
 Tornado's reading; the next request re-registers the socket.
+
+Request heads are read :data:`HEAD_READ_SIZE` bytes per socket read, bodies
+``chunk_size`` (``server.read_size``) bytes per read.
 """
 
 from __future__ import annotations
@@ -54,6 +57,12 @@ if TYPE_CHECKING:
 #: JSON 431 from :class:`handlers.app.TusApplication`. A fixed bound (a header
 #: block is buffered whole to be parsed), not a setting.
 HEADER_READ_CAP = 2 << 20
+#: How much one socket read takes while a request head is awaited (Tornado's
+#: own default). Bodies are read ``chunk_size`` at a time (``server.read_size``,
+#: 1 MiB by default), but a read that size for every head would allocate and
+#: zero a buffer that large per request, and pull up to that much of a body
+#: in with its head (copied before the rest can be spliced).
+HEAD_READ_SIZE = 64 << 10
 
 
 class DrainingConnection(HTTP1Connection):
@@ -67,8 +76,10 @@ class DrainingConnection(HTTP1Connection):
         *,
         drain_limit: int,
         idle_timeout: float,
+        body_read_size: int,
     ) -> None:
         super().__init__(stream, False, params, context)
+        self._body_read_size = body_read_size
         self._drain_limit = drain_limit
         self._idle_timeout = idle_timeout
         self._body_started = False
@@ -135,6 +146,8 @@ class DrainingConnection(HTTP1Connection):
         delegate: tornado.httputil.HTTPMessageDelegate,
     ) -> Awaitable[None] | None:
         self._body_started = True
+        if self._splice is None:
+            self._reading_bodies()
         body = super()._read_body(code, headers, delegate)
         if body is None:  # no body at all: nothing to drain
             self._settle()
@@ -166,6 +179,7 @@ class DrainingConnection(HTTP1Connection):
         body = self._splice
         stream = self.stream
         if body is None or content_length < body.min_body or not _spliceable(stream):
+            self._reading_bodies()
             await super()._read_fixed_body(content_length, delegate)
             return
         remaining = content_length
@@ -201,7 +215,12 @@ class DrainingConnection(HTTP1Connection):
             remaining -= await body.run(stream.socket.fileno(), remaining, self._spliced)
         # 3. whatever is left after an early stop: Tornado's own reading
         if remaining > 0:
+            self._reading_bodies()
             await super()._read_fixed_body(remaining, delegate)
+
+    def _reading_bodies(self) -> None:
+        """Read the body ``chunk_size`` at a time (see :data:`HEAD_READ_SIZE`)."""
+        self.stream.read_chunk_size = self._body_read_size
 
     def _spliced(self, n: int) -> None:
         self._body_seen += n
@@ -288,17 +307,20 @@ class DrainingServerConnection(HTTP1ServerConnection):
         super().__init__(stream, params, context)
         self._drain_limit = drain_limit
         self._idle_timeout = idle_timeout
+        self._body_read_size = stream.read_chunk_size
 
     async def _server_request_loop(self, delegate: tornado.httputil.HTTPServerConnectionDelegate) -> None:
         # Tornado's loop (6.x) with our connection class.
         try:
             while True:
+                self.stream.read_chunk_size = min(HEAD_READ_SIZE, self._body_read_size)
                 conn = DrainingConnection(
                     self.stream,
                     self.params,
                     self.context,
                     drain_limit=self._drain_limit,
                     idle_timeout=self._idle_timeout,
+                    body_read_size=self._body_read_size,
                 )
                 request_delegate = delegate.start_request(self, conn)
                 try:

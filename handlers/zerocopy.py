@@ -6,10 +6,12 @@ connection a :class:`SplicedBody` once the upload is locked. The
 connection (:class:`handlers.httpconn.DrainingConnection`) then reads the
 body in three phases, all within Tornado's framing (``Content-Length``):
 
-1. **copy** — the first :data:`HEAD_BYTES` and whatever Tornado's IOStream
-   already buffered go through ``data_received`` as always (so the
-   file-type inspector sees the first bytes, and no buffered byte is lost);
-   between these reads the socket is off the IOLoop, so an idle IOStream
+1. **copy** — the first :data:`HEAD_BYTES` of an upload (none for a body
+   at a later offset) and whatever Tornado's IOStream already buffered go
+   through ``data_received`` as always (so the file-type inspector sees the
+   first bytes, and no buffered byte is lost: the head was read in
+   :data:`handlers.httpconn.HEAD_READ_SIZE` pieces, so that is at most one
+   such piece); between these reads the socket is off the IOLoop, so an idle IOStream
    does not read ahead into its buffer;
 2. **splice** — the socket is taken off the IOLoop and :meth:`SplicedBody.run`
    moves the rest with ``splice(2)`` socket → pipe → file in bounded steps in
@@ -98,7 +100,8 @@ class SplicedBody:
         self._budget = min(STEP_BUDGET, max_step)
         self._grace = min(STEP_GRACE, self._budget)
         self.min_body = MIN_BODY
-        self.head_bytes = HEAD_BYTES
+        #: Copied first: the inspector's bytes; none past an upload's start.
+        self.head_bytes = HEAD_BYTES if session.sniffing else 0
         #: Bytes stored by splicing (not counting the copied head).
         self.spliced = 0
         self._on_moved = on_moved

@@ -80,6 +80,27 @@ async def test_large_patch_is_spliced_identical_and_keeps_alive(
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_a_body_at_a_later_offset_is_spliced_but_for_what_came_with_its_head(
+    tus: Tus, stored: Stored, connect: Connect, spliced: list[int]
+) -> None:
+    """Past the upload's first bytes nothing needs inspecting, and the
+    connection stops Tornado reading ahead once the head is parsed: only
+    what arrived in the head's own read (one ``read_chunk_size``, 64 KiB) is
+    copied, however long the handler takes to lock the upload."""
+    first, rest = body(MIB), body(16 * MIB)
+    url = await tus.create_url(len(first) + len(rest))
+    path = "/files/" + upload_id_of(url)
+    conn = await connect()
+    for offset, data in ((0, first), (len(first), rest)):
+        headers = {**TUS, **PATCH_TYPE, "Upload-Offset": str(offset), "Content-Length": str(len(data))}
+        await conn.send(request_head("PATCH", path, headers) + data)
+        res = await conn.read_response()
+        assert res.status == 204 and res.header("Upload-Offset") == str(offset + len(data)), res
+    assert len(spliced) == 2 and len(rest) - (64 << 10) <= spliced[1] <= len(rest)
+    assert stored.content(upload_id_of(url)) == first + rest
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_pipelined_request_after_a_spliced_body_is_answered(
     tus: Tus, stored: Stored, connect: Connect, spliced: list[int]
 ) -> None:

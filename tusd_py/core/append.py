@@ -78,6 +78,9 @@ class AppendSession:
         self._bounded: BoundedProgress | None = None
         #: The writer when it may change the upload's storage_meta (checked once).
         self._changing: MetaChanging | None = None
+        #: The writer when it can splice (checked once: an isinstance against a
+        #: runtime-checkable Protocol costs microseconds, and it is asked per step).
+        self._splicer: SpliceWriter | None = None
         self.received = 0
         self._closed = False
         self._failed: errors.TusError | None = None
@@ -97,6 +100,12 @@ class AppendSession:
         return self._lock.backend_failing()
 
     @property
+    def sniffing(self) -> bool:
+        """True while the upload's first bytes are still to be inspected (they
+        must come through :meth:`write`)."""
+        return self._sniff
+
+    @property
     def offset(self) -> int:
         """Bytes of the upload held after this session's writes so far."""
         return self.start + self.received
@@ -114,6 +123,7 @@ class AppendSession:
         self._writer = await storage.open_writer(self.info)
         self._bounded = self._writer if isinstance(self._writer, BoundedProgress) else None
         self._changing = self._writer if isinstance(self._writer, MetaChanging) else None
+        self._splicer = self._writer if isinstance(self._writer, SpliceWriter) else None
         self._next_publish = asyncio.get_running_loop().time() + self._interval
 
     async def write(self, chunk: bytes) -> None:
@@ -190,13 +200,13 @@ class AppendSession:
         """True if the rest of the body may bypass :meth:`write` through
         :meth:`append_spliced`: open, no digest to compute, the first bytes
         already inspected, and a writer able to splice (local storage)."""
-        writer = self._writer
+        writer = self._splicer
         return (
             not self._closed
             and self._failed is None
             and self._staging is None
             and not self._sniff
-            and isinstance(writer, SpliceWriter)
+            and writer is not None
             and writer.can_splice
         )
 
@@ -211,8 +221,8 @@ class AppendSession:
         if self._failed is not None:
             raise self._failed
         async with self._mutex:
-            writer = self._writer
-            if self._closed or not isinstance(writer, SpliceWriter):
+            writer = self._splicer
+            if self._closed or writer is None:
                 return SpliceStep(0, 0, eof=True)
             if self._remaining is not None:
                 count = min(count, self._remaining - self.received)
