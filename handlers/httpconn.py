@@ -77,9 +77,11 @@ class DrainingConnection(HTTP1Connection):
         drain_limit: int,
         idle_timeout: float,
         body_read_size: int,
+        splice_min: int = 0,
     ) -> None:
         super().__init__(stream, False, params, context)
         self._body_read_size = body_read_size
+        self._splice_min = splice_min
         self._drain_limit = drain_limit
         self._idle_timeout = idle_timeout
         self._body_started = False
@@ -102,6 +104,14 @@ class DrainingConnection(HTTP1Connection):
     def offer_splice(self, body: SplicedBody) -> None:
         """Let this request's fixed-length body be spliced (see module doc)."""
         self._splice = body
+
+    def _parse_headers(self, data: bytes) -> tuple[str, tornado.httputil.HTTPHeaders]:
+        start_line, headers = super()._parse_headers(data)
+        if self._splice_min > 0 and _large_body(self.stream, headers, self._splice_min):
+            # The body may be spliced: keep the idle IOStream from reading it
+            # into its buffer while the handler prepares (lock, state read).
+            _unwatch(self.stream)
+        return start_line, headers
 
     def finish(self) -> None:
         if not self._read_finished and self._may_drain():
@@ -281,6 +291,22 @@ def _spliceable(stream: tornado.iostream.IOStream) -> bool:
     )
 
 
+def _large_body(
+    stream: tornado.iostream.IOStream, headers: tornado.httputil.HTTPHeaders, at_least: int
+) -> bool:
+    """True if a request with these headers has a ``Content-Length`` body of
+    ``at_least`` bytes that the idle plain-TCP ``stream`` would read ahead
+    (nothing being written, no ``100-continue`` to wait for)."""
+    length = headers.get("Content-Length", "")
+    return (
+        length.isdigit()
+        and int(length) >= at_least
+        and "Expect" not in headers
+        and _spliceable(stream)
+        and not stream.writing()
+    )
+
+
 def _unwatch(stream: tornado.iostream.IOStream) -> None:
     """Take the stream's socket off the IOLoop: with no read pending, an idle
     IOStream still listens for reads (to notice a close) and would read body
@@ -303,10 +329,12 @@ class DrainingServerConnection(HTTP1ServerConnection):
         *,
         drain_limit: int,
         idle_timeout: float,
+        splice_min: int = 0,
     ) -> None:
         super().__init__(stream, params, context)
         self._drain_limit = drain_limit
         self._idle_timeout = idle_timeout
+        self._splice_min = splice_min
         self._body_read_size = stream.read_chunk_size
 
     async def _server_request_loop(self, delegate: tornado.httputil.HTTPServerConnectionDelegate) -> None:
@@ -321,6 +349,7 @@ class DrainingServerConnection(HTTP1ServerConnection):
                     drain_limit=self._drain_limit,
                     idle_timeout=self._idle_timeout,
                     body_read_size=self._body_read_size,
+                    splice_min=self._splice_min,
                 )
                 request_delegate = delegate.start_request(self, conn)
                 try:
@@ -346,7 +375,9 @@ class TusHTTPServer(tornado.httpserver.HTTPServer):
     """Tornado's HTTPServer serving connections that drain refused bodies.
 
     Extra keyword arguments: ``drain_limit`` (bytes, 0 = never drain) and
-    ``drain_idle_timeout`` (seconds).
+    ``drain_idle_timeout`` (seconds), and ``splice_min``: bodies of at least
+    this many bytes may be spliced, so the connection stops reading ahead once
+    their head is parsed (0: zero-copy off, Tornado reads ahead as always).
     """
 
     def initialize(
@@ -354,11 +385,13 @@ class TusHTTPServer(tornado.httpserver.HTTPServer):
         *args: Any,
         drain_limit: int = 0,
         drain_idle_timeout: float = 60.0,
+        splice_min: int = 0,
         **kwargs: Any,
     ) -> None:
         super().initialize(*args, **kwargs)
         self.drain_limit = drain_limit
         self.drain_idle_timeout = drain_idle_timeout
+        self.splice_min = splice_min
 
     def handle_stream(self, stream: tornado.iostream.IOStream, address: tuple[Any, ...]) -> None:
         context = tornado.httpserver._HTTPRequestContext(
@@ -370,6 +403,7 @@ class TusHTTPServer(tornado.httpserver.HTTPServer):
             context,
             drain_limit=self.drain_limit,
             idle_timeout=self.drain_idle_timeout,
+            splice_min=self.splice_min,
         )
         self._connections.add(conn)
         conn.start_serving(self)

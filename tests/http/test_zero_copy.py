@@ -7,6 +7,7 @@ with deadlines, never by sleeping.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -98,6 +99,32 @@ async def test_a_body_at_a_later_offset_is_spliced_but_for_what_came_with_its_he
         assert res.status == 204 and res.header("Upload-Offset") == str(offset + len(data)), res
     assert len(spliced) == 2 and len(rest) - (64 << 10) <= spliced[1] <= len(rest)
     assert stored.content(upload_id_of(url)) == first + rest
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_body_that_waits_for_the_lock_stays_in_the_kernel(
+    tus: Tus, stored: Stored, ctx: AppContext, connect: Connect, spliced: list[int]
+) -> None:
+    """While a PATCH waits for the upload's lock, the idle IOStream does not
+    read its body into Python (to be copied later): it is spliced whole."""
+    data = body(3 * MIB)  # the kernel takes it all unread (~4 MiB on loopback)
+    url = await tus.create_url(MIB + len(data))
+    assert (await tus.patch(url, 0, body(MIB))).code == 204
+    waiting = asyncio.Event()
+    holder = ctx.composer.locker.new_lock(upload_id_of(url))
+    await holder.acquire(1.0, waiting.set)
+    conn = await connect()
+    try:
+        headers = {**TUS, **PATCH_TYPE, "Upload-Offset": str(MIB), "Content-Length": str(len(data))}
+        await conn.send(request_head("PATCH", "/files/" + upload_id_of(url), headers))
+        await asyncio.wait_for(waiting.wait(), 10)  # the PATCH asked the holder to let go
+        await conn.send(data)
+    finally:
+        await holder.release()
+    res = await conn.read_response()
+    assert res.status == 204 and res.header("Upload-Offset") == str(MIB + len(data)), res
+    assert spliced and spliced[-1] == len(data)
+    assert stored.content(upload_id_of(url))[MIB:] == data
 
 
 @pytest.mark.gen_test(timeout=60)

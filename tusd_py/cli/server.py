@@ -33,6 +33,7 @@ import tornado.web
 
 from handlers.app import make_app
 from handlers.httpconn import HEADER_READ_CAP, TusHTTPServer
+from handlers.zerocopy import MIN_BODY
 from storage import build_storages
 from tusd_py.auth.authenticator import Authenticator, build_authenticator
 from tusd_py.auth.links import LinkSigner
@@ -138,6 +139,7 @@ def http_server(app: tornado.web.Application, config: Config) -> tornado.httpser
         app,
         drain_limit=s.refusal_drain,
         drain_idle_timeout=s.network_timeout,
+        splice_min=MIN_BODY if s.zero_copy else 0,
         max_body_size=1 << 50,
         max_buffer_size=max(64 << 20, 4 * s.read_size),
         chunk_size=s.read_size,
