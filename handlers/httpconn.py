@@ -107,6 +107,10 @@ class DrainingConnection(HTTP1Connection):
 
     def _parse_headers(self, data: bytes) -> tuple[str, tornado.httputil.HTTPHeaders]:
         start_line, headers = super()._parse_headers(data)
+        # Tornado keeps a finished read_until's max_bytes as the target of
+        # later reads made with none pending: the header cap (2 MiB) of body
+        # bytes would be read ahead while the handler prepares or answers.
+        self.stream._read_max_bytes = None
         if self._splice_min > 0 and _large_body(self.stream, headers, self._splice_min):
             # The body may be spliced: keep the idle IOStream from reading it
             # into its buffer while the handler prepares (lock, state read).
@@ -160,6 +164,7 @@ class DrainingConnection(HTTP1Connection):
             self._reading_bodies()
         body = super()._read_body(code, headers, delegate)
         if body is None:  # no body at all: nothing to drain
+            self._reading_heads()
             self._settle()
             return None
         return self._read_then_settle(body)
@@ -169,6 +174,7 @@ class DrainingConnection(HTTP1Connection):
             await body
         finally:
             self._cancel_timer()
+            self._reading_heads()
         self._settle()
 
     def _settle(self) -> None:
@@ -231,6 +237,12 @@ class DrainingConnection(HTTP1Connection):
     def _reading_bodies(self) -> None:
         """Read the body ``chunk_size`` at a time (see :data:`HEAD_READ_SIZE`)."""
         self.stream.read_chunk_size = self._body_read_size
+
+    def _reading_heads(self) -> None:
+        """The body is read: what comes next is a request head (an idle
+        IOStream reads one piece of it ahead)."""
+        if not self.stream.closed():
+            self.stream.read_chunk_size = min(HEAD_READ_SIZE, self._body_read_size)
 
     def _spliced(self, n: int) -> None:
         self._body_seen += n
@@ -336,12 +348,12 @@ class DrainingServerConnection(HTTP1ServerConnection):
         self._idle_timeout = idle_timeout
         self._splice_min = splice_min
         self._body_read_size = stream.read_chunk_size
+        stream.read_chunk_size = min(HEAD_READ_SIZE, self._body_read_size)
 
     async def _server_request_loop(self, delegate: tornado.httputil.HTTPServerConnectionDelegate) -> None:
         # Tornado's loop (6.x) with our connection class.
         try:
             while True:
-                self.stream.read_chunk_size = min(HEAD_READ_SIZE, self._body_read_size)
                 conn = DrainingConnection(
                     self.stream,
                     self.params,

@@ -128,6 +128,35 @@ async def test_a_body_that_waits_for_the_lock_stays_in_the_kernel(
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_a_body_sent_while_the_previous_request_waits_is_read_one_piece_ahead(
+    tus: Tus, stored: Stored, ctx: AppContext, connect: Connect, spliced: list[int]
+) -> None:
+    """A pipelined PATCH that arrives while the request before it waits (a
+    DELETE for a locked upload) is read ahead one head-sized piece, not up to
+    the header cap (Tornado kept a finished head read's max_bytes as the
+    target of idle reads: 2 MiB copied per body)."""
+    other = await tus.create_url(10)
+    data = body(3 * MIB)
+    url = await tus.create_url(len(data))
+    waiting = asyncio.Event()
+    holder = ctx.composer.locker.new_lock(upload_id_of(other))
+    await holder.acquire(1.0, waiting.set)
+    conn = await connect()
+    try:
+        await conn.send(request_head("DELETE", "/files/" + upload_id_of(other), TUS))
+        await asyncio.wait_for(waiting.wait(), 10)  # the DELETE waits for the lock
+        headers = {**TUS, **PATCH_TYPE, "Upload-Offset": "0", "Content-Length": str(len(data))}
+        await conn.send(request_head("PATCH", "/files/" + upload_id_of(url), headers) + data)
+    finally:
+        await holder.release()
+    assert (await conn.read_response()).status == 204
+    res = await conn.read_response()
+    assert res.status == 204 and res.header("Upload-Offset") == str(len(data)), res
+    assert spliced and len(data) - HEAD_BYTES - (64 << 10) <= spliced[-1]
+    assert stored.content(upload_id_of(url)) == data
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_pipelined_request_after_a_spliced_body_is_answered(
     tus: Tus, stored: Stored, connect: Connect, spliced: list[int]
 ) -> None:
