@@ -19,8 +19,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from huey.api import Huey  # type: ignore[import-untyped]
+if TYPE_CHECKING:
+    from huey.api import Huey  # type: ignore[import-untyped]
 
 log = logging.getLogger("tusd_py.jobs")
 
