@@ -19,10 +19,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from huey.api import Huey  # type: ignore[import-untyped]
+from huey.api import Huey  # type: ignore[import-untyped]
 
 log = logging.getLogger("tusd_py.jobs")
 

@@ -9,67 +9,27 @@ basic); the truth about a job is its record in the :class:`JobStore`. huey
 removes a message when a consumer takes it, so a consumer killed mid-job loses
 the message: the reaper (:mod:`tusd_py.jobs.consumer`) re-queues the job from
 its expired lease. Delayed retries use huey's schedule.
-
-huey is imported by :func:`build_huey`, and without Redis configured it is
-imported with ``redis`` held back: ``huey.storage`` imports ``redis`` whenever
-it is installed (~8 MiB of RSS), which a SQLite-only server never uses (see
-:func:`load_huey`).
 """
 
 from __future__ import annotations
 
 import datetime
-import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from huey import PriorityRedisHuey, SqliteHuey  # type: ignore[import-untyped]
+from huey.api import Huey  # type: ignore[import-untyped]
 
 from tusd_py.core.config import Config
-
-if TYPE_CHECKING:
-    from huey.api import Huey  # type: ignore[import-untyped]
 
 #: The one huey task name; its argument is a job id.
 TASK_NAME = "tusd_py.run_job"
 
 
-def load_huey(*, with_redis: bool) -> Any:
-    """The ``huey`` package, imported on first call.
-
-    Without ``with_redis``, and when nothing imported ``redis`` yet, huey is
-    imported with ``redis`` held back (``sys.modules["redis"] = None`` for the
-    duration of the import: huey's optional ``from redis import ...`` then
-    fails as if redis were not installed). With ``with_redis``, a huey imported
-    that way gets the four names its Redis storage needs, bound to what its own
-    import would have bound, so a process may build a Redis huey after a
-    SQLite one (the test suite does).
-    """
-    if "huey" not in sys.modules and not with_redis and "redis" not in sys.modules:
-        sys.modules["redis"] = None  # type: ignore[assignment]
-        try:
-            import huey  # type: ignore[import-untyped]
-        finally:
-            if "redis" in sys.modules and sys.modules["redis"] is None:
-                del sys.modules["redis"]
-    import huey
-    import huey.storage  # type: ignore[import-untyped]
-
-    if with_redis and huey.storage.Redis is None:
-        import redis
-        import redis.exceptions
-
-        huey.storage.ConnectionPool = redis.ConnectionPool
-        huey.storage.Redis = redis.Redis
-        huey.storage.RedisStorage.redis_client = redis.Redis
-        huey.storage.ConnectionError = redis.exceptions.ConnectionError
-        huey.storage.TimeoutError = redis.exceptions.TimeoutError
-    return huey
-
-
 def build_huey(config: Config) -> Huey:
     """The deployment's huey: Redis when configured, else the SQLite state database."""
-    huey_module = load_huey(with_redis=bool(config.redis.url))
     if config.redis.url:
-        huey: Huey = huey_module.PriorityRedisHuey(
+        huey: Huey = PriorityRedisHuey(
             "jobs", url=config.redis.url, results=False, utc=True, blocking=True, read_timeout=0.25
         )
         prefix = config.redis.prefix
@@ -79,9 +39,7 @@ def build_huey(config: Config) -> Huey:
         storage.result_key = f"{prefix}jobs:results"
         return huey
     config.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    return huey_module.SqliteHuey(
-        "jobs", filename=str(config.sqlite_path), results=False, utc=True, timeout=30
-    )
+    return SqliteHuey("jobs", filename=str(config.sqlite_path), results=False, utc=True, timeout=30)
 
 
 class JobQueue:
