@@ -41,8 +41,8 @@ class SQLExecutor(Protocol):
 
 
 # The schema was first written with sqlite-utils' ``Table.create`` /
-# ``create_index`` / ``add_column``; the steps below are the exact statements it
-# issued (the text SQLite keeps in ``sqlite_master`` is unchanged), run without
+# ``create_index`` / ``add_column``; the steps below are the statements it
+# issued (same tables, columns, types, keys and index names), run without
 # loading sqlite-utils (~3 MiB of RSS with click, pluggy and dateutil).
 
 
@@ -65,13 +65,11 @@ def _v1(db: SQLExecutor) -> None:
         '   "created_at" REAL NOT NULL,\n'
         '   "updated_at" REAL NOT NULL,\n'
         '   "expires_at" REAL\n'
-        ");\n        "
+        ")"
     )
-    db.execute('CREATE INDEX "idx_uploads_state_expires_at"\n    ON "uploads" ("state", "expires_at");')
-    db.execute(
-        'CREATE INDEX "idx_uploads_owner_created_at_id"\n    ON "uploads" ("owner", "created_at", "id");'
-    )
-    db.execute('CREATE INDEX "idx_uploads_created_at_id"\n    ON "uploads" ("created_at", "id");')
+    db.execute('CREATE INDEX "idx_uploads_state_expires_at" ON "uploads" ("state", "expires_at");')
+    db.execute('CREATE INDEX "idx_uploads_owner_created_at_id" ON "uploads" ("owner", "created_at", "id");')
+    db.execute('CREATE INDEX "idx_uploads_created_at_id" ON "uploads" ("created_at", "id");')
     db.execute(
         'CREATE TABLE "parts" (\n'
         '   "upload_id" TEXT,\n'
@@ -79,7 +77,7 @@ def _v1(db: SQLExecutor) -> None:
         '   "etag" TEXT,\n'
         '   "size" INTEGER,\n'
         '   PRIMARY KEY ("upload_id", "number")\n'
-        ");\n        "
+        ")"
     )
 
 
@@ -91,9 +89,9 @@ def _v2(db: SQLExecutor) -> None:
         '   "upload_id" TEXT NOT NULL,\n'
         '   "expires_at" REAL NOT NULL,\n'
         '   PRIMARY KEY ("owner", "idem_key")\n'
-        ");\n        "
+        ")"
     )
-    db.execute('CREATE INDEX "idx_idempotency_keys_expires_at"\n    ON "idempotency_keys" ("expires_at");')
+    db.execute('CREATE INDEX "idx_idempotency_keys_expires_at" ON "idempotency_keys" ("expires_at");')
 
 
 def _v3(db: SQLExecutor) -> None:
