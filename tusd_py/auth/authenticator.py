@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-from tusd_py.auth.tokens import JWTAuthenticator
 from tusd_py.core.config import Config
 from tusd_py.core.models import Principal
 
@@ -39,7 +38,9 @@ class NoAuthAuthenticator:
 def build_authenticator(config: Config) -> Authenticator:
     """The authenticator selected by ``[auth]``: JWT (see :mod:`tusd_py.auth.tokens`)
     unless auth is disabled. Raises :class:`tusd_py.core.config.ConfigError` when
-    the verification key cannot be loaded."""
+    the verification key cannot be loaded. PyJWT is loaded only when auth is on."""
     if not config.auth.enabled:
         return NoAuthAuthenticator()
+    from tusd_py.auth.tokens import JWTAuthenticator
+
     return JWTAuthenticator.from_config(config)

@@ -23,6 +23,10 @@ in a bounded LRU keyed by the raw token (:mod:`tusd_py.auth.tokencache`):
 repeated requests with one token skip re-verification. That is safe because
 tokens cannot be revoked before ``exp`` and every other check depends only on
 the token and the fixed config; failures are never cached.
+
+PyJWT (and with it ``cryptography``, ~10 MiB of RSS) is imported by the
+functions that use it, not with this module: a ``--no-auth`` server, which
+still imports :data:`HMAC_ALGORITHMS` from here, never loads it.
 """
 
 from __future__ import annotations
@@ -31,9 +35,7 @@ import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from tusd_py.auth.secret import resolve_secret
 from tusd_py.auth.tiers import DEFAULT_TIER, TIERS
@@ -41,6 +43,9 @@ from tusd_py.auth.tokencache import VerifiedTokens
 from tusd_py.core import auth_errors
 from tusd_py.core.config import Config, ConfigError
 from tusd_py.core.models import Principal
+
+if TYPE_CHECKING:
+    import jwt
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 #: Longest accepted ``sub`` (it becomes the owner id of uploads).
@@ -104,6 +109,8 @@ class JWTAuthenticator:
     @classmethod
     def from_config(cls, config: Config) -> JWTAuthenticator:
         """Load the verification key named by ``config``; raises :class:`ConfigError`."""
+        import jwt
+
         auth = config.auth
         if auth.algorithm in HMAC_ALGORITHMS:
             return cls(config, key=resolve_secret(config))
@@ -149,6 +156,8 @@ class JWTAuthenticator:
 
     def decode(self, token: str) -> dict[str, Any]:
         """The verified claims of ``token``; raises :class:`auth_errors.Unauthenticated`."""
+        import jwt
+
         try:
             key = self._key if self._jwks is None else self._jwk_for(token)
             claims: dict[str, Any] = jwt.decode(
@@ -183,6 +192,8 @@ class JWTAuthenticator:
         return claims
 
     def _jwk_for(self, token: str) -> Any:
+        import jwt
+
         assert self._jwks is not None
         kid = jwt.get_unverified_header(token).get("kid")
         keys = list(self._jwks)
@@ -210,6 +221,8 @@ def mint_token(
     provider holding the private key); raises :class:`ConfigError` otherwise
     and ``ValueError`` for an unknown tier, an empty user or a non-positive ttl.
     """
+    import jwt
+
     if config.auth.algorithm not in HMAC_ALGORITHMS:
         raise ConfigError(
             "auth.algorithm",

@@ -210,9 +210,12 @@ def index_job(job: JobRecord, source: UploadSource, rows_db: RowsDB, strict: boo
         raise PermanentJobError(
             "only CSV (text/csv) and NDJSON (application/x-ndjson) uploads can be indexed"
         )
+    import sqlite_utils  # loaded by the first index job, not by the server (see tusd_py.jobs.rows)
+
     bad = Malformed(strict=strict)
     tmp = "_tmp_" + table_name(job.file_id)
-    db = rows_db.connect()
+    conn = rows_db.connect()
+    db = sqlite_utils.Database(conn)
     try:
         db.execute("PRAGMA synchronous=NORMAL")  # until publish (see tusd_py.jobs.rows)
         db.execute(f"DROP TABLE IF EXISTS [{tmp}]")
@@ -242,7 +245,7 @@ def index_job(job: JobRecord, source: UploadSource, rows_db: RowsDB, strict: boo
             "malformed_lines": bad.kept,
         }
         meta = {"rows": tally[0], "columns": columns, "job_id": job.job_id, "indexed_at": time.time()}
-        rows_db.publish(db, job.file_id, tmp if created else None, meta)
+        rows_db.publish(conn, job.file_id, tmp if created else None, meta)
         return result
     finally:
         db.close()

@@ -32,7 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from tusd_py.jobs.records import JobRecord
-from tusd_py.jobs.runner import BACKEND_ERRORS, Push
+from tusd_py.jobs.runner import Push, backend_errors
 from tusd_py.jobs.store import JobStore
 
 log = logging.getLogger("tusd_py.jobs")
@@ -48,7 +48,8 @@ FLUSH_TIMEOUT = 10.0
 
 
 class Write(Protocol):
-    """One write; ``run`` raises a backend error (``BACKEND_ERRORS``) to be retried."""
+    """One write; ``run`` raises a backend error (see
+    :func:`~tusd_py.jobs.runner.backend_errors`) to be retried."""
 
     what: str
 
@@ -112,7 +113,7 @@ class Outbox:
             try:
                 item.run()
                 return
-            except BACKEND_ERRORS as exc:
+            except backend_errors() as exc:
                 log.warning(
                     "job store unavailable (%s: %s); %s kept in the outbox",
                     type(exc).__name__, exc, item.what, extra={"event": "JobOutboxHolding"},
@@ -148,7 +149,7 @@ class Outbox:
         """Run the oldest entry; True (and removed) if the store took it."""
         try:
             item.run()
-        except BACKEND_ERRORS:
+        except backend_errors():
             return False
         except Exception:
             log.exception("job outbox: %s failed; dropped", item.what)

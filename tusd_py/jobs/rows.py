@@ -13,6 +13,10 @@ earlier batch durable too: what ``_indexed`` names is on disk.
 
 Pages are in ``rowid`` order (insertion = file order); the cursor is the last
 rowid served, so paging is stable while the table is unchanged.
+
+Connections are plain ``sqlite3`` ones: only the ``index`` job wraps its own
+in sqlite-utils (:mod:`tusd_py.jobs.index`), so reading, dropping and
+publishing tables does not load sqlite-utils (nor click, pluggy, dateutil).
 """
 
 from __future__ import annotations
@@ -23,8 +27,6 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import sqlite_utils
 
 META = "_indexed"
 
@@ -48,21 +50,20 @@ class RowsDB:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def connect(self) -> sqlite_utils.Database:
+    def connect(self) -> sqlite3.Connection:
+        """A new connection (WAL, ``_indexed`` created); the caller closes it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(self.path), timeout=30.0)
-        db = sqlite_utils.Database(conn)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(
             f"CREATE TABLE IF NOT EXISTS [{META}] (file_id TEXT PRIMARY KEY, table_name TEXT,"
             " rows INTEGER, columns TEXT, job_id TEXT, indexed_at REAL)"
         )
-        return db
+        return conn
 
-    def publish(self, db: sqlite_utils.Database, file_id: str, tmp: str | None, meta: dict[str, Any]) -> None:
+    def publish(self, conn: sqlite3.Connection, file_id: str, tmp: str | None, meta: dict[str, Any]) -> None:
         """Atomically replace ``file_id``'s table by ``tmp`` (None: no table) and record ``meta``."""
         final = table_name(file_id)
-        conn = db.conn
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -92,8 +93,7 @@ class RowsDB:
         newer index's). One transaction: readers see the rows or none."""
         if not self.path.exists():
             return
-        db = self.connect()
-        conn = db.conn
+        conn = self.connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -106,17 +106,17 @@ class RowsDB:
                 raise
             conn.execute("COMMIT")
         finally:
-            db.close()
+            conn.close()
 
     def count(self, file_id: str) -> int:
         """Rows now in ``file_id``'s table (0 if none)."""
-        db = self.connect()
+        conn = self.connect()
         try:
-            if not db[table_name(file_id)].exists():
+            if not _exists(conn, table_name(file_id)):
                 return 0
-            return int(db.execute(f"SELECT count(*) FROM [{table_name(file_id)}]").fetchone()[0])
+            return int(conn.execute(f"SELECT count(*) FROM [{table_name(file_id)}]").fetchone()[0])
         finally:
-            db.close()
+            conn.close()
 
     def page(self, file_id: str, after: int, limit: int) -> Page | None:
         """Up to ``limit`` rows after rowid ``after``; None if the upload was never indexed."""
@@ -127,7 +127,7 @@ class RowsDB:
                 return None
             columns = [c["name"] for c in json.loads(meta[1])]
             table = table_name(file_id)
-            if not columns or not db[table].exists():
+            if not columns or not _exists(db, table):
                 return Page(columns=columns, rows=[], next_cursor=None, total=int(meta[0]))
             cursor = db.execute(
                 f"SELECT _rowid_, * FROM [{table}] WHERE _rowid_ > ? ORDER BY _rowid_ LIMIT ?",
@@ -141,3 +141,9 @@ class RowsDB:
             return Page(columns=columns, rows=rows, next_cursor=next_cursor, total=int(meta[0]))
         finally:
             db.close()
+
+
+def _exists(conn: sqlite3.Connection, table: str) -> bool:
+    """Whether ``table`` exists in ``conn``'s main database."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+    return found.fetchone() is not None

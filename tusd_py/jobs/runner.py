@@ -21,16 +21,20 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-import redis.exceptions
-
 from tusd_py.jobs.records import JobRecord, JobStatus, backoff
 from tusd_py.jobs.store import JobStore
+from tusd_py.state.redis_conn import loaded_redis_errors
 
 log = logging.getLogger("tusd_py.jobs")
 
 
-#: Failures of the job store or queue backend (an outage, not a bug).
-BACKEND_ERRORS = (sqlite3.Error, redis.exceptions.RedisError, ConnectionError, TimeoutError)
+def backend_errors() -> tuple[type[Exception], ...]:
+    """Failures of the job store or queue backend (an outage, not a bug): sqlite3's,
+    socket timeouts and refusals, and Redis's once ``redis`` is loaded (an
+    ``except`` clause naming this does not import it; see
+    :func:`~tusd_py.state.redis_conn.loaded_redis_errors`)."""
+    return (sqlite3.Error, *loaded_redis_errors(), ConnectionError, TimeoutError)
+
 
 #: A PENDING job this many visibility timeouts past due lost its queue message.
 STALE_AFTER = 4
@@ -81,7 +85,7 @@ class Runner:
         (the lease or the stale sweep brings the job back)."""
         try:
             self._run(job_id)
-        except BACKEND_ERRORS as exc:
+        except backend_errors() as exc:
             log.warning(
                 "job %s interrupted: job store unavailable (%s: %s); it runs again later",
                 job_id, type(exc).__name__, exc, extra={"event": "JobStoreUnavailable", "job_id": job_id},
@@ -143,7 +147,7 @@ class Runner:
             try:
                 if not self.store.renew(job_id, token, self.clock() + self.lease):
                     return
-            except BACKEND_ERRORS as exc:
+            except backend_errors() as exc:
                 log.warning("renewing the lease of job %s failed: %s", job_id, exc)
 
     def reap(self) -> list[JobRecord]:

@@ -43,7 +43,7 @@ from tusd_py.jobs.outbox import Call, JobWrite, Outbox, OutboxCollector
 from tusd_py.jobs.queue import JobQueue, build_huey
 from tusd_py.jobs.records import USER_KINDS, JobRecord, JobStatus, new_job_id, priority_of
 from tusd_py.jobs.rows import RowsDB
-from tusd_py.jobs.runner import BACKEND_ERRORS, JobFn, JobListener, PermanentJobError, Runner
+from tusd_py.jobs.runner import JobFn, JobListener, PermanentJobError, Runner, backend_errors
 from tusd_py.jobs.source import UploadSource
 from tusd_py.jobs.store import JobStore, SQLiteJobStore
 
@@ -221,7 +221,7 @@ class JobSystem:
         redis) becomes :class:`errors.StateStoreError` (503), as in the state stores."""
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
-        except BACKEND_ERRORS as exc:
+        except backend_errors() as exc:
             raise errors.StateStoreError(
                 f"the job store is unavailable ({type(exc).__name__}: {exc})"
             ) from None
@@ -232,7 +232,7 @@ class JobSystem:
         def guarded() -> None:
             try:
                 fn(*args)
-            except BACKEND_ERRORS as exc:
+            except backend_errors() as exc:
                 log.warning(
                     "job store unavailable, event not queued (%s: %s)", type(exc).__name__, exc,
                     extra={"event": "JobStoreUnavailable"},

@@ -14,8 +14,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from tusd_py.core import errors
 from tusd_py.ops.context import AppContext
 
@@ -58,7 +56,9 @@ async def readiness(ctx: AppContext, timeout: float = PROBE_TIMEOUT) -> tuple[bo
 
 
 def redis_probe(client: Any) -> Probe:
-    """A probe that PINGs the shared ``redis.asyncio`` client."""
+    """A probe that PINGs the shared ``redis.asyncio`` client (``redis`` is
+    imported here, only when a client exists)."""
+    from redis.exceptions import RedisError
 
     async def ping() -> None:
         try:

@@ -2,13 +2,14 @@
 
 Every parser returns a value or raises :class:`errors.InvalidHeader` (400)
 naming the field and what was expected; none raises anything else.
+
+``http_sf`` (with ``decimal``) is imported by the functions, on the first
+draft request, not when a tus-only server starts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-import http_sf
 
 from tusd_py.core import errors
 
@@ -16,6 +17,8 @@ _MAX_FIELD = 1024
 
 
 def _item(name: str, raw: str) -> object:
+    import http_sf
+
     if len(raw) > _MAX_FIELD:
         raise errors.InvalidHeader(f"{name} is longer than {_MAX_FIELD} characters")
     try:
@@ -61,6 +64,8 @@ def parse_length(raw: str) -> int:
 
 def parse_digests(name: str, raw: str) -> dict[str, bytes]:
     """A digest Dictionary (RFC 9530): algorithm → Byte Sequence."""
+    import http_sf
+
     if len(raw) > 4 * _MAX_FIELD:
         raise errors.InvalidChecksum(f"{name} is too long")
     try:
@@ -79,20 +84,28 @@ def parse_digests(name: str, raw: str) -> dict[str, bytes]:
 
 def boolean(value: bool) -> str:
     """``?1`` or ``?0``."""
+    import http_sf
+
     return http_sf.ser(value)
 
 
 def integer(value: int) -> str:
+    import http_sf
+
     return http_sf.ser(value)
 
 
 def dictionary(members: Mapping[str, int | bytes]) -> str:
     """A Dictionary of bare Integers or Byte Sequences, in the given order."""
+    import http_sf
+
     return http_sf.ser(dict(members))
 
 
 def parse_preferences(name: str, raw: str) -> dict[str, int]:
     """A preference Dictionary (``Want-*-Digest``): key → Integer weight."""
+    import http_sf
+
     try:
         parsed = http_sf.parse(raw.encode("latin-1", "replace"), tltype="dictionary")
     except (http_sf.StructuredFieldError, ValueError, TypeError):

@@ -1,13 +1,32 @@
-"""The shared ``redis.asyncio`` client (one pool per process), if configured."""
+"""The shared ``redis.asyncio`` client (one pool per process), if configured.
+
+``redis`` (~8 MiB of RSS) is imported only when a client is opened: a server
+without ``[redis] url`` never loads it. Code that only *catches* Redis errors
+names :func:`loaded_redis_errors` in its ``except`` clause instead of
+importing ``redis.exceptions``.
+"""
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-import redis.exceptions
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+import sys
+from typing import TYPE_CHECKING
 
 from tusd_py.core.config import Config
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+
+def loaded_redis_errors() -> tuple[type[Exception], ...]:
+    """``(redis.exceptions.RedisError,)`` once ``redis`` is imported, else ``()``.
+
+    No Redis error can exist before the module is, so an ``except`` clause
+    naming this catches every one without importing ``redis`` itself.
+    """
+    module = sys.modules.get("redis.exceptions")
+    if module is None:
+        return ()
+    return (module.RedisError,)
 
 
 def open_redis(config: Config) -> aioredis.Redis | None:
@@ -28,6 +47,11 @@ def open_redis(config: Config) -> aioredis.Redis | None:
     """
     if not config.redis.url:
         return None
+    import redis.asyncio as aioredis
+    import redis.exceptions
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
     return aioredis.Redis.from_url(
         config.redis.url,
         socket_connect_timeout=config.redis.timeout,

@@ -1,4 +1,4 @@
-"""SQLite :class:`StateStore` (the embedded default), via sqlite-utils.
+"""SQLite :class:`StateStore` (the embedded default), on ``sqlite3``.
 
 Layout: one database file (``<data_dir>/state.db`` by default) in WAL mode
 with ``synchronous=NORMAL`` (a committed transaction survives a process
@@ -24,9 +24,7 @@ import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import Any, Protocol
 
 from tusd_py.core import errors
 from tusd_py.core.models import PartRecord, UploadInfo
@@ -35,57 +33,77 @@ from tusd_py.state.base import UPDATABLE_FIELDS
 from tusd_py.state.rules import OffsetCommit
 
 
-def _v1(db: sqlite_utils.Database) -> None:
-    db.table("uploads").create(
-        {
-            "id": str,
-            "owner": str,
-            "length": int,
-            "offset": int,
-            "metadata_raw": str,
-            "concat": str,
-            "concat_raw": str,
-            "partials": str,
-            "storage": str,
-            "storage_meta": str,
-            "state": str,
-            "visibility": str,
-            "mime": str,
-            "created_at": float,
-            "updated_at": float,
-            "expires_at": float,
-        },
-        pk="id",
-        not_null={"owner", "offset", "state", "created_at", "updated_at"},
+class SQLExecutor(Protocol):
+    """What a migration step needs: a ``sqlite3.Connection`` (or a sqlite-utils
+    ``Database``, which has the same ``execute``)."""
+
+    def execute(self, sql: str, /) -> Any: ...
+
+
+# The schema was first written with sqlite-utils' ``Table.create`` /
+# ``create_index`` / ``add_column``; the steps below are the statements it
+# issued (same tables, columns, types, keys and index names), run without
+# loading sqlite-utils (~3 MiB of RSS with click, pluggy and dateutil).
+
+
+def _v1(db: SQLExecutor) -> None:
+    db.execute(
+        'CREATE TABLE "uploads" (\n'
+        '   "id" TEXT PRIMARY KEY,\n'
+        '   "owner" TEXT NOT NULL,\n'
+        '   "length" INTEGER,\n'
+        '   "offset" INTEGER NOT NULL,\n'
+        '   "metadata_raw" TEXT,\n'
+        '   "concat" TEXT,\n'
+        '   "concat_raw" TEXT,\n'
+        '   "partials" TEXT,\n'
+        '   "storage" TEXT,\n'
+        '   "storage_meta" TEXT,\n'
+        '   "state" TEXT NOT NULL,\n'
+        '   "visibility" TEXT,\n'
+        '   "mime" TEXT,\n'
+        '   "created_at" REAL NOT NULL,\n'
+        '   "updated_at" REAL NOT NULL,\n'
+        '   "expires_at" REAL\n'
+        ")"
     )
-    db.table("uploads").create_index(["state", "expires_at"])
-    db.table("uploads").create_index(["owner", "created_at", "id"])
-    db.table("uploads").create_index(["created_at", "id"])
-    db.table("parts").create(
-        {"upload_id": str, "number": int, "etag": str, "size": int},
-        pk=("upload_id", "number"),
+    db.execute('CREATE INDEX "idx_uploads_state_expires_at" ON "uploads" ("state", "expires_at");')
+    db.execute('CREATE INDEX "idx_uploads_owner_created_at_id" ON "uploads" ("owner", "created_at", "id");')
+    db.execute('CREATE INDEX "idx_uploads_created_at_id" ON "uploads" ("created_at", "id");')
+    db.execute(
+        'CREATE TABLE "parts" (\n'
+        '   "upload_id" TEXT,\n'
+        '   "number" INTEGER,\n'
+        '   "etag" TEXT,\n'
+        '   "size" INTEGER,\n'
+        '   PRIMARY KEY ("upload_id", "number")\n'
+        ")"
     )
 
 
-def _v2(db: sqlite_utils.Database) -> None:
-    db.table("idempotency_keys").create(
-        {"owner": str, "idem_key": str, "upload_id": str, "expires_at": float},
-        pk=("owner", "idem_key"),
-        not_null={"upload_id", "expires_at"},
+def _v2(db: SQLExecutor) -> None:
+    db.execute(
+        'CREATE TABLE "idempotency_keys" (\n'
+        '   "owner" TEXT,\n'
+        '   "idem_key" TEXT,\n'
+        '   "upload_id" TEXT NOT NULL,\n'
+        '   "expires_at" REAL NOT NULL,\n'
+        '   PRIMARY KEY ("owner", "idem_key")\n'
+        ")"
     )
-    db.table("idempotency_keys").create_index(["expires_at"])
+    db.execute('CREATE INDEX "idx_idempotency_keys_expires_at" ON "idempotency_keys" ("expires_at");')
 
 
-def _v3(db: sqlite_utils.Database) -> None:
-    db.table("uploads").add_column("checksum", str)
+def _v3(db: SQLExecutor) -> None:
+    db.execute('ALTER TABLE "uploads" ADD COLUMN "checksum" TEXT;')
 
 
-def _v4(db: sqlite_utils.Database) -> None:
-    db.table("uploads").add_column("tier", str)
+def _v4(db: SQLExecutor) -> None:
+    db.execute('ALTER TABLE "uploads" ADD COLUMN "tier" TEXT;')
 
 
 #: Migration i brings a database from version i to i+1.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4)
+MIGRATIONS: tuple[Callable[[SQLExecutor], None], ...] = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 _SELECT = "SELECT " + ", ".join(f'"{f}"' for f in codec.FIELDS) + " FROM uploads"
 _INSERT = (
@@ -145,7 +163,6 @@ class SQLiteStateStore:
     def _open_sync(path: Path) -> sqlite3.Connection:
         with map_sqlite_errors("open"):
             conn = _connect(path)
-            db = sqlite_utils.Database(conn)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -155,7 +172,7 @@ class SQLiteStateStore:
                         f"tusd-py ({SCHEMA_VERSION}); upgrade tusd-py"
                     )
                 for step in MIGRATIONS[version:]:
-                    step(db)
+                    step(conn)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING
 
 from tusd_py.core.config import Config
 from tusd_py.throttle.base import Guard
 from tusd_py.throttle.counters import InProcessCounters, RedisCounters, WindowCounters
 from tusd_py.throttle.guard import ThrottleGuard
 from tusd_py.throttle.leases import LeaseStore, MemoryLeaseStore, RedisLeaseStore
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 def build_throttle_guard(
@@ -39,5 +41,9 @@ __all__ = ["ThrottleGuard", "build_throttle_guard"]
 
 def build_guard(config: Config, redis: object | None, *, clock: Callable[[], float] = time.time) -> Guard:
     """The guard for ``config`` (in-process, or shared through ``redis``):
-    a :class:`ThrottleGuard`."""
+    a :class:`ThrottleGuard` (``redis`` is imported only when a client is given)."""
+    if redis is None:
+        return build_throttle_guard(config, None, clock=clock)
+    from redis.asyncio import Redis
+
     return build_throttle_guard(config, redis if isinstance(redis, Redis) else None, clock=clock)

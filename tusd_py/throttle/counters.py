@@ -25,12 +25,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
-
-from limits.aio.storage import RedisStorage
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING, Protocol
 
 from tusd_py.throttle.backend_errors import map_backend_errors
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +87,8 @@ class RedisCounters:
         scheme = "async+redis+unix://" + url.removeprefix("unix://") if url.startswith("unix://") else url
         if not scheme.startswith("async+"):
             scheme = "async+" + scheme
+        from limits.aio.storage import RedisStorage  # loaded only with Redis
+
         self._storage = RedisStorage(
             scheme,
             wrap_exceptions=True,

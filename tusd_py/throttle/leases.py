@@ -20,11 +20,12 @@ Two stores pass one contract suite (``tests/contract/test_throttle.py``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from tusd_py.throttle.backend_errors import map_backend_errors
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 #: ``(user, lease id)``
 LeaseRef = tuple[str, str]
