@@ -113,17 +113,18 @@ class S3Writer:
         """One bounded splice step of up to ``count`` bytes from socket
         ``sock`` (see :class:`tusd_py.core.splice.SpliceWriter`): into the
         spool (S3 phase) or the local file, at most up to the threshold."""
-        if not self.can_splice:
+        if self._closed or self._pending is not None:
             raise errors.StorageError(f"upload {self._info.id} cannot take spliced bytes now")
-        if self._pipeline is not None:
+        if self._pipeline is not None:  # a stopped one refuses (taken over)
             if self._splicer is None or self._splicer.pipeline is not self._pipeline:
                 self._close_splicer()
                 self._splicer = SpoolSplicer(self._pipeline, self._storage.splicer)
             step = await self._splicer.splice_from(sock, count, budget=budget, grace=grace)
-        else:
-            assert self._local is not None
+        elif self._local is not None and self._local_room() > 0:
             count = min(count, self._local_room())
             step = await self._local.splice_from(sock, count, budget=budget, grace=grace)
+        else:
+            raise errors.StorageError(f"upload {self._info.id} takes no spliced bytes past the S3 threshold")
         self._written += step.stored
         return step
 
