@@ -506,14 +506,16 @@ async def test_second_process_continues_the_upload(
     assert sha256(await harness.read(info)) == sha256(data)
 
 
+@pytest.mark.parametrize("splice", [False, True], ids=["copied", "spliced"])
 @pytest.mark.parametrize("own_dir", [False, True], ids=["shared-dir", "own-dir"])
 @pytest.mark.gen_test(timeout=180)
 async def test_killed_process_leaves_an_offset_others_resume_from(
-    harness: Harness, spec: StorageSpec, tmp_path: Path, own_dir: bool
+    harness: Harness, spec: StorageSpec, tmp_path: Path, own_dir: bool, splice: bool
 ) -> None:
     """A process is killed (SIGKILL) mid-request, its writer never closed:
     what the storage then holds is at least what it let be published and at
-    most what it was sent, and the upload completes from there."""
+    most what it was sent, and the upload completes from there; also when
+    the body was spliced from a socket."""
     peer = peer_spec(spec, tmp_path, own_dir)
     data = pattern(PART + 200 * KIB, seed=11)
     source = tmp_path / "data.bin"
@@ -521,9 +523,10 @@ async def test_killed_process_leaves_an_offset_others_resume_from(
     info = await harness.create(len(data))
     info = await harness.append(info, data[: 64 * KIB])
     sent = PART + 100 * KIB
-    step = {"do": "hang", "end": sent, "settle": PART - info.offset}  # part 1 in the bucket
+    step = {"do": "hang", "end": sent, "settle": PART - info.offset, "splice": splice}  # part 1 in the bucket
     said = await asyncio.to_thread(_hang_then_kill, peer, info.id, source, step)
     assert said["written"] == sent - info.offset
+    assert said["spliced"] == (said["written"] if splice else 0)
     assert said["publishable"] >= PART - info.offset  # the peer's part 1 is held
     held = await harness.storage.durable_offset(info)
     assert info.offset + said["publishable"] <= held <= sent
