@@ -91,7 +91,12 @@ class SpoolSplicer:
                 if stored:
                     break
                 pipeline.pieces(0)  # raises the pipeline's "taken over" error
-            step = await self._step(sock, piece.number, piece.length, max(left, grace), grace)
+            try:
+                step = await self._step(sock, piece.number, piece.length, max(left, grace), grace)
+            except errors.TusError:
+                if not stored:
+                    raise
+                break  # the next step raises it, before any byte
             pipeline.spool.added(step.stored)
             pipeline.stored(piece, step.stored)
             taken += step.taken
