@@ -144,7 +144,8 @@ def same_etag(s3: Any, key: str, other: str, bucket: str = BUCKET) -> bool:
     return bool(etag == s3.head_object(Bucket=bucket, Key=other)["ETag"])
 
 
-def _result(seconds: float, size: int, usage: Any = None, error: str | None = None) -> Result:
+def result_of(seconds: float, size: int, usage: Any = None, error: str | None = None) -> Result:
+    """The :class:`Result` of one upload of ``size`` bytes in ``seconds`` (MiB/s)."""
     return Result(
         scenario=SCENARIO,
         variant=f"{fmt_size(size)} to moto",
@@ -167,8 +168,8 @@ def measure_tusd(port: int, pid: int | None, source: Path, size: int) -> tuple[R
         with sampler if sampler is not None else contextlib.nullcontext():
             seconds, upload_id = tus_upload(port, source, size)
     except (AssertionError, OSError, http.client.HTTPException) as exc:
-        return _result(0.0, size, error=repr(exc)), None
-    return _result(seconds, size, sampler.usage if sampler else None), upload_id
+        return result_of(0.0, size, error=repr(exc)), None
+    return result_of(seconds, size, sampler.usage if sampler else None), upload_id
 
 
 def measure_boto(s3: Any, source: Path, size: int) -> Result:
@@ -176,8 +177,8 @@ def measure_boto(s3: Any, source: Path, size: int) -> Result:
     try:
         seconds = boto_upload(s3, source)
     except Exception as exc:  # botocore raises many kinds; the run records it
-        return _result(0.0, size, error=repr(exc))
-    return _result(seconds, size)
+        return result_of(0.0, size, error=repr(exc))
+    return result_of(seconds, size)
 
 
 def main() -> int:
