@@ -24,8 +24,10 @@ Not a test. Starts, on loopback with temporary data dirs:
   S3 defaults, ``--s3-threshold`` to lower the threshold for small
   ``--s3-size`` runs), measured against ``boto3`` (``upload_file`` of the same
   file to the same endpoint, default TransferConfig, in this process; its
-  ratio base); the two alternate within each round, and each round's objects
-  are compared by multipart ETag, then deleted;
+  ratio base); with ``--s3-copy`` also ``tusd-py-s3-copy`` (``zero_copy =
+  false``: the before/after of splicing into the part spool). Their order
+  rotates per round; each tus object is compared with boto3's by multipart
+  ETag, then both are deleted;
 
 then runs ``--rounds`` rounds; in each round every scenario runs once per
 server, servers interleaved (their order rotates per round). Before each
