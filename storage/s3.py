@@ -49,13 +49,13 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import quote
 
 from storage.base import Capability, Leftover, PartsLedger
-from storage.local import LocalStorage, map_os_errors
+from storage.local import SPLICE_THREADS, LocalStorage, map_os_errors
 from storage.parts import PartPlan, scan
 from storage.s3_client import AsyncS3, S3Client, build_client
 from storage.s3_concat import Assembler, Source
@@ -119,6 +119,8 @@ class S3Storage:
         )
         self._pipelines: dict[str, MultipartPipeline] = {}
         self._slots = asyncio.Semaphore(cfg.concurrency)
+        #: Splice steps into part spools (zero-copy appends, :mod:`storage.s3_splice`).
+        self.splicer: Executor = ThreadPoolExecutor(SPLICE_THREADS, thread_name_prefix="tusd-s3-splice")
 
     # --- naming ------------------------------------------------------------------
 
@@ -353,6 +355,8 @@ class S3Storage:
         for upload_id in list(self._pipelines):
             await self._discard_pipeline(upload_id)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self.splicer.shutdown(wait=False, cancel_futures=True)
+        await self._local.close()
 
     # --- capabilities -------------------------------------------------------------------
 

@@ -46,11 +46,12 @@ import contextlib
 import logging
 
 from storage.base import PartsLedger
-from storage.parts import PartPlan, scan, split
+from storage.parts import PartPlan, Piece, scan, split
 from storage.s3_client import AsyncS3, is_missing
 from storage.spool import PartSpool
 from tusd_py.core import errors
 from tusd_py.core.models import PartRecord
+from tusd_py.core.splice import SpliceStep
 
 log = logging.getLogger("tusd_py.storage")
 
@@ -118,6 +119,7 @@ class MultipartPipeline:
         self._sending: set[int] = set()
         self._kick = asyncio.Event()
         self._progress = asyncio.Event()
+        self.splicing: asyncio.Future[SpliceStep] | None = None  # a step of storage.s3_splice
 
     # --- construction ------------------------------------------------------------
 
@@ -217,21 +219,34 @@ class MultipartPipeline:
 
         Awaits while the spool is full (back-pressure); raises the pending S3
         failure instead when S3 is failing."""
+        view = memoryview(data)
+        for piece in self.pieces(len(view)):
+            if piece.part_offset == 0:
+                await self.room()
+            self.spool.append(piece.number, view[piece.buffer_offset : piece.buffer_offset + piece.length])
+            self.stored(piece, piece.length)
+
+    def pieces(self, length: int) -> list[Piece]:
+        """The next ``length`` bytes after :attr:`offset`, cut along part
+        boundaries (a writer spools them in this order). Raises 413 past the
+        plan's capacity, or when the pipeline was stopped."""
         if self.closed:
             raise _stopped(self.upload_id)
-        view = memoryview(data)
         try:
-            pieces = list(split(self.plan, self.offset, len(view)))
+            return list(split(self.plan, self.offset, length))
         except ValueError as exc:
             raise errors.MaxSizeExceeded(f"upload too large for S3 multipart: {exc}") from None
-        for piece in pieces:
-            if piece.part_offset == 0:
-                await self.spool.wait_for_room(self._check_room)
-            self.spool.append(piece.number, view[piece.buffer_offset : piece.buffer_offset + piece.length])
-            self.offset += piece.length
-            if piece.fills_part:
-                self.spool.seal(piece.number)
-                self._schedule(piece.number)
+
+    async def room(self) -> None:
+        """Wait until a new part may be started in the spool (back-pressure)."""
+        await self.spool.wait_for_room(self._check_room)
+
+    def stored(self, piece: Piece, n: int) -> None:
+        """``n`` bytes of ``piece`` are in its spool file; a part they fill is sealed and queued."""
+        self.offset += n
+        if n == piece.length and piece.fills_part:
+            self.spool.seal(piece.number)
+            self._schedule(piece.number)
 
     # --- background uploads --------------------------------------------------------
 
@@ -412,8 +427,9 @@ class MultipartPipeline:
         confirmed and recorded; the others are cancelled (their files stay in
         the spool for the next lock holder). With ``fsync`` the spool files
         left are fsynced last (raises ``BackendError`` if that fails; the
-        pipeline is stopped all the same). Never raises for a part upload
-        (failures were logged by :meth:`_retrieve`). Idempotent."""
+        pipeline is stopped all the same). A running splice step is waited
+        for (at most its budget), so no write into the spool outlives the
+        pipeline. Never raises for a part upload. Idempotent."""
         self.closed = True
         self._kick.set()
         tasks = dict(self._tasks)
@@ -426,6 +442,8 @@ class MultipartPipeline:
                 task.cancel()
             if late:
                 await asyncio.wait(late)
+        if self.splicing is not None:
+            await asyncio.wait([self.splicing])
         self.spool.close_current()
         self.spool.notify()
         if fsync:

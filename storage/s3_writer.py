@@ -6,17 +6,28 @@ threshold, then switched to S3 in two steps around the caller saving the new
 the caller saves, :meth:`WriterHost.adopt_switch`); an S3-phase upload is written through the lock holder's
 :class:`~storage.s3_pipeline.MultipartPipeline`, which :meth:`S3Writer.close`
 hands back to the storage to be stopped before the lock is released.
+
+Zero-copy: the writer is a :class:`tusd_py.core.splice.SpliceWriter`. In the
+S3 phase a step goes into the part spool (:class:`storage.s3_splice.SpoolSplicer`);
+in the local phase into the local file, but never past the threshold: the
+switch to S3 needs the caller to save a new ``storage_meta`` between two
+writes (:class:`storage.base.MetaChanging`), which the copying path does, so
+:attr:`S3Writer.can_splice` turns False at the threshold and the copying
+path takes the byte that crosses it.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Mapping
 from typing import Protocol
 
 from storage.local import LocalWriter
 from storage.s3_pipeline import MultipartPipeline
+from storage.s3_splice import SpoolSplicer
 from tusd_py.core import errors
 from tusd_py.core.models import UploadInfo
+from tusd_py.core.splice import SpliceStep
 
 
 class WriterHost(Protocol):
@@ -25,6 +36,8 @@ class WriterHost(Protocol):
     threshold: int
     #: Seconds a flush waits for a part upload to end (see ``MultipartPipeline.flush``).
     stall: float
+    #: Threads of the splice steps into the spool (:class:`SpoolSplicer`).
+    splicer: concurrent.futures.Executor
 
     async def prepare_switch(self, info: UploadInfo, offset: int) -> Mapping[str, str]:
         """Copy a local-phase upload of ``offset`` bytes into a new multipart
@@ -57,6 +70,8 @@ class S3Writer:
         self._closed = False
         #: The meta of a prepared switch, until the caller saved it.
         self._pending: Mapping[str, str] | None = None
+        #: Splices into the pipeline's spool (made at the first step).
+        self._splicer: SpoolSplicer | None = None
 
     async def write(self, chunk: bytes) -> None:
         if self._closed:
@@ -78,6 +93,45 @@ class S3Writer:
             local, self._local = self._local, None
             await local.close()
             self._pending = await self._storage.prepare_switch(self._info, self._info.offset + self._written)
+
+    @property
+    def can_splice(self) -> bool:
+        """True while :meth:`splice_from` may be called: open, no switch
+        pending, in the S3 phase with a running pipeline or in the local phase
+        under the threshold (see module doc)."""
+        if self._closed or self._pending is not None:
+            return False
+        if self._pipeline is not None:
+            return not self._pipeline.closed
+        return self._local is not None and self._local.can_splice and self._local_room() > 0
+
+    def _local_room(self) -> int:
+        """Bytes the local file may still take before the switch to S3."""
+        return self._storage.threshold - (self._info.offset + self._written)
+
+    async def splice_from(self, sock: int, count: int, *, budget: float, grace: float) -> SpliceStep:
+        """One bounded splice step of up to ``count`` bytes from socket
+        ``sock`` (see :class:`tusd_py.core.splice.SpliceWriter`): into the
+        spool (S3 phase) or the local file, at most up to the threshold."""
+        if self._closed or self._pending is not None:
+            raise errors.StorageError(f"upload {self._info.id} cannot take spliced bytes now")
+        if self._pipeline is not None:  # a stopped one refuses (taken over)
+            if self._splicer is None or self._splicer.pipeline is not self._pipeline:
+                self._close_splicer()
+                self._splicer = SpoolSplicer(self._pipeline, self._storage.splicer)
+            step = await self._splicer.splice_from(sock, count, budget=budget, grace=grace)
+        elif self._local is not None and self._local_room() > 0:
+            count = min(count, self._local_room())
+            step = await self._local.splice_from(sock, count, budget=budget, grace=grace)
+        else:
+            raise errors.StorageError(f"upload {self._info.id} takes no spliced bytes past the S3 threshold")
+        self._written += step.stored
+        return step
+
+    def _close_splicer(self) -> None:
+        splicer, self._splicer = self._splicer, None
+        if splicer is not None:
+            splicer.close()
 
     def pending_meta(self) -> Mapping[str, str] | None:
         """The meta of a prepared switch to S3, to be saved (see :class:`storage.base.MetaChanging`)."""
@@ -106,6 +160,7 @@ class S3Writer:
         if self._closed:
             return self._written
         self._closed = True
+        self._close_splicer()
         if self._local is not None:
             local, self._local = self._local, None
             await local.close()

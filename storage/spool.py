@@ -11,7 +11,8 @@ Bound: at most ``limit`` sealed parts plus the part being filled. A writer
 calls :meth:`PartSpool.wait_for_room` before starting a new part and is
 suspended until an upload finishes (back-pressure reaches the client
 through TCP). Appends of one request chunk run on the event loop, like the
-local backend's writes.
+local backend's writes; spliced bodies are moved into :meth:`PartSpool.target`
+by the kernel in a worker thread (:mod:`storage.s3_splice`).
 """
 
 from __future__ import annotations
@@ -63,20 +64,40 @@ class PartSpool:
 
     # --- writing -------------------------------------------------------------------
 
-    def append(self, number: int, data: memoryview) -> None:
-        """Append ``data`` to part ``number`` (the part being filled)."""
+    def target(self, number: int) -> int:
+        """The open file of part ``number`` (the part being filled), its
+        position at the file's end: written by :meth:`append`, or by a kernel
+        copy (:mod:`storage.s3_splice`, which then reports :meth:`added`).
+
+        Not ``O_APPEND``: ``splice(2)`` refuses append-mode files. One writer
+        per spool (the lock holder's pipeline), so the position is the end."""
         if self._fd is None or self._fd_number != number:
             self.close_current()
             with map_os_errors("spool open"):
                 self.directory.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self.path(number), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+                fd = os.open(self.path(number), os.O_WRONLY | os.O_CREAT, 0o640)
+                try:
+                    os.lseek(fd, 0, os.SEEK_END)
+                except OSError:
+                    os.close(fd)
+                    raise
+            self._fd = fd
             self._fd_number = number
+        return self._fd
+
+    def append(self, number: int, data: memoryview) -> None:
+        """Append ``data`` to part ``number`` (the part being filled)."""
+        fd = self.target(number)
         view = data
         with map_os_errors("spool write"):
             while view:
-                n = os.write(self._fd, view)
-                self.bytes_held += n
+                n = os.write(fd, view)
+                self.added(n)
                 view = view[n:]
+
+    def added(self, n: int) -> None:
+        """``n`` bytes were appended to the part being filled."""
+        self.bytes_held += n
         self.peak_bytes = max(self.peak_bytes, self.bytes_held)
 
     async def sync(self) -> None:

@@ -12,15 +12,21 @@ does: it saves every ``storage_meta`` a storage returns, commits the offset a
 writer reports, and passes the record it holds to the next call. The same
 store is the S3 parts ledger (state stores implement
 :class:`storage.base.PartsLedger`).
+
+:class:`SocketBody` is a request body arriving on a real socket (a
+``socketpair``); :meth:`Harness.splice` drives a writer's zero-copy steps
+(:class:`tusd_py.core.splice.SpliceWriter`) over it the way
+:mod:`handlers.zerocopy` and the append session do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +36,7 @@ from tests.integration import s3_support as s3t
 from tusd_py.core import protocol
 from tusd_py.core.config import Config, load_config
 from tusd_py.core.models import ConcatKind, UploadInfo, UploadState
+from tusd_py.core.splice import SpliceWriter
 from tusd_py.state.sqlite import SQLiteStateStore
 
 KIB = 1 << 10
@@ -45,6 +52,56 @@ CHUNK = 32 * KIB
 KINDS = ("local", "s3", "s3-tail")
 #: Seconds :func:`publishable` waits for parts to reach the bucket.
 SETTLE_LIMIT = 30.0
+#: Splice step bounds of :meth:`Harness.splice` (seconds): generous, so that
+#: one step takes all a steady sender sends (part boundaries inside a step).
+STEP_BUDGET = 2.0
+STEP_GRACE = 0.5
+#: Seconds without a byte after which :meth:`Harness.splice` takes the body as cut.
+BODY_IDLE = 10.0
+
+
+class SocketBody:
+    """Body bytes sent from a thread into a real socket pair; :attr:`sock`
+    (the receiving end, non-blocking as Tornado leaves it) is what a writer
+    splices from. ``close`` both ends."""
+
+    def __init__(self) -> None:
+        self._client, self._server = socket.socketpair()
+        self._server.setblocking(False)
+        self._client.settimeout(BODY_IDLE)
+
+    @property
+    def sock(self) -> socket.socket:
+        return self._server
+
+    async def send(self, data: bytes, *, then_fin: bool = False) -> None:
+        """Send ``data`` (returns once the receiver took it in); ``then_fin``:
+        then end the body (the client went away)."""
+        await asyncio.to_thread(self._send, data, then_fin)
+
+    def _send(self, data: bytes, then_fin: bool) -> None:
+        self._client.sendall(data)
+        if then_fin:
+            self._client.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._client.close()
+        self._server.close()
+
+
+@dataclass
+class Spliced:
+    """What :meth:`Harness.splice` did with one body."""
+
+    #: Bytes read from the socket (spliced + copied).
+    taken: int = 0
+    spliced: int = 0
+    copied: int = 0
+    #: ``(start, end)`` of the stored bytes of each splice step, in body offsets.
+    steps: list[tuple[int, int]] = field(default_factory=list)
+    #: The body ended before ``count`` bytes (the client went away).
+    cut: bool = False
+    error: OSError | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +171,20 @@ async def publishable(writer: ChunkWriter, written: int, at_least: int = 0) -> i
     return writer.publishable()
 
 
+async def _readable(fd: int, timeout: float) -> bool:
+    """Wait until ``fd`` is readable (data or its end); False after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+    try:
+        await asyncio.wait_for(ready, timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+
+
 class Harness:
     """One instance of a storage plus the upload records it serves (see the
     module docstring). ``open`` it; ``close`` releases both."""
@@ -174,6 +245,43 @@ class Harness:
                 assert upload_id is not None, "a writer changed storage_meta: pass upload_id"
                 await self.store.update(upload_id, {"storage_meta": dict(meta)})
                 await writer.meta_saved()
+
+    async def splice(
+        self, writer: ChunkWriter, body: SocketBody, count: int, *, upload_id: str | None = None
+    ) -> Spliced:
+        """Take ``count`` body bytes from ``body`` into ``writer`` as a server
+        does: splice steps while the writer can splice (waiting for the socket
+        to be readable between steps), then the copying path (:meth:`write`,
+        which saves a ``storage_meta`` change) for what is left. Stops early
+        at the body's end or a file error."""
+        loop = asyncio.get_running_loop()
+        done = Spliced()
+        fd = body.sock.fileno()
+        while done.taken < count and isinstance(writer, SpliceWriter) and writer.can_splice:
+            step = await writer.splice_from(fd, count - done.taken, budget=STEP_BUDGET, grace=STEP_GRACE)
+            # A writer never asks for a meta change inside a splice step (the
+            # append session saves changes on the copying path only).
+            assert not isinstance(writer, MetaChanging) or writer.pending_meta() is None
+            done.steps.append((done.taken, done.taken + step.stored))
+            done.taken += step.taken
+            done.spliced += step.stored
+            if step.error is not None or step.eof:
+                done.error, done.cut = step.error, step.eof
+                return done
+            if done.taken < count and not await _readable(fd, BODY_IDLE):
+                done.cut = True
+                return done
+        while done.taken < count:
+            data = await asyncio.wait_for(
+                loop.sock_recv(body.sock, min(CHUNK, count - done.taken)), BODY_IDLE
+            )
+            if not data:
+                done.cut = True
+                break
+            await self.write(writer, data, upload_id=upload_id)
+            done.taken += len(data)
+            done.copied += len(data)
+        return done
 
     async def commit(self, info: UploadInfo, written: int) -> UploadInfo:
         """Publish ``written`` more bytes; returns the record as stored."""

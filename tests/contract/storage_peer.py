@@ -11,10 +11,12 @@ steps in order, printing one JSON line per step:
   writer and commits the offset;
 * ``{"do": "finish"}`` → ``{"finished": true}``;
 * ``{"do": "sha256"}`` → ``{"sha256": hex}`` of the bytes read back;
-* ``{"do": "hang", "end": n, "settle": s}`` → ``{"written": w, "publishable":
-  p}``: writes up to ``end``, waits until ``s`` bytes are publishable
-  (:func:`~tests.contract.storage_backends.publishable`) and
-  never closes the writer; the test then kills the process (it exits by
+* ``{"do": "hang", "end": n, "settle": s, "splice": bool}`` → ``{"written": w,
+  "spliced": z, "publishable": p}``: writes up to ``end`` (with ``splice``:
+  sends the bytes through a socket pair and splices them,
+  :meth:`~tests.contract.storage_backends.Harness.splice`), waits until ``s``
+  bytes are publishable (:func:`~tests.contract.storage_backends.publishable`)
+  and never closes the writer; the test then kills the process (it exits by
   itself after :data:`HANG_LIMIT` seconds).
 """
 
@@ -26,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.contract.storage_backends import Harness, StorageSpec, publishable, sha256
+from tests.contract.storage_backends import Harness, SocketBody, StorageSpec, publishable, sha256
 
 HANG_LIMIT = 60.0
 
@@ -54,9 +56,18 @@ async def run(job: dict[str, Any]) -> None:
             elif step["do"] == "hang":
                 writer = await harness.storage.open_writer(info)
                 chunk = data[info.offset : step["end"]]
-                await harness.write(writer, chunk)
+                spliced = 0
+                if step.get("splice"):
+                    body = SocketBody()  # left open: the process is killed
+                    sending = asyncio.ensure_future(body.send(chunk))
+                    done = await harness.splice(writer, body, len(chunk), upload_id=info.id)
+                    await sending
+                    assert done.taken == len(chunk), done
+                    spliced = done.spliced
+                else:
+                    await harness.write(writer, chunk, upload_id=info.id)
                 published = await publishable(writer, len(chunk), step.get("settle", 0))
-                _say(written=len(chunk), publishable=published)
+                _say(written=len(chunk), spliced=spliced, publishable=published)
                 await asyncio.sleep(HANG_LIMIT)
             else:
                 raise ValueError(f"unknown step {step!r}")

@@ -35,6 +35,7 @@ import tornado.ioloop
 from storage.base import (
     CAPABILITY_PROTOCOLS,
     Capability,
+    ChunkWriter,
     Concatenatable,
     ContentServer,
     LengthDeferrable,
@@ -46,7 +47,9 @@ from tests.contract.storage_backends import (
     KIB,
     KINDS,
     PART,
+    S3_THRESHOLD,
     Harness,
+    SocketBody,
     StorageSpec,
     publishable,
     sha256,
@@ -54,7 +57,8 @@ from tests.contract.storage_backends import (
 from tests.integration import s3_support as s3t
 from tusd_py.core import errors
 from tusd_py.core.composer import Composer
-from tusd_py.core.models import ConcatKind
+from tusd_py.core.models import ConcatKind, UploadInfo
+from tusd_py.core.splice import SpliceWriter
 from tusd_py.locking.memory import MemoryLocker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -326,6 +330,124 @@ async def test_terminate_frees_everything_and_reads_fail_cleanly(harness: Harnes
         await harness.read(complete)
 
 
+# --- zero-copy: bodies spliced from a socket ------------------------------------------------
+
+
+@pytest.fixture
+def body() -> Iterator[SocketBody]:
+    sent = SocketBody()
+    yield sent
+    sent.close()
+
+
+async def splice_writer(harness: Harness, info: UploadInfo) -> ChunkWriter:
+    """A writer for ``info`` that takes spliced bodies (every backend's does)."""
+    writer = await harness.storage.open_writer(info)
+    assert isinstance(writer, SpliceWriter), f"{type(writer).__name__} cannot splice"
+    assert writer.can_splice
+    return writer
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_spliced_body_is_stored_like_copied_bytes(harness: Harness, body: SocketBody) -> None:
+    """A body whose first bytes are copied and the rest spliced (as the
+    server does), starting inside a part and crossing a part boundary within
+    one splice step, reads back exactly; the offsets follow."""
+    data = pattern(PART + 300 * KIB, seed=30)
+    info = await harness.create(len(data))
+    info = await harness.append(info, data[: 40 * KIB + 3])
+    start = info.offset
+    writer = await splice_writer(harness, info)
+    head = 64 * KIB
+    await harness.write(writer, data[start : start + head], upload_id=info.id)
+    rest = data[start + head :]
+    sending = asyncio.ensure_future(body.send(rest))
+    done = await harness.splice(writer, body, len(rest), upload_id=info.id)
+    await sending
+    assert (done.taken, done.spliced, done.copied, done.cut) == (len(rest), len(rest), 0, False)
+    first = start + head
+    assert any(first + a < PART < first + b for a, b in done.steps), done.steps
+    assert await writer.close() == head + len(rest)
+    assert await harness.storage.durable_offset(info) == len(data)
+    info = await harness.commit(info, head + len(rest))
+    info = await harness.finish(info)
+    assert sha256(await harness.read(info)) == sha256(data)
+    assert await harness.read(info, PART - 10, PART + 9) == data[PART - 10 : PART + 10]
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_spliced_body_cut_mid_part_keeps_its_bytes(harness: Harness, body: SocketBody) -> None:
+    """The client goes away inside a part, after a part boundary: the spliced
+    bytes are kept, the storage holds exactly them, and a second spliced
+    request resumes from there."""
+    data = pattern(2 * PART + 100 * KIB, seed=31)
+    info = await harness.create(len(data))
+    writer = await splice_writer(harness, info)
+    sent = PART + 100 * KIB + 5
+    sending = asyncio.ensure_future(body.send(data[:sent], then_fin=True))
+    done = await harness.splice(writer, body, len(data), upload_id=info.id)
+    await sending
+    assert done.cut and done.error is None
+    assert (done.taken, done.spliced) == (sent, sent)
+    assert await writer.close() == sent
+    assert await harness.storage.durable_offset(info) == sent
+    info = await harness.commit(info, sent)
+    again = SocketBody()
+    try:
+        writer = await splice_writer(harness, info)
+        sending = asyncio.ensure_future(again.send(data[sent:]))
+        done = await harness.splice(writer, again, len(data) - sent, upload_id=info.id)
+        await sending
+        assert (done.spliced, done.cut) == (len(data) - sent, False)
+        assert await writer.close() == len(data) - sent
+    finally:
+        again.close()
+    info = await harness.commit(info, len(data) - sent)
+    info = await harness.finish(info)
+    assert sha256(await harness.read(info)) == sha256(data)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_spliced_deferred_length_switches_like_copied_bytes(harness: Harness, body: SocketBody) -> None:
+    """A deferred-length upload spliced past the S3 threshold: the splice
+    stops at the threshold, the copying path takes the byte that crosses it
+    and saves the switch to S3; the next request splices into the spool."""
+    storage = harness.storage
+    requires(storage, Capability.DECLARE_LENGTH)
+    assert isinstance(storage, LengthDeferrable)
+    data = pattern(PART + 150 * KIB, seed=32)
+    info = await harness.create(None)
+    writer = await splice_writer(harness, info)
+    first = 150 * KIB
+    sending = asyncio.ensure_future(body.send(data[:first]))
+    done = await harness.splice(writer, body, first, upload_id=info.id)
+    await sending
+    s3 = harness.spec.kind != "local"
+    expected = S3_THRESHOLD if s3 else first
+    assert (done.taken, done.spliced, done.copied) == (first, expected, first - expected)
+    assert await writer.close() == first
+    info = await harness.commit(info, first)
+    assert info.storage_meta.get("phase") == ("s3" if s3 else None)
+    meta = await storage.declare_length(info, len(data))
+    info = await harness.store.update(info.id, {"length": len(data), "storage_meta": dict(meta)})
+    again = SocketBody()
+    try:
+        writer = await splice_writer(harness, info)
+        sending = asyncio.ensure_future(again.send(data[first:]))
+        done = await harness.splice(writer, again, len(data) - first, upload_id=info.id)
+        await sending
+        assert (done.spliced, done.copied) == (len(data) - first, 0)
+        assert await writer.close() == len(data) - first
+    finally:
+        again.close()
+    info = await harness.commit(info, len(data) - first)
+    info = await harness.finish(info)
+    assert sha256(await harness.read(info)) == sha256(data)
+    if s3:
+        stored = s3t.object_bytes(harness.spec.endpoint, harness.spec.bucket, info.id)
+        assert sha256(stored) == sha256(data)
+
+
 # --- two processes ------------------------------------------------------------------------------
 
 
@@ -384,14 +506,16 @@ async def test_second_process_continues_the_upload(
     assert sha256(await harness.read(info)) == sha256(data)
 
 
+@pytest.mark.parametrize("splice", [False, True], ids=["copied", "spliced"])
 @pytest.mark.parametrize("own_dir", [False, True], ids=["shared-dir", "own-dir"])
 @pytest.mark.gen_test(timeout=180)
 async def test_killed_process_leaves_an_offset_others_resume_from(
-    harness: Harness, spec: StorageSpec, tmp_path: Path, own_dir: bool
+    harness: Harness, spec: StorageSpec, tmp_path: Path, own_dir: bool, splice: bool
 ) -> None:
     """A process is killed (SIGKILL) mid-request, its writer never closed:
     what the storage then holds is at least what it let be published and at
-    most what it was sent, and the upload completes from there."""
+    most what it was sent, and the upload completes from there; also when
+    the body was spliced from a socket."""
     peer = peer_spec(spec, tmp_path, own_dir)
     data = pattern(PART + 200 * KIB, seed=11)
     source = tmp_path / "data.bin"
@@ -399,9 +523,10 @@ async def test_killed_process_leaves_an_offset_others_resume_from(
     info = await harness.create(len(data))
     info = await harness.append(info, data[: 64 * KIB])
     sent = PART + 100 * KIB
-    step = {"do": "hang", "end": sent, "settle": PART - info.offset}  # part 1 in the bucket
+    step = {"do": "hang", "end": sent, "settle": PART - info.offset, "splice": splice}  # part 1 in the bucket
     said = await asyncio.to_thread(_hang_then_kill, peer, info.id, source, step)
     assert said["written"] == sent - info.offset
+    assert said["spliced"] == (said["written"] if splice else 0)
     assert said["publishable"] >= PART - info.offset  # the peer's part 1 is held
     held = await harness.storage.durable_offset(info)
     assert info.offset + said["publishable"] <= held <= sent

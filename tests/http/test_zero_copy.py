@@ -27,7 +27,6 @@ from handlers.zerocopy import HEAD_BYTES
 from tests.http.conftest import Connect, Stored, upload_id_of
 from tests.http.raw import RawConnection, request_head
 from tests.http.test_patch_interrupted import offset_reaches, start_patch, streams_open
-from tests.integration import s3_support as s3t
 from tests.tusclient import PATCH_TYPE, TUS, Tus
 from tusd_py.cli import server
 from tusd_py.core.config import Config
@@ -361,24 +360,3 @@ class TestShutdown:
             assert info is not None and info.offset == sent
         finally:
             await reopened.aclose()
-
-
-class TestS3:
-    """Uploads routed to S3 take the copying path (the part spool is not a splice target yet)."""
-
-    @pytest.fixture
-    def config_overrides(self, request: pytest.FixtureRequest) -> dict[str, Any]:
-        endpoint = request.getfixturevalue("s3_endpoint")
-        return s3t.overrides(
-            endpoint, request.getfixturevalue("bucket"), threshold=64 * 1024, download="proxy"
-        )
-
-    @pytest.mark.gen_test(timeout=60)
-    async def test_s3_routed_upload_is_copied(self, tus: Tus, spliced: list[int]) -> None:
-        data = body(1 * MIB)
-        url = await tus.create_url(len(data))
-        res = await tus.patch(url, 0, data)
-        assert res.code == 204 and res.headers["Upload-Offset"] == str(len(data))
-        assert spliced == []
-        got = await tus.get(url)
-        assert got.code == 200 and got.body == data
