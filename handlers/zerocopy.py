@@ -40,9 +40,11 @@ bytes spliced.
 Not spliced (the copying path): TLS, chunked bodies, ``Upload-Checksum``,
 bodies a handler transforms (multipart ``POST /index``),
 IETF draft requests (interim responses while reading), bodies under
-:data:`MIN_BODY`, storages without a :class:`~tusd_py.core.splice.SpliceWriter`
-(S3 for now: its part spool could take spliced bytes later), and
-``server.zero_copy = false``.
+:data:`MIN_BODY`, writers whose ``can_splice`` is False (the local phase of an
+S3-routed upload of deferred length from its switch to S3 on: the byte that
+crosses the threshold is copied, see :mod:`storage.s3_splice`), and
+``server.zero_copy = false``. S3-routed bodies are spliced into the part
+spool.
 """
 
 from __future__ import annotations

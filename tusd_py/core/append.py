@@ -199,7 +199,8 @@ class AppendSession:
     def can_splice(self) -> bool:
         """True if the rest of the body may bypass :meth:`write` through
         :meth:`append_spliced`: open, no digest to compute, the first bytes
-        already inspected, and a writer able to splice (local storage)."""
+        already inspected, and a writer able to splice now (local storage,
+        the S3 part spool)."""
         writer = self._splicer
         return (
             not self._closed

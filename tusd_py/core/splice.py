@@ -45,7 +45,7 @@ class SpliceStep:
 @runtime_checkable
 class SpliceWriter(Protocol):
     """A chunk writer that can take body bytes straight from a socket
-    (:class:`storage.local.LocalWriter`; an S3 spool could later)."""
+    (:class:`storage.local.LocalWriter`, the S3 writer's part spool)."""
 
     @property
     def can_splice(self) -> bool:
