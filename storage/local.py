@@ -33,8 +33,11 @@ from tusd_py.core.splice import Pipe, SpliceStep, splice_step
 
 READ_BLOCK = 1 << 20
 #: With an fsync policy other than ``never``, an upload being written is
-#: flushed in the background every this many bytes (see LocalWriter).
-WRITEBACK_BYTES = 64 << 20
+#: flushed in the background every this many bytes (see LocalWriter). Small
+#: enough that the disk writes while bytes still arrive: 20 concurrent 50 MiB
+#: uploads never reached the former 64 MiB and all waited for their whole file
+#: at completion (1.4x their throughput with 8 MiB, tests/bench/RESULTS.md).
+WRITEBACK_BYTES = 8 << 20
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 #: Threads running splice steps (:meth:`LocalWriter.splice_from`) at once;
 #: a step lasts at most its budget (a fraction of a second), more queue.
