@@ -38,7 +38,9 @@ def test_s3_relay_is_measured_against_boto3() -> None:
 
 
 def test_verdict_row_uses_the_paired_ratio_to_boto3() -> None:
-    text = bench_report.report(records({bench_report.S3_SERVER: [110, 80], bench_report.BOTO: [100, 100]}), info())
+    text = bench_report.report(
+        records({bench_report.S3_SERVER: [110, 80], bench_report.BOTO: [100, 100]}), info()
+    )
     # paired ratios 1.10 and 0.80: median 0.95, below the target
     assert "| S3 relay ≥ 1.0× boto3 upload_file | tusd-py-s3 | 0.950 | **no** |" in text
     assert "| S3 relay: paired ratio to boto3 upload_file ≥ 0.8 | tusd-py-s3 | 0.95 | yes |" in text
@@ -47,7 +49,11 @@ def test_verdict_row_uses_the_paired_ratio_to_boto3() -> None:
 
 
 def test_zero_copy_off_variant_gives_a_before_after_row() -> None:
-    values = {bench_report.S3_SERVER: [120, 100], bench_report.S3_COPY: [100, 100], bench_report.BOTO: [100, 100]}
+    values = {
+        bench_report.S3_SERVER: [120, 100],
+        bench_report.S3_COPY: [100, 100],
+        bench_report.BOTO: [100, 100],
+    }
     text = bench_report.report(records(values), info())
     assert "| s3 64M to moto | tusd-py-s3 | 100.0 | 110.0 | 1.10 |" in text
     assert "| S3 relay ≥ 1.0× boto3 upload_file | tusd-py-s3 | 1.100 | yes |" in text
