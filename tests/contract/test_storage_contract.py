@@ -50,6 +50,7 @@ from tests.contract.storage_backends import (
     S3_THRESHOLD,
     Harness,
     SocketBody,
+    Spliced,
     StorageSpec,
     publishable,
     sha256,
@@ -340,6 +341,21 @@ def body() -> Iterator[SocketBody]:
     sent.close()
 
 
+async def splice_rest(harness: Harness, info: UploadInfo, rest: bytes) -> Spliced:
+    """``rest`` sent over a fresh socket pair and spliced into a new writer of
+    ``info`` (closed here, having taken it all)."""
+    again = SocketBody()
+    try:
+        writer = await splice_writer(harness, info)
+        sending = asyncio.ensure_future(again.send(rest))
+        done = await harness.splice(writer, again, len(rest), upload_id=info.id)
+        await sending
+        assert await writer.close() == len(rest)
+    finally:
+        again.close()
+    return done
+
+
 async def splice_writer(harness: Harness, info: UploadInfo) -> ChunkWriter:
     """A writer for ``info`` that takes spliced bodies (every backend's does)."""
     writer = await harness.storage.open_writer(info)
@@ -392,16 +408,8 @@ async def test_spliced_body_cut_mid_part_keeps_its_bytes(harness: Harness, body:
     assert await writer.close() == sent
     assert await harness.storage.durable_offset(info) == sent
     info = await harness.commit(info, sent)
-    again = SocketBody()
-    try:
-        writer = await splice_writer(harness, info)
-        sending = asyncio.ensure_future(again.send(data[sent:]))
-        done = await harness.splice(writer, again, len(data) - sent, upload_id=info.id)
-        await sending
-        assert (done.spliced, done.cut) == (len(data) - sent, False)
-        assert await writer.close() == len(data) - sent
-    finally:
-        again.close()
+    done = await splice_rest(harness, info, data[sent:])
+    assert (done.spliced, done.cut) == (len(data) - sent, False)
     info = await harness.commit(info, len(data) - sent)
     info = await harness.finish(info)
     assert sha256(await harness.read(info)) == sha256(data)
@@ -430,16 +438,8 @@ async def test_spliced_deferred_length_switches_like_copied_bytes(harness: Harne
     assert info.storage_meta.get("phase") == ("s3" if s3 else None)
     meta = await storage.declare_length(info, len(data))
     info = await harness.store.update(info.id, {"length": len(data), "storage_meta": dict(meta)})
-    again = SocketBody()
-    try:
-        writer = await splice_writer(harness, info)
-        sending = asyncio.ensure_future(again.send(data[first:]))
-        done = await harness.splice(writer, again, len(data) - first, upload_id=info.id)
-        await sending
-        assert (done.spliced, done.copied) == (len(data) - first, 0)
-        assert await writer.close() == len(data) - first
-    finally:
-        again.close()
+    done = await splice_rest(harness, info, data[first:])
+    assert (done.spliced, done.copied) == (len(data) - first, 0)
     info = await harness.commit(info, len(data) - first)
     info = await harness.finish(info)
     assert sha256(await harness.read(info)) == sha256(data)

@@ -57,11 +57,9 @@ def body(size: int) -> bytes:
     return os.urandom(size)
 
 
-@pytest.mark.gen_test(timeout=60)
-async def test_large_patch_is_spliced_identical_and_keeps_alive(
-    tus: Tus, stored: Stored, connect: Connect, spliced: list[int]
-) -> None:
-    data = body(32 * MIB)
+async def one_spliced_patch_keeps_alive(tus: Tus, connect: Connect, spliced: list[int], data: bytes) -> str:
+    """``data`` in one PATCH of a new upload: spliced but for its head,
+    answered 204 on a connection that then serves a HEAD. Returns its URL."""
     url = await tus.create_url(len(data))
     path = "/files/" + upload_id_of(url)
     conn = await connect()
@@ -71,12 +69,20 @@ async def test_large_patch_is_spliced_identical_and_keeps_alive(
     assert res.status == 204, res
     assert res.header("Upload-Offset") == str(len(data))
     assert res.header("Connection") != "close"
-    assert len(spliced) == 1 and len(data) - 4 * MIB <= spliced[0] <= len(data) - HEAD_BYTES
-    assert stored.content(upload_id_of(url)) == data
-    # the same connection serves the next request
+    assert len(spliced) == 1 and len(data) - HEAD_BYTES - (64 << 10) <= spliced[0] <= len(data) - HEAD_BYTES
     await conn.send_request("HEAD", path, TUS)
     head = await conn.read_response("HEAD")
     assert head.status == 200 and head.header("Upload-Offset") == str(len(data))
+    return url
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_large_patch_is_spliced_identical_and_keeps_alive(
+    tus: Tus, stored: Stored, connect: Connect, spliced: list[int]
+) -> None:
+    data = body(32 * MIB)
+    url = await one_spliced_patch_keeps_alive(tus, connect, spliced, data)
+    assert stored.content(upload_id_of(url)) == data
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 from handlers.zerocopy import HEAD_BYTES
-from tests.http.conftest import Connect, upload_id_of
+from tests.http.conftest import Connect
 from tests.http.test_patch_interrupted import offset_reaches, start_patch, streams_open
+from tests.http.test_zero_copy import one_spliced_patch_keeps_alive
 from tests.http.test_zero_copy import spliced as spliced  # noqa: F401 (a fixture)
 from tests.integration import s3_support as s3t
-from tests.tusclient import PATCH_TYPE, TUS, Tus
+from tests.tusclient import Tus
 from tusd_py.ops.context import AppContext
 
 MIB = 1 << 20
@@ -49,19 +50,7 @@ async def test_large_patch_is_spliced_into_the_spool_and_keeps_alive(
     """One PATCH over several parts (more than the spool holds at once) is
     spliced, answered on a connection that stays open, and lands in S3."""
     data = os.urandom(3 * PART + 12345)
-    url = await tus.create_url(len(data))
-    path = "/files/" + upload_id_of(url)
-    conn = await connect()
-    headers = {**TUS, **PATCH_TYPE, "Upload-Offset": "0", "Content-Length": str(len(data))}
-    await conn.send_request("PATCH", path, headers, data)
-    res = await conn.read_response()
-    assert res.status == 204, res
-    assert res.header("Upload-Offset") == str(len(data))
-    assert res.header("Connection") != "close"
-    assert len(spliced) == 1 and len(data) - 4 * MIB <= spliced[0] <= len(data) - HEAD_BYTES
-    await conn.send_request("HEAD", path, TUS)
-    head = await conn.read_response("HEAD")
-    assert head.status == 200 and head.header("Upload-Offset") == str(len(data))
+    url = await one_spliced_patch_keeps_alive(tus, connect, spliced, data)
     assert await stored_object(tus, url) == data
 
 
