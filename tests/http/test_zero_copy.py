@@ -208,12 +208,11 @@ async def test_creation_with_large_body_is_spliced(tus: Tus, stored: Stored, spl
     assert stored.content(upload_id_of(res.headers["Location"])) == data
 
 
-@pytest.mark.gen_test(timeout=60)
-async def test_body_cut_midway_keeps_exactly_the_bytes_received(
-    tus: Tus, stored: Stored, ctx: AppContext, connect: Connect, spliced: list[int]
-) -> None:
-    data = body(8 * MIB)
-    sent = 3 * MIB + 12345
+async def cut_spliced_body(
+    tus: Tus, ctx: AppContext, connect: Connect, spliced: list[int], data: bytes, sent: int
+) -> str:
+    """A new upload of ``data`` whose one PATCH is cut (FIN) after ``sent``
+    bytes, some of them spliced: its offset is then exactly ``sent``. Returns its URL."""
     url = await tus.create_url(len(data))
     conn = await start_patch(connect, url, 0, len(data), data[:sent])
     await offset_reaches(tus, url, sent)
@@ -221,8 +220,18 @@ async def test_body_cut_midway_keeps_exactly_the_bytes_received(
     await streams_open(ctx, 0)
     head = await tus.head(url)
     assert head.headers["Upload-Offset"] == str(sent)
-    assert stored.content(upload_id_of(url)) == data[:sent]
     assert spliced and spliced[0] > 0
+    return url
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_body_cut_midway_keeps_exactly_the_bytes_received(
+    tus: Tus, stored: Stored, ctx: AppContext, connect: Connect, spliced: list[int]
+) -> None:
+    data = body(8 * MIB)
+    sent = 3 * MIB + 12345
+    url = await cut_spliced_body(tus, ctx, connect, spliced, data, sent)
+    assert stored.content(upload_id_of(url)) == data[:sent]
     res = await tus.patch(url, sent, data[sent:])
     assert res.code == 204 and res.headers["Upload-Offset"] == str(len(data))
     assert stored.content(upload_id_of(url)) == data

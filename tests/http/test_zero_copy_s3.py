@@ -17,8 +17,7 @@ import pytest
 
 from handlers.zerocopy import HEAD_BYTES
 from tests.http.conftest import Connect
-from tests.http.test_patch_interrupted import offset_reaches, start_patch, streams_open
-from tests.http.test_zero_copy import one_spliced_patch_keeps_alive
+from tests.http.test_zero_copy import cut_spliced_body, one_spliced_patch_keeps_alive
 from tests.http.test_zero_copy import spliced as spliced  # noqa: F401 (a fixture)
 from tests.integration import s3_support as s3t
 from tests.tusclient import Tus
@@ -60,14 +59,7 @@ async def test_spliced_s3_body_cut_mid_part_keeps_exactly_the_bytes_received(
 ) -> None:
     data = os.urandom(2 * PART + 4096)
     sent = PART + 123457
-    url = await tus.create_url(len(data))
-    conn = await start_patch(connect, url, 0, len(data), data[:sent])
-    await offset_reaches(tus, url, sent)
-    conn.close_fin()
-    await streams_open(ctx, 0)
-    head = await tus.head(url)
-    assert head.headers["Upload-Offset"] == str(sent)
-    assert spliced and spliced[0] > 0
+    url = await cut_spliced_body(tus, ctx, connect, spliced, data, sent)
     res = await tus.patch(url, sent, data[sent:])
     assert res.code == 204 and res.headers["Upload-Offset"] == str(len(data))
     assert len(spliced) == 2 and spliced[1] > 0
