@@ -1,9 +1,10 @@
 """The shared ``redis.asyncio`` client (one pool per process), if configured.
 
-``redis`` (~8 MiB of RSS) is imported only when a client is opened: a server
-without ``[redis] url`` never loads it. Code that only *catches* Redis errors
-names :func:`loaded_redis_errors` in its ``except`` clause instead of
-importing ``redis.exceptions``.
+tusd-py imports ``redis`` only when a client is opened; code that only
+*catches* Redis errors names :func:`loaded_redis_errors` in its ``except``
+clause instead of importing ``redis.exceptions``. (huey's storage module
+still imports ``redis`` whenever it is installed, so a server with the job
+queue has it loaded anyway: ~8 MiB of RSS.)
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ when ``[redis] url`` is set; :class:`LiveEventSink` feeds the hub from the
 upload service.
 
 :mod:`tusd_py.events.live.bridge` (and with it ``redis``) is imported only
-when a bridge is built or ``RedisBridge`` is asked for: a server without
-Redis does not load it.
+when a bridge is built or ``RedisBridge`` is asked for: without Redis
+configured this package needs none of it.
 """
 
 from __future__ import annotations
