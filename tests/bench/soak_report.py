@@ -151,9 +151,10 @@ def print_text(result: dict[str, Any]) -> None:
             f"clients still in a request long after the stop: {result['stuck_clients']}",
             file=out,
         )
+    print(f"RSS after the warm-up and at the end; halves split at {result['middle_sample_s']} s:", file=out)
     print(
-        f"| process | RSS start MiB | RSS end MiB | growth % | 1st half % | 2nd half % "
-        f"| anon MiB | file MiB | fds start | fds end |  (halves split at {result['middle_sample_s']} s)",
+        "| process | RSS start MiB | RSS end MiB | growth % | 1st half % | 2nd half % "
+        "| anon MiB | file MiB | fds start | fds end |",
         file=out,
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", file=out)
