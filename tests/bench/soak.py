@@ -16,13 +16,15 @@ Not a test (pytest does not collect it). Starts, on 127.0.0.1 and free ports:
 Then ``--clients`` threads of ``soak_client.SoakClient`` run for
 ``--duration`` seconds. RSS and open fds of every server process (C's
 workers included) are sampled after the warm-up (30 s, or a quarter of a
-shorter run) and at the end. At the end the clients stop, the servers get a
+shorter run), every ``--sample-every`` seconds (60) while the load runs, and
+at the end; the report shows each process's RSS series and its growth over
+the first and the second half of the run. At the end the clients stop, the servers get a
 bounded time to become quiet, and leftovers are counted: Redis lock keys,
 live stream leases, multipart uploads of uploads that were completed or
 deleted, plus "Task exception was never retrieved" / 500 / traceback lines in
 the server logs. Exits 1 if an invariant fails (see ``INVARIANTS``)::
 
-    python3 tests/bench/soak.py --duration 600 --clients 50 [--seed N] [--json]
+    python3 tests/bench/soak.py --duration 600 --clients 50 [--seed N] [--sample-every 60] [--json]
 """
 
 from __future__ import annotations
@@ -114,22 +116,51 @@ def process_tree(pid: int) -> list[int]:
     return [pid, *sorted(set(children))]
 
 
+#: ``/proc/<pid>/status`` fields sampled, and their keys in a sample: the
+#: resident set and its parts (heap and other anonymous memory; mapped files
+#: such as shared libraries and prometheus' multiprocess files; shared memory).
+_STATUS_FIELDS = {
+    "VmRSS:": "rss_kib",
+    "RssAnon:": "anon_kib",
+    "RssFile:": "file_kib",
+    "RssShmem:": "shmem_kib",
+}
+
+
 def sample(servers: dict[str, procs.ServerProcess]) -> dict[str, dict[str, int]]:
-    """``{process name: {"rss_kib", "fds"}}``; C's workers are ``C/w<pid>``."""
+    """``{process name: {"rss_kib", "anon_kib", "file_kib", "shmem_kib", "fds"}}``
+    (0 / -1 when the process is gone); C's workers are ``C/w<pid>``."""
     out: dict[str, dict[str, int]] = {}
     for name, server in servers.items():
         for i, pid in enumerate(process_tree(server.pid)):
             label = name if i == 0 else f"{name}/w{pid}"
-            rss = 0
+            figures = dict.fromkeys(_STATUS_FIELDS.values(), 0)
             with contextlib.suppress(OSError):
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        rss = int(line.split()[1])
+                    key = _STATUS_FIELDS.get(line.split(maxsplit=1)[0] if line else "")
+                    if key:
+                        figures[key] = int(line.split()[1])
             fds = -1
             with contextlib.suppress(OSError):
                 fds = len(os.listdir(f"/proc/{pid}/fd"))
-            out[label] = {"rss_kib": rss, "fds": fds}
+            out[label] = {**figures, "fds": fds}
     return out
+
+
+def sample_until(
+    servers: dict[str, procs.ServerProcess], stop: threading.Event, began: float, until: float, every: float
+) -> list[tuple[float, dict[str, dict[str, int]]]]:
+    """Sample now and then every ``every`` seconds until ``until`` seconds after
+    ``began`` (monotonic), or until ``stop`` is set: ``[(seconds since began,
+    sample)]``. Bounded: at most ``until / every + 1`` samples."""
+    first = time.monotonic() - began
+    series = [(first, sample(servers))]
+    for k in range(1, int(until / every) + 2):
+        due = first + k * every
+        if due >= until or stop.wait(max(0.0, due - (time.monotonic() - began))):
+            break
+        series.append((time.monotonic() - began, sample(servers)))
+    return series
 
 
 # --- leftovers -----------------------------------------------------------------------
@@ -277,7 +308,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             client.start()
         warmup = min(WARMUP, args.duration / 4)
         stop.wait(warmup)
-        at_start = sample(servers)
+        series = sample_until(servers, stop, began, args.duration, args.sample_every)
         stop.wait(max(0.0, args.duration - (time.monotonic() - began)))
         stop.set()
         join_deadline = time.monotonic() + JOIN_TIMEOUT
@@ -286,9 +317,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         stuck = [c.name for c in clients if c.is_alive()]
         ran = time.monotonic() - began
         found, waited = quiet(redis_url, endpoint, bucket, stats)
-        at_end = sample(servers)
+        series.append((time.monotonic() - began, sample(servers)))
         alive = {name: s.proc is not None and s.proc.poll() is None for name, s in servers.items()}
-    return report(args, stats, at_start, at_end, found, waited, ran, stuck, alive, log_findings(servers))
+    return report(args, stats, series, found, waited, ran, stuck, alive, log_findings(servers))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,13 +327,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=600.0, help="seconds of load (default 600)")
     ap.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the clients' random choices")
+    ap.add_argument(
+        "--sample-every", type=float, default=60.0, help="seconds between RSS samples (default 60)"
+    )
     ap.add_argument("--json", action="store_true", help="print the report as one JSON object")
     ap.add_argument("--no-auth", action="store_true", help="serve --no-auth (no stream leases)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs) and print its path")
     args = ap.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    if args.duration <= 0 or not 1 <= args.clients <= 500:
-        ap.error("--duration must be positive and --clients 1..500")
+    if args.duration <= 0 or not 1 <= args.clients <= 500 or args.sample_every < 1:
+        ap.error("--duration must be positive, --clients 1..500 and --sample-every >= 1")
     if shutil.which("redis-server") is None:
         ap.error("redis-server is not installed")
     work = Path(tempfile.mkdtemp(prefix="tusd-soak-"))

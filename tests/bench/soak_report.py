@@ -14,12 +14,58 @@ from tests.bench.soak_client import Stats
 #: RSS growth (percent, warm-up to end) allowed per server process.
 RSS_GROWTH_LIMIT = 10.0
 
+#: ``[(seconds since the load began, {process: {"rss_kib", "anon_kib", ...}})]``
+#: as sampled by ``soak.sample_until``: the first after the warm-up, the last
+#: at the end (after the quiet wait).
+Series = list[tuple[float, dict[str, dict[str, int]]]]
+
+
+def _pct(before: int, after: int) -> float | None:
+    return round(100.0 * (after - before) / before, 1) if before and after else None
+
+
+def _mib(kib: int | None) -> float | None:
+    return round(kib / 1024, 1) if kib else None
+
+
+def middle(series: Series) -> int:
+    """Index of the sample nearest to halfway between the first and the last."""
+    halfway = (series[0][0] + series[-1][0]) / 2
+    return min(range(len(series)), key=lambda i: abs(series[i][0] - halfway))
+
+
+def rss_figures(series: Series) -> dict[str, dict[str, Any]]:
+    """Per process: RSS (and its anonymous / file-backed parts) at the start and
+    the end, its series in MiB (None where the process was not there), and its
+    growth in percent from start to end (``rss_growth_pct``, the invariant's
+    figure) and over each half (start to the middle sample, middle to end; each
+    relative to the RSS at the beginning of that half)."""
+    at_start, at_mid, at_end = series[0][1], series[middle(series)][1], series[-1][1]
+    out: dict[str, dict[str, Any]] = {}
+    for label in sorted({name for _, taken in series for name in taken}):
+        start, mid, end = at_start.get(label, {}), at_mid.get(label, {}), at_end.get(label, {})
+        rss0, rss_mid, rss1 = start.get("rss_kib", 0), mid.get("rss_kib", 0), end.get("rss_kib", 0)
+        out[label] = {
+            "rss_start_mib": round(rss0 / 1024, 1),
+            "rss_end_mib": round(rss1 / 1024, 1),
+            "rss_growth_pct": _pct(rss0, rss1),
+            "growth_first_half_pct": _pct(rss0, rss_mid),
+            "growth_second_half_pct": _pct(rss_mid, rss1),
+            "anon_start_mib": _mib(start.get("anon_kib")),
+            "anon_end_mib": _mib(end.get("anon_kib")),
+            "file_start_mib": _mib(start.get("file_kib")),
+            "file_end_mib": _mib(end.get("file_kib")),
+            "rss_series_mib": [_mib(taken.get(label, {}).get("rss_kib")) for _, taken in series],
+            "fds_start": start.get("fds"),
+            "fds_end": end.get("fds"),
+        }
+    return out
+
 
 def report(
     args: argparse.Namespace,
     stats: Stats,
-    at_start: dict[str, dict[str, int]],
-    at_end: dict[str, dict[str, int]],
+    series: Series,
     found: dict[str, Any],
     waited: float,
     ran: float,
@@ -41,18 +87,7 @@ def report(
             "deleted": len(stats.deleted),
             "s3": len(stats.s3_routed),
         }
-    processes = {}
-    for label in sorted(set(at_start) | set(at_end)):
-        start, end = at_start.get(label, {}), at_end.get(label, {})
-        rss0, rss1 = start.get("rss_kib", 0), end.get("rss_kib", 0)
-        growth = round(100.0 * (rss1 - rss0) / rss0, 1) if rss0 and rss1 else None
-        processes[label] = {
-            "rss_start_mib": round(rss0 / 1024, 1),
-            "rss_end_mib": round(rss1 / 1024, 1),
-            "rss_growth_pct": growth,
-            "fds_start": start.get("fds"),
-            "fds_end": end.get("fds"),
-        }
+    processes = rss_figures(series)
     five_xx = sum(n for key, n in statuses.items() if int(key.split()[1]) >= 500)
     server_5xx = sum(n for v in logs.values() for n in v["access_5xx"].values())
     checks = {
@@ -87,6 +122,8 @@ def report(
         "events": events,
         "uploads": uploads,
         "processes": processes,
+        "sample_times_s": [round(t) for t, _ in series],
+        "middle_sample_s": round(series[middle(series)][0]),
         "leftovers": {**found, "quiet_wait_s": round(waited, 1)},
         "server_logs": logs,
         "samples": samples,
@@ -114,14 +151,27 @@ def print_text(result: dict[str, Any]) -> None:
             f"clients still in a request long after the stop: {result['stuck_clients']}",
             file=out,
         )
-    print("| process | RSS start MiB | RSS end MiB | growth % | fds start | fds end |", file=out)
-    print("|---|---:|---:|---:|---:|---:|", file=out)
+    print(f"RSS after the warm-up and at the end; halves split at {result['middle_sample_s']} s:", file=out)
+    print(
+        "| process | RSS start MiB | RSS end MiB | growth % | 1st half % | 2nd half % "
+        "| anon MiB | file MiB | fds start | fds end |",
+        file=out,
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", file=out)
     for label, p in result["processes"].items():
         print(
             f"| {label} | {p['rss_start_mib']} | {p['rss_end_mib']} | {p['rss_growth_pct']} "
+            f"| {p['growth_first_half_pct']} | {p['growth_second_half_pct']} "
+            f"| {p['anon_start_mib']} → {p['anon_end_mib']} | {p['file_start_mib']} → {p['file_end_mib']} "
             f"| {p['fds_start']} | {p['fds_end']} |",
             file=out,
         )
+    times = result["sample_times_s"]
+    print("RSS series, MiB (seconds since the load began; the last column is the end sample):", file=out)
+    print("| process | " + " | ".join(f"{t} s" for t in times) + " |", file=out)
+    print("|---|" + "---:|" * len(times), file=out)
+    for label, p in result["processes"].items():
+        print(f"| {label} | " + " | ".join(str(v) for v in p["rss_series_mib"]) + " |", file=out)
     left = result["leftovers"]
     print(
         f"leftovers after {left['quiet_wait_s']} s: locks {len(left['locks'])} {left['locks'][:5]}, "
