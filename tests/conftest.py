@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ import tornado.web
 
 from handlers.app import make_app
 from tests import services
+from tests.integration.procs import RedisProcess
 from tests.integration.s3_support import new_bucket
 from tusd_py.cli.server import build_context
 from tusd_py.cli.server import http_server as make_http_server
@@ -39,6 +41,18 @@ def redis_url() -> Iterator[str]:
         return
     with services.redis_server() as url:
         yield url
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server of this test alone: it may pause, kill or restart it
+    (``redis_url`` is shared by the whole session)."""
+    proc = RedisProcess(tmp_path / "redis")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-import tornado.ioloop
 
 from tests import services
 from tests.integration.procs import RedisProcess
@@ -105,14 +102,6 @@ async def test_a_holder_whose_lock_was_taken_over_is_asked_to_stop(redis_url: st
     finally:
         await locker.close()
         await client.aclose()
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path, io_loop: tornado.ioloop.IOLoop) -> Iterator[RedisProcess]:
-    proc = RedisProcess(tmp_path / "redis")
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 @pytest.mark.gen_test(timeout=60)

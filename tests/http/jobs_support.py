@@ -10,7 +10,8 @@ import csv
 import io
 import json
 import threading
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,6 +28,21 @@ from tusd_py.ops.context import AppContext
 ALICE = bearer("alice")
 #: Config overrides that keep retries and lease recovery quick in tests.
 FAST_JOBS = {"jobs.retry_delay": 0.05, "jobs.max_retry_delay": 0.2, "jobs.visibility_timeout": 2.0}
+
+
+def jobs_overrides(
+    deployment: str, redis_url: Callable[[], str], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Config overrides of a jobs test on ``deployment`` ("sqlite": SQLite state +
+    SqliteHuey; "redis": Redis for both, on a fresh key prefix): :data:`FAST_JOBS`
+    plus ``values``. ``redis_url`` is called only for Redis."""
+    out: dict[str, Any] = {**FAST_JOBS, **values}
+    if deployment == "redis":
+        out["redis.url"] = redis_url()
+        out["redis.prefix"] = f"jobs-{uuid.uuid4().hex[:8]}:"
+    return out
+
+
 #: ``[hooks] secret`` of the webhook tests.
 SECRET = "s3cret-for-tests"
 

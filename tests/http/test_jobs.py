@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import json
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from tests.http.jobs_support import (
     ALICE,
-    FAST_JOBS,
     all_rows,
     consuming_ctx,
     csv_bytes,
+    jobs_overrides,
     post_process,
     upload,
     wait_job,
@@ -43,11 +42,9 @@ ADMIN = bearer("root", "admin")
 @pytest.fixture(params=["sqlite", "redis"])
 def config_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Every test on both deployments: SQLite state + SqliteHuey, and Redis for both."""
-    values: dict[str, Any] = {**FAST_JOBS, "jobs.max_attempts": 2}
-    if request.param == "redis":
-        values["redis.url"] = request.getfixturevalue("redis_url")
-        values["redis.prefix"] = f"jobs-{uuid.uuid4().hex[:8]}:"
-    return values
+    return jobs_overrides(
+        request.param, lambda: request.getfixturevalue("redis_url"), {"jobs.max_attempts": 2}
+    )
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ deployments (SQLite; Redis for state, queue and jobs), consumer in-process."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,15 @@ import pytest
 import tornado.ioloop
 from tornado.httpclient import AsyncHTTPClient
 
-from tests.http.jobs_support import ALICE, FAST_JOBS, consuming_ctx, csv_bytes, post_process, upload, wait_job
+from tests.http.jobs_support import (
+    ALICE,
+    consuming_ctx,
+    csv_bytes,
+    jobs_overrides,
+    post_process,
+    upload,
+    wait_job,
+)
 from tests.restapi import eventually, get_json
 from tests.tusclient import Tus
 from tusd_py.core.config import Config
@@ -27,11 +34,11 @@ RETENTION = 3 * 3600.0
 
 @pytest.fixture(params=["sqlite", "redis"])
 def config_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
-    values: dict[str, Any] = {**FAST_JOBS, "jobs.max_attempts": 1, "jobs.retention": RETENTION}
-    if request.param == "redis":
-        values["redis.url"] = request.getfixturevalue("redis_url")
-        values["redis.prefix"] = f"prune-{uuid.uuid4().hex[:8]}:"
-    return values
+    return jobs_overrides(
+        request.param,
+        lambda: request.getfixturevalue("redis_url"),
+        {"jobs.max_attempts": 1, "jobs.retention": RETENTION},
+    )
 
 
 @pytest.fixture

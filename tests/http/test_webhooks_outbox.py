@@ -18,7 +18,6 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,25 +46,14 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
 
 
 @pytest.fixture
-def job_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    """A redis-server of this test alone (it is paused and stopped)."""
-    server = RedisProcess(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def config_overrides(receiver: tuple[Receiver, str]) -> dict[str, Any]:
     return {**FAST_JOBS, "hooks.url": [receiver[1]], "hooks.secret": SECRET}
 
 
 @pytest.fixture
-def ctx(io_loop: tornado.ioloop.IOLoop, tus_config: Config, job_redis: RedisProcess) -> Iterator[AppContext]:
+def ctx(io_loop: tornado.ioloop.IOLoop, tus_config: Config, own_redis: RedisProcess) -> Iterator[AppContext]:
     client = redis.Redis.from_url(
-        job_redis.url, socket_timeout=STORE_TIMEOUT, socket_connect_timeout=STORE_TIMEOUT
+        own_redis.url, socket_timeout=STORE_TIMEOUT, socket_connect_timeout=STORE_TIMEOUT
     )
     store = RedisJobStore(client, f"outbox-{uuid.uuid4().hex[:8]}:")
     yield from consuming_ctx(io_loop, tus_config, job_store=store)
@@ -85,7 +73,7 @@ async def test_upload_finished_reaches_the_receiver_after_the_job_store_comes_ba
     tus: Tus,
     http_client: AsyncHTTPClient,
     base_url: str,
-    job_redis: RedisProcess,
+    own_redis: RedisProcess,
     receiver: tuple[Receiver, str],
 ) -> None:
     record, _ = receiver
@@ -96,11 +84,11 @@ async def test_upload_finished_reaches_the_receiver_after_the_job_store_comes_ba
         return bool(record.delivered("upload.created"))
 
     await eventually(created, timeout=30, what="upload.created delivered while Redis is up")
-    assert job_redis.proc is not None
+    assert own_redis.proc is not None
     if outage == "paused":
-        os.kill(job_redis.proc.pid, signal.SIGSTOP)
+        os.kill(own_redis.proc.pid, signal.SIGSTOP)
     else:
-        job_redis.kill()
+        own_redis.kill()
     try:
         assert (await tus.patch(url, 0, b"abcdef", ALICE)).code == 204
 
@@ -111,9 +99,9 @@ async def test_upload_finished_reaches_the_receiver_after_the_job_store_comes_ba
         assert record.delivered("upload.finished") == []
     finally:
         if outage == "paused":
-            os.kill(job_redis.proc.pid, signal.SIGCONT)
+            os.kill(own_redis.proc.pid, signal.SIGCONT)
         else:
-            await asyncio.get_running_loop().run_in_executor(None, job_redis.start)  # same port
+            await asyncio.get_running_loop().run_in_executor(None, own_redis.start)  # same port
 
     async def finished() -> bool:
         return bool(record.delivered("upload.finished"))

@@ -14,10 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.integration import tushttp as tus
 from tests.integration.procs import RedisProcess, ServerProcess
@@ -26,16 +23,6 @@ from tests.integration.procs import RedisProcess, ServerProcess
 REDIS_TIMEOUT = 1.0
 #: What a loaded 2-core machine may add to it (scheduling, process start-up).
 MARGIN = 3.0
-
-
-@pytest.fixture
-def stoppable_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    redis = RedisProcess(tmp_path / "redis")
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
 
 
 def _frozen(redis: RedisProcess, frozen: bool) -> None:
@@ -56,10 +43,10 @@ def _refused_in_time(method: str, url: str, headers: dict[str, str] | None = Non
 
 
 def test_a_frozen_redis_gets_503_within_its_timeout_and_service_resumes(
-    tmp_path: Path, stoppable_redis: RedisProcess
+    tmp_path: Path, own_redis: RedisProcess
 ) -> None:
     env = {
-        "TUSD_PY_REDIS_URL": stoppable_redis.url,
+        "TUSD_PY_REDIS_URL": own_redis.url,
         "TUSD_PY_REDIS_PREFIX": f"stall-{uuid.uuid4().hex[:8]}:",
         "TUSD_PY_REDIS_TIMEOUT": str(REDIS_TIMEOUT),
         "TUSD_PY_SERVER_PROGRESS_INTERVAL": "0.1",
@@ -74,7 +61,7 @@ def test_a_frozen_redis_gets_503_within_its_timeout_and_service_resumes(
         try:
             assert streaming.send(b"s" * 4096)
             tus.poll(lambda: streamed_file.exists() and streamed_file.stat().st_size == 4096)
-            _frozen(stoppable_redis, True)
+            _frozen(own_redis, True)
             # The PATCH in flight cannot publish its progress: answered 503 (or
             # cut) within the timeout, while its client keeps sending.
             for _ in range(100):
@@ -90,7 +77,7 @@ def test_a_frozen_redis_gets_503_within_its_timeout_and_service_resumes(
             _refused_in_time("HEAD", upload)
             _refused_in_time("POST", server.files_url, {"Upload-Length": "10"})
             _refused_in_time("PATCH", upload, patch_headers, b"b" * 10)
-        _frozen(stoppable_redis, False)
+        _frozen(own_redis, False)
         tus.poll(lambda: tus.head(upload).status == 200, timeout=30)
         assert tus.offset_of(upload) == 10
         assert tus.offset_of(streamed) == streamed_file.stat().st_size  # what is durable
@@ -98,6 +85,6 @@ def test_a_frozen_redis_gets_503_within_its_timeout_and_service_resumes(
         assert tus.get(upload).body == b"a" * 10 + b"b" * 10
         assert tus.create(server.files_url, 5)
     finally:
-        if stoppable_redis.proc is not None:
-            _frozen(stoppable_redis, False)
+        if own_redis.proc is not None:
+            _frozen(own_redis, False)
         server.stop()
