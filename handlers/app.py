@@ -9,7 +9,8 @@ from typing import Any
 import tornado.httputil
 import tornado.web
 
-from handlers.base import HeadersTooLargeHandler, NotFoundHandler, request_head_size
+from handlers import quickhead
+from handlers.base import HeadersTooLargeHandler, NotFoundHandler, app_settings, request_head_size
 from handlers.collection import CollectionHandler
 from handlers.health import HealthHandler, ReadyHandler
 from handlers.index import IndexHandler
@@ -62,7 +63,9 @@ def request_logger(ctx: AppContext) -> Callable[[tornado.web.RequestHandler], No
 
 
 class TusApplication(tornado.web.Application):
-    """The routes, plus a JSON 431 for header blocks over ``server.max_header_size``.
+    """The routes, plus a JSON 431 for header blocks over ``server.max_header_size``
+    and the common tus HEAD answered below the handler (:mod:`handlers.quickhead`;
+    setting ``quick_head=False`` turns that off).
 
     Tornado itself drops a connection whose headers exceed its own limit
     without answering; :func:`tusd_py.cli.server.http_server` sets that limit to
@@ -79,7 +82,19 @@ class TusApplication(tornado.web.Application):
     ) -> tornado.web._HandlerDelegate:
         if request_head_size(request) > self._ctx.config.server.max_header_size:
             return self.get_handler_delegate(request, HeadersTooLargeHandler, {"ctx": self._ctx})
-        return super().find_handler(request, **kwargs)
+        delegate = super().find_handler(request, **kwargs)
+        if (
+            delegate.handler_class is UploadHandler
+            and self.settings.get("quick_head", True)
+            and len(delegate.path_args) == 1
+            and quickhead.qualifies(request)
+        ):
+            try:
+                upload_id = delegate.path_args[0].decode("utf-8")
+            except UnicodeDecodeError:
+                return delegate
+            return quickhead.QuickHead(self, request, delegate, self._ctx, upload_id)  # type: ignore[return-value]
+        return delegate
 
 
 def make_app(ctx: AppContext, **settings: Any) -> tornado.web.Application:
@@ -90,6 +105,7 @@ def make_app(ctx: AppContext, **settings: Any) -> tornado.web.Application:
         "default_handler_args": {"ctx": ctx},
         "xsrf_cookies": False,
         "compress_response": False,
+        **app_settings(),
     }
     options.update(settings)
     return TusApplication(ctx, routes(ctx) + web_routes(ctx), **options)

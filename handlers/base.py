@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import secrets
-from collections.abc import Awaitable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -41,6 +43,56 @@ _TORNADO_CODES = {
     431: "ERR_HEADERS_TOO_LARGE",
 }
 _REASONS = {460: "Checksum Mismatch", 507: "Insufficient Storage", 423: "Locked"}
+#: The ``Server`` header (Tornado's own).
+SERVER = f"TornadoServer/{tornado.version}"
+
+
+class RequestIds:
+    """New ``X-Request-ID`` values (for requests that bring none): 64 bits
+    from a generator seeded once from the OS, so a request costs no system
+    call. An id labels log lines and guards nothing. Make one per process
+    (the server builds its application after forking workers)."""
+
+    def __init__(self) -> None:
+        self._random = random.Random()  # seeded from os.urandom
+
+    def __call__(self) -> str:
+        return f"{self._random.getrandbits(64):016x}"
+
+
+def request_id(settings: Mapping[str, Any], headers: tornado.httputil.HTTPHeaders) -> str:
+    """The request's id: its ``X-Request-ID`` when well-formed, else a new
+    one from the application's ``request_ids`` (:func:`app_settings`)."""
+    supplied = headers.get("X-Request-ID", "")
+    if _REQUEST_ID_RE.fullmatch(supplied):
+        return supplied
+    new_id: RequestIds | None = settings.get("request_ids")
+    return new_id() if new_id is not None else secrets.token_hex(8)
+
+
+def client_ip(ctx: AppContext, request: tornado.httputil.HTTPServerRequest) -> str:
+    """The client's address; proxy headers count only with ``trust_proxy``."""
+    if ctx.config.server.trust_proxy:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+        real = request.headers.get("X-Real-IP")
+        if real:
+            return real.strip()
+    return str(request.remote_ip or "")
+
+
+def http_dates(settings: Mapping[str, Any]) -> Callable[[float], str]:
+    """:func:`tusd_py.core.protocol.http_date`, through the application's
+    ``http_dates`` (:func:`app_settings`) when it has them."""
+    dates: protocol.HttpDates | None = settings.get("http_dates")
+    return dates.format if dates is not None else protocol.http_date
+
+
+def app_settings() -> dict[str, Any]:
+    """The Tornado settings :class:`BaseHandler` reads, one set per application:
+    ``http_dates`` (the ``Date`` and ``Upload-Expires`` strings) and ``request_ids``."""
+    return {"http_dates": protocol.HttpDates(), "request_ids": RequestIds()}
 
 
 @tornado.web.stream_request_body
@@ -66,8 +118,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def initialize(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        supplied = self.request.headers.get("X-Request-ID", "")
-        self.request_id = supplied if _REQUEST_ID_RE.fullmatch(supplied) else secrets.token_hex(8)
+        self.request_id = request_id(self.settings, self.request.headers)
         self._extra_headers: dict[str, str] = {}
         # Tornado's constructor already set the context-free defaults (its
         # ``clear()``); only the headers needing ``ctx`` are added now.
@@ -83,8 +134,22 @@ class BaseHandler(tornado.web.RequestHandler):
         """No automatic ETags: downloads set their own."""
         return None
 
+    def clear(self) -> None:
+        """Tornado's reset of the response, but with no ``Content-Type``
+        default and the ``Date`` from :meth:`http_date` (formatted once a
+        second, not per response)."""
+        self._headers = tornado.httputil.HTTPHeaders({"Server": SERVER, "Date": self.http_date(time.time())})
+        self.set_default_headers()
+        self._write_buffer = []
+        self._status_code = 200
+        self._reason = "OK"
+
+    def http_date(self, timestamp: float) -> str:
+        """:func:`tusd_py.core.protocol.http_date`, through the application's
+        ``http_dates`` (:func:`app_settings`) when it has them."""
+        return http_dates(self.settings)(timestamp)
+
     def set_default_headers(self) -> None:
-        self.clear_header("Content-Type")
         draft: Draft | None = getattr(self, "draft", None)
         if draft is None:
             self.set_header("Tus-Resumable", protocol.TUS_VERSION)
@@ -140,15 +205,8 @@ class BaseHandler(tornado.web.RequestHandler):
     # --- request facts -----------------------------------------------------------
 
     def client_ip(self) -> str:
-        """The client's address; proxy headers count only with ``trust_proxy``."""
-        if self.ctx.config.server.trust_proxy:
-            forwarded = self.request.headers.get("X-Forwarded-For", "")
-            if forwarded:
-                return forwarded.split(",")[0].strip()
-            real = self.request.headers.get("X-Real-IP")
-            if real:
-                return real.strip()
-        return str(self.request.remote_ip or "")
+        """The client's address (:func:`client_ip`)."""
+        return client_ip(self.ctx, self.request)
 
     def external_base(self) -> str:
         """``scheme://host`` of this server as the client sees it."""
@@ -362,7 +420,12 @@ class HeadersTooLargeHandler(BaseHandler):
 
 
 def request_head_size(request: tornado.httputil.HTTPServerRequest) -> int:
-    """Approximate size in bytes of a request's start line and header block."""
+    """Size in bytes of a request's start line and header block: as read,
+    when the connection counted it (:class:`handlers.httpconn.DrainingConnection`),
+    else approximated from the parsed request."""
+    counted: int = getattr(request.connection, "head_size", 0)
+    if counted:
+        return counted
     size = len(request.method or "") + len(request.uri or "") + len(request.version) + 4
     for name, value in request.headers.get_all():
         size += len(name) + len(value) + 4

@@ -93,6 +93,8 @@ class DrainingConnection(HTTP1Connection):
         self._response_sent = False
         self._last_read = 0.0
         self._drain_timer: object | None = None  # an IOLoop timeout handle
+        #: Bytes of the current request's start line and header block.
+        self.head_size = 0
         self._splice: SplicedBody | None = None
 
     # --- the handler's side ----------------------------------------------------
@@ -107,6 +109,7 @@ class DrainingConnection(HTTP1Connection):
 
     def _parse_headers(self, data: bytes) -> tuple[str, tornado.httputil.HTTPHeaders]:
         start_line, headers = super()._parse_headers(data)
+        self.head_size = len(data)
         # Tornado keeps a finished read_until's max_bytes as the target of
         # later reads made with none pending: the header cap (2 MiB) of body
         # bytes would be read ahead while the handler prepares or answers.

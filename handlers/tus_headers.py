@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from handlers.base import BaseHandler
 from tusd_py.core import auth_errors, errors, protocol
 from tusd_py.core.models import ConcatKind, UploadInfo
@@ -35,27 +37,44 @@ def caller_max_size(handler: BaseHandler) -> int:
     return handler.ctx.service.max_size_for(principal)
 
 
+def expires_value(info: UploadInfo, http_date: Callable[[float], str]) -> str | None:
+    """``Upload-Expires`` while the upload can still expire, else None."""
+    if info.expires_at is not None and not info.is_complete:
+        return http_date(info.expires_at)
+    return None
+
+
 def set_expires(handler: BaseHandler, info: UploadInfo) -> None:
     """``Upload-Expires`` while the upload can still expire."""
-    if info.expires_at is not None and not info.is_complete:
-        handler.set_header("Upload-Expires", protocol.http_date(info.expires_at))
+    value = expires_value(info, handler.http_date)
+    if value is not None:
+        handler.set_header("Upload-Expires", value)
+
+
+def upload_headers(info: UploadInfo, http_date: Callable[[float], str]) -> list[tuple[str, str]]:
+    """The HEAD headers describing ``info`` (``http_date`` formats ``Upload-Expires``)."""
+    headers = [("Cache-Control", "no-store")]
+    unfinished_final = info.concat is ConcatKind.FINAL and not info.is_complete
+    if not unfinished_final:
+        headers.append(("Upload-Offset", str(info.offset)))
+    if info.length is not None:
+        headers.append(("Upload-Length", str(info.length)))
+    elif info.concat is not ConcatKind.FINAL:
+        headers.append(("Upload-Defer-Length", "1"))
+    if info.metadata_raw:
+        headers.append(("Upload-Metadata", info.metadata_raw))
+    if info.concat_raw:
+        headers.append(("Upload-Concat", info.concat_raw))
+    expires = expires_value(info, http_date)
+    if expires is not None:
+        headers.append(("Upload-Expires", expires))
+    return headers
 
 
 def set_upload_headers(handler: BaseHandler, info: UploadInfo) -> None:
-    """The HEAD headers describing ``info``."""
-    handler.set_header("Cache-Control", "no-store")
-    unfinished_final = info.concat is ConcatKind.FINAL and not info.is_complete
-    if not unfinished_final:
-        handler.set_header("Upload-Offset", str(info.offset))
-    if info.length is not None:
-        handler.set_header("Upload-Length", str(info.length))
-    elif info.concat is not ConcatKind.FINAL:
-        handler.set_header("Upload-Defer-Length", "1")
-    if info.metadata_raw:
-        handler.set_header("Upload-Metadata", info.metadata_raw)
-    if info.concat_raw:
-        handler.set_header("Upload-Concat", info.concat_raw)
-    set_expires(handler, info)
+    """The HEAD headers describing ``info`` (:func:`upload_headers`)."""
+    for name, value in upload_headers(info, handler.http_date):
+        handler.set_header(name, value)
 
 
 def visibility_of(metadata: dict[str, bytes]) -> str | None:

@@ -242,6 +242,22 @@ async def test_a_flood_of_bad_tokens_is_throttled_per_ip(
     assert (await tus.create(5, headers=bad)).code == 401
 
 
+@pytest.mark.parametrize("limits", [{"throttle.ip_requests_per_minute": 4}])
+@pytest.mark.gen_test
+async def test_heads_answered_below_the_handler_count_once(
+    http_client: AsyncHTTPClient, base_url: str, tus_config: Config
+) -> None:
+    """A HEAD answered by handlers/quickhead.py is counted like any request;
+    the one over the limit is refused (429) by the handler it is handed to."""
+    tus = Tus(http_client, base_url)
+    user = auth(tus_config, "user11")
+    url = await tus.create_url(10, headers=user)  # the first request of the window
+    heads = [await tus.head(url, user) for _ in range(4)]
+    assert [h.code for h in heads] == [200, 200, 200, 429]
+    assert [h.headers["RateLimit-Remaining"] for h in heads] == ["2", "1", "0", "0"]
+    assert "Retry-After" in heads[3].headers
+
+
 CLIENT = """
 import socket, sys
 host, port, path, token = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]

@@ -12,6 +12,7 @@ import binascii
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -312,6 +313,33 @@ def http_date(timestamp: float) -> str:
         f"{_DAY_NAMES[t.tm_wday]}, {t.tm_mday:02d} {_MONTH_NAMES[t.tm_mon - 1]} {t.tm_year:04d} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
     )
+
+
+class HttpDates:
+    """:func:`http_date` of whole seconds, each formatted once while it is
+    asked for: the ``Date`` of every response and the ``Upload-Expires`` of
+    uploads touched in the same second repeat the same few strings.
+    Holds at most ``size`` seconds (then starts over). One per process,
+    used from the IOLoop only (not thread-safe)."""
+
+    def __init__(self, size: int = 64, clock: Callable[[], float] = time.time) -> None:
+        self._texts: dict[int, str] = {}
+        self._size = size
+        self._clock = clock
+
+    def format(self, timestamp: float) -> str:
+        """``http_date(timestamp)``."""
+        second = int(timestamp)
+        text = self._texts.get(second)
+        if text is None:
+            if len(self._texts) >= self._size:
+                self._texts.clear()
+            text = self._texts[second] = http_date(second)
+        return text
+
+    def now(self) -> str:
+        """The ``Date`` header value for a response sent now."""
+        return self.format(self._clock())
 
 
 _UNSAFE_FILENAME_RE: Final = re.compile(r"[^A-Za-z0-9._ ()+\-]")
