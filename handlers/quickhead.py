@@ -30,13 +30,11 @@ already over its limit still costs a record read per HEAD.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
 
 import tornado.httputil
-import tornado.iostream
 import tornado.web
 
 from handlers.base import SERVER, client_ip, http_dates, request_id
@@ -93,14 +91,18 @@ class QuickHead(tornado.httputil.HTTPMessageDelegate):
         self.request_id = ""
         self._inner = inner
         self._ctx = ctx
-        self._start: tornado.httputil.RequestStartLine | None = None
         self._handed_over = False
-        self._answer_task: asyncio.Task[None] | None = None
 
     def get_status(self) -> int:
         return 200
 
     # --- HTTPMessageDelegate ---------------------------------------------------------
+    #
+    # The connection awaits what ``headers_received`` returns: the answer runs
+    # in the connection's own task (no Task per HEAD). The response head is
+    # written there; ``finish`` (called once the request is read: a HEAD
+    # without a body is read with its head) ends the response, as Tornado
+    # keeps a connection alive only for a response finished after its request.
 
     def headers_received(
         self,
@@ -108,12 +110,16 @@ class QuickHead(tornado.httputil.HTTPMessageDelegate):
         headers: tornado.httputil.HTTPHeaders,
     ) -> Awaitable[None] | None:
         assert isinstance(start_line, tornado.httputil.RequestStartLine)
-        self._start = start_line
-        return None
+        return self._answer(start_line)
 
     def finish(self) -> None:
-        self._answer_task = asyncio.ensure_future(self._answer())
-        self._answer_task.add_done_callback(_report)
+        if self._handed_over:
+            self._inner.finish()
+            return
+        connection = self.request.connection
+        assert connection is not None
+        connection.finish()
+        self.application.log_request(self)  # type: ignore[arg-type]
 
     def on_connection_close(self) -> None:
         if self._handed_over:
@@ -121,7 +127,7 @@ class QuickHead(tornado.httputil.HTTPMessageDelegate):
 
     # --- the answer ----------------------------------------------------------------
 
-    async def _answer(self) -> None:
+    async def _answer(self, start_line: tornado.httputil.RequestStartLine) -> None:
         ctx = self._ctx
         headers = self.request.headers
         try:
@@ -131,8 +137,12 @@ class QuickHead(tornado.httputil.HTTPMessageDelegate):
             info = await ctx.service.get(principal, self.upload_id)
             self.principal = principal
             limit_headers = await ctx.guard.check("request", principal, client_ip(ctx, self.request))
-        except Exception:  # refused, unknown, gone, a backend failing: the handler
-            self._hand_over()  # answers (and reports) it from scratch
+        except Exception:  # refused, unknown, gone, a backend failing: the
+            # handler answers (and reports) it from scratch
+            self._handed_over = True
+            prepared = self._inner.headers_received(start_line, headers)
+            if prepared is not None:
+                await prepared
             return
         settings = self.application.settings
         http_date = http_dates(settings)
@@ -151,22 +161,4 @@ class QuickHead(tornado.httputil.HTTPMessageDelegate):
             response[name] = value
         connection = self.request.connection
         assert connection is not None
-        try:
-            connection.write_headers(_OK, response)
-            connection.finish()
-        except tornado.iostream.StreamClosedError:
-            return  # the client left: nothing to answer
-        self.application.log_request(self)  # type: ignore[arg-type]
-
-    def _hand_over(self) -> None:
-        """Let the ``UploadHandler`` answer (it starts from scratch)."""
-        self._handed_over = True
-        assert self._start is not None
-        self._inner.headers_received(self._start, self.request.headers)
-        self._inner.finish()
-
-
-def _report(task: asyncio.Task[None]) -> None:
-    """Log what escaped an answer (a failing hand-over); never leave it unretrieved."""
-    if not task.cancelled() and task.exception() is not None:
-        log.error("quick HEAD failed", exc_info=task.exception())
+        connection.write_headers(_OK, response)

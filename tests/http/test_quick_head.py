@@ -22,6 +22,7 @@ from tornado.httpclient import HTTPResponse
 
 from handlers.app import make_app
 from handlers.quickhead import QuickHead
+from tests.http.raw import request_head
 from tests.tusclient import Tus, metadata
 from tusd_py.cli.server import http_server as make_http_server
 from tusd_py.core.config import Config
@@ -143,3 +144,24 @@ async def test_writes_the_same_access_line_and_metrics(
         slow.headers["X-Request-ID"],
     ]
     assert ctx.metrics.requests.labels("HEAD", "200")._value.get() == 2
+
+
+@pytest.mark.gen_test
+async def test_keeps_the_connection_alive_across_answers_and_hand_overs(tus: Tus, connect: Any) -> None:
+    """Quick answers and handed-over ones (404, 412 via a missing header is not
+    quick, so a 404 stands for the hand-over) follow each other on one connection."""
+    url = await tus.create_url(10)
+    conn = await connect()
+    path = urlsplit(url).path
+    statuses = []
+    for target in (path, path, UPLOAD, path):
+        await conn.send(request_head("HEAD", target, {"Tus-Resumable": "1.0.0"}))
+        res = await conn.read_response("HEAD")
+        assert res.header("Connection") != "close"
+        statuses.append((res.status, res.header("Upload-Offset")))
+    pipelined = request_head("HEAD", path, {"Tus-Resumable": "1.0.0"}) * 2
+    await conn.send(pipelined)
+    statuses += [
+        ((r := await conn.read_response("HEAD")).status, r.header("Upload-Offset")) for _ in range(2)
+    ]
+    assert statuses == [(200, "0"), (200, "0"), (404, None), (200, "0"), (200, "0"), (200, "0")]
