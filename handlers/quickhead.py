@@ -9,8 +9,8 @@ HEADs per second of the same answer from a ``RequestHandler``
 
 :class:`QuickHead` answers the common case with the steps
 :class:`handlers.resource.UploadHandler` takes, writing the response straight
-to the connection: a tus HEAD (``Tus-Resumable: 1.0.0``, no body, no CORS
-``Origin``, no IETF-draft headers) of an upload the caller may see. The
+to the connection: a tus HEAD (``Tus-Resumable: 1.0.0``, so never the IETF
+draft; no body, no CORS ``Origin``) of an upload the caller may see. The
 caller is authenticated, the record read (``UploadService.get``, with its
 repairs), the request counted against the rate limits, and the answer built
 from the same header functions; the access line and request metrics are
