@@ -30,7 +30,6 @@ already over its limit still costs a record read per HEAD.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -45,8 +44,6 @@ from tusd_py.ops.context import AppContext
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
-
-log = logging.getLogger("tusd_py.app")
 
 _OK = tornado.httputil.ResponseStartLine("", 200, "OK")
 
