@@ -13,7 +13,6 @@ import json
 import logging
 import random
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
@@ -66,8 +65,8 @@ def request_id(settings: Mapping[str, Any], headers: tornado.httputil.HTTPHeader
     supplied = headers.get("X-Request-ID", "")
     if _REQUEST_ID_RE.fullmatch(supplied):
         return supplied
-    new_id: RequestIds | None = settings.get("request_ids")
-    return new_id() if new_id is not None else secrets.token_hex(8)
+    new_id: RequestIds = settings["request_ids"]
+    return new_id()
 
 
 def client_ip(ctx: AppContext, request: tornado.httputil.HTTPServerRequest) -> str:
@@ -84,14 +83,15 @@ def client_ip(ctx: AppContext, request: tornado.httputil.HTTPServerRequest) -> s
 
 def http_dates(settings: Mapping[str, Any]) -> Callable[[float], str]:
     """:func:`tusd_py.core.protocol.http_date`, through the application's
-    ``http_dates`` (:func:`app_settings`) when it has them."""
-    dates: protocol.HttpDates | None = settings.get("http_dates")
-    return dates.format if dates is not None else protocol.http_date
+    ``http_dates`` (:func:`app_settings`)."""
+    dates: protocol.HttpDates = settings["http_dates"]
+    return dates.format
 
 
 def app_settings() -> dict[str, Any]:
-    """The Tornado settings :class:`BaseHandler` reads, one set per application:
-    ``http_dates`` (the ``Date`` and ``Upload-Expires`` strings) and ``request_ids``."""
+    """The Tornado settings :class:`BaseHandler` reads, one set per application
+    (:func:`handlers.app.make_app` adds them): ``http_dates`` (the ``Date`` and
+    ``Upload-Expires`` strings) and ``request_ids``."""
     return {"http_dates": protocol.HttpDates(), "request_ids": RequestIds()}
 
 
@@ -145,8 +145,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self._reason = "OK"
 
     def http_date(self, timestamp: float) -> str:
-        """:func:`tusd_py.core.protocol.http_date`, through the application's
-        ``http_dates`` (:func:`app_settings`) when it has them."""
+        """:func:`tusd_py.core.protocol.http_date`, through :func:`http_dates`."""
         return http_dates(self.settings)(timestamp)
 
     def set_default_headers(self) -> None:
