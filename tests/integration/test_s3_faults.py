@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -208,7 +209,15 @@ async def test_spool_stays_bounded_when_s3_is_slower_than_the_client(
     proxy: TcpProxy,
     s3_endpoint: str,
     bucket: str,
+    _unused_port: Any,
 ) -> None:
+    # Linux autotunes a loopback receive buffer up to tcp_rmem's maximum (32 MiB
+    # here), which could hold most of the body outside the spool and make "the
+    # client was held back" unmeasurable. A fixed SO_RCVBUF on the listening
+    # socket (accepted sockets inherit it; the kernel doubles it) keeps the bytes
+    # in flight between the client and the spool within the slack asserted below:
+    # client send buffer (tcp_wmem max, 4 MiB) + 2 MiB + the splice pipe and one read.
+    _unused_port[0].setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, MIB)
     data = s3t.pattern(40 * MIB, seed=23)
     tus = Tus(http_client, base_url)
     url = await tus.create_url(len(data))
