@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from tusd_py.core.models import ConcatKind, UploadInfo, UploadState
@@ -55,10 +56,8 @@ def _opt_float(value: Any) -> float | None:
     return None if value is None or value == "" else float(value)
 
 
-def _opt_str(row: Mapping[str, Any], name: str, names: Any) -> str | None:
-    """A text field that records written by older versions may lack (``names``: the row's keys)."""
-    value = row[name] if name in names else None
-    return None if value in (None, "") else str(value)
+def _opt_str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
 
 
 def _json(raw: Any, empty: str) -> Any:
@@ -68,26 +67,40 @@ def _json(raw: Any, empty: str) -> Any:
     return json.loads(raw)
 
 
+# The enums by value, read-only (a plain lookup; calling the enum costs more).
+_CONCAT = MappingProxyType({kind.value: kind for kind in ConcatKind})
+_STATE = MappingProxyType({state.value: state for state in UploadState})
+
+
 def from_row(row: Mapping[str, Any]) -> UploadInfo:
-    """Rebuild an :class:`UploadInfo` from its flat form."""
-    names = row.keys()
+    """Rebuild an :class:`UploadInfo` from its flat form (a hash: fields that
+    records written by older versions lack read as missing)."""
+    return from_values(tuple(row.get(name) for name in FIELDS))
+
+
+def from_values(values: Sequence[Any]) -> UploadInfo:
+    """Rebuild an :class:`UploadInfo` from its flat form's values in
+    :data:`FIELDS` order (a row of ``SELECT`` listing them; positions, not
+    names: every record read goes through here)."""
+    (id_, owner, length, offset, metadata_raw, concat, concat_raw, partials, storage, storage_meta, state,
+     visibility, mime, created_at, updated_at, expires_at, checksum, tier) = values  # fmt: skip
     return UploadInfo(
-        id=str(row["id"]),
-        owner=str(row["owner"]),
-        length=_opt_int(row["length"]),
-        offset=int(row["offset"]),
-        metadata_raw=str(row["metadata_raw"] or ""),
-        concat=ConcatKind(row["concat"]),
-        concat_raw=str(row["concat_raw"] or ""),
-        partials=tuple(_json(row["partials"], "[]")),
-        storage=str(row["storage"]),
-        storage_meta=_json(row["storage_meta"], "{}"),
-        state=UploadState(row["state"]),
-        visibility=str(row["visibility"]),
-        mime=(str(row["mime"]) if row["mime"] not in (None, "") else None),
-        created_at=float(row["created_at"]),
-        updated_at=float(row["updated_at"]),
-        expires_at=_opt_float(row["expires_at"]),
-        checksum=_opt_str(row, "checksum", names),
-        tier=_opt_str(row, "tier", names) or "basic",
+        id=str(id_),
+        owner=str(owner),
+        length=_opt_int(length),
+        offset=int(offset),
+        metadata_raw=str(metadata_raw or ""),
+        concat=_CONCAT.get(concat) or ConcatKind(concat),
+        concat_raw=str(concat_raw or ""),
+        partials=tuple(_json(partials, "[]")),
+        storage=str(storage),
+        storage_meta=_json(storage_meta, "{}"),
+        state=_STATE.get(state) or UploadState(state),
+        visibility=str(visibility),
+        mime=_opt_str(mime),
+        created_at=float(created_at),
+        updated_at=float(updated_at),
+        expires_at=_opt_float(expires_at),
+        checksum=_opt_str(checksum),
+        tier=_opt_str(tier) or "basic",
     )

@@ -132,7 +132,6 @@ def map_sqlite_errors(operation: str) -> Iterator[None]:
 
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout=2000")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -199,7 +198,7 @@ class SQLiteStateStore:
 
     def _one(self, upload_id: str) -> UploadInfo | None:
         row = self._conn.execute(_SELECT + " WHERE id = ?", (upload_id,)).fetchone()
-        return codec.from_row(row) if row is not None else None
+        return codec.from_values(row) if row is not None else None
 
     def _require(self, upload_id: str) -> UploadInfo:
         info = self._one(upload_id)
@@ -281,7 +280,7 @@ class SQLiteStateStore:
                 "AND expires_at < ? ORDER BY expires_at, id LIMIT ?",
                 (now, limit),
             ).fetchall()
-        return [codec.from_row(r) for r in rows]
+        return [codec.from_values(r) for r in rows]
 
     async def purge_tombstones(self, before: float, limit: int) -> int:
         with map_sqlite_errors("purge_tombstones"):
@@ -323,7 +322,7 @@ class SQLiteStateStore:
         args.append(limit)
         with map_sqlite_errors("list_uploads"):
             rows = self._conn.execute(sql, args).fetchall()
-        return [codec.from_row(r) for r in rows]
+        return [codec.from_values(r) for r in rows]
 
     async def list_ids(self, after: str, limit: int) -> Sequence[str]:
         with map_sqlite_errors("list_ids"):
