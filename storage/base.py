@@ -38,6 +38,10 @@ class Capability(StrEnum):
     CONCATENATE = "concatenate"
     DECLARE_LENGTH = "declare-length"
     SERVE_CONTENT = "serve-content"
+    #: ``durable_offset`` answers from this host at once (a file's size), so a
+    #: caller need not bound its wait (HEAD's :func:`~tusd_py.core.recovery.catch_up`
+    #: arms a timer only for storages without it).
+    HOST_OFFSET = "host-offset"
 
 
 @runtime_checkable

@@ -215,6 +215,7 @@ class LocalStorage:
             Capability.CONCATENATE,
             Capability.DECLARE_LENGTH,
             Capability.SERVE_CONTENT,
+            Capability.HOST_OFFSET,
         }
     )
 

@@ -150,6 +150,19 @@ def _get(url: str) -> bytes:
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_host_offset_is_answered_without_waiting(harness: Harness) -> None:
+    """A storage claiming ``HOST_OFFSET`` answers ``durable_offset`` without
+    ever suspending (HEAD's catch-up arms no timer for it)."""
+    requires(harness.storage, Capability.HOST_OFFSET)
+    info = await harness.create(10 * KIB)
+    info = await harness.append(info, pattern(4 * KIB, seed=3))
+    step = harness.storage.durable_offset(info)
+    with pytest.raises(StopIteration) as done:
+        step.send(None)
+    assert done.value.value == 4 * KIB
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_durable_offset_follows_every_request_and_bytes_read_back(harness: Harness) -> None:
     data = pattern(200 * KIB + 7, seed=1)
     info = await harness.create(len(data))

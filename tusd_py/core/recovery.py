@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from storage.base import Capability
 from tusd_py.core import errors
 from tusd_py.core.composer import Composer
 from tusd_py.core.models import UploadInfo, UploadState
@@ -18,7 +19,8 @@ from tusd_py.core.models import UploadInfo, UploadState
 log = logging.getLogger("tusd_py.app")
 
 #: Seconds HEAD waits for a storage's durable offset in :func:`catch_up`
-#: (a local stat takes microseconds; a non-answering S3 must not hold HEAD).
+#: (a non-answering S3 must not hold HEAD; a local stat, :attr:`Capability.HOST_OFFSET`,
+#: is not timed).
 CATCH_UP_WAIT = 1.0
 
 
@@ -37,9 +39,11 @@ async def catch_up(composer: Composer, info: UploadInfo) -> UploadInfo:
         return info
     try:
         storage = composer.storage(info.storage)
-        # asyncio.timeout, not wait_for: no Task and no extra loop turn per HEAD
-        async with asyncio.timeout(CATCH_UP_WAIT):
-            held = await storage.durable_offset(info)
+        if Capability.HOST_OFFSET in storage.capabilities:
+            held = await storage.durable_offset(info)  # a stat: no timer per HEAD
+        else:  # asyncio.timeout, not wait_for: no Task and no extra loop turn per HEAD
+            async with asyncio.timeout(CATCH_UP_WAIT):
+                held = await storage.durable_offset(info)
         if held <= info.offset:
             return info
         lock = composer.locker.new_lock(info.id)
