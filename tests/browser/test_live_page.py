@@ -6,6 +6,7 @@ fails the test); without the socket, the list is polled instead."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from playwright.sync_api import WebSocket, WebSocketRoute, expect
 
 from tests.browser.conftest import OpenPage, expect_errors
-from tests.browser.support import MIB, until
+from tests.browser.support import MIB, patch, request, until
 from tests.browser.test_uploads import PatchGate
 from tests.e2e.helpers import ServerProcess, make_file
 
@@ -101,3 +102,36 @@ def test_without_the_socket_the_list_falls_back_to_polling(
     for held in gate.held:
         held.continue_()
     expect(row).to_have_attribute("data-state", "complete")
+
+
+def test_a_reload_of_the_list_keeps_the_keyboard_on_its_button(
+    open_page: OpenPage, web_server: ServerProcess, origin: str
+) -> None:
+    """A live event reloads the list (new rows replace the old ones); a keyboard
+    user's focus on a row's button moves to the same button of the new row
+    instead of falling back to the page."""
+    token = web_server.token("live-focus")
+
+    def upload(name: str) -> None:
+        metadata = "filename " + base64.b64encode(name.encode()).decode()
+        status, headers, _ = request(
+            f"{origin}/files/", "POST", token, {"Upload-Length": "4", "Upload-Metadata": metadata}
+        )
+        assert status == 201
+        assert patch(headers["location"], token, 0, b"data") == 204
+
+    upload("first.bin")
+    page, _ = open_page(token)
+    expect(page.locator("#library")).to_have_attribute("data-live", "on")
+    download = page.get_by_role("button", name="Download first.bin")
+    download.focus()
+    page.locator("#files-body tr.file").filter(has_text="first.bin").evaluate(
+        "tr => { tr.dataset.old = '1'; }"
+    )
+
+    upload("second.bin")  # upload.created / finished on the socket: the list reloads
+    expect(page.locator("#files-body tr.file").filter(has_text="second.bin")).to_have_count(1)
+    expect(page.locator("#files-body tr.file[data-old]")).to_have_count(0)  # the row was replaced
+    expect(download).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Delete first.bin")).to_be_focused()

@@ -39,10 +39,12 @@
       if (!reset && list.cursor) params.set("cursor", list.cursor);
       try {
         const page = await api("GET", `${ENDPOINT}?${params}`);
+        const at = focusInList();
         if (reset) { $("files-body").replaceChildren(); list.pages = 0; }
         list.pages += 1;
         const added = page.items.map(fileRow);
         $("files-body").append(...added);
+        refocus(at); // new rows replaced the old: the keyboard stays on its button
         list.cursor = page.next_cursor;
         $("more").hidden = !list.cursor;
         const count = $("files-body").querySelectorAll("tr.file").length;
@@ -60,6 +62,22 @@
 
     function rowOf(id) {
       return document.querySelector(`#files-body tr.file[data-id="${CSS.escape(id)}"]`);
+    }
+
+    /* Where the keyboard is in the list: a row's button (its class, else its label), or null. */
+    function focusInList() {
+      const el = document.activeElement;
+      const tr = el instanceof HTMLButtonElement ? el.closest("#files-body tr.file") : null;
+      return tr === null ? null : { id: tr.dataset.id, cls: el.className, label: el.getAttribute("aria-label") };
+    }
+
+    /* After a redraw, put the keyboard back on that button of that row, if both still exist. */
+    function refocus(at) {
+      const tr = at === null ? null : rowOf(at.id);
+      if (tr === null || tr.contains(document.activeElement)) return;
+      const same = (b) => (at.cls ? b.className === at.cls : b.getAttribute("aria-label") === at.label);
+      const again = Array.from(tr.querySelectorAll("button")).find(same);
+      if (again) again.focus();
     }
 
     function cell(label, content) {
@@ -108,7 +126,9 @@
         try {
           const answer = await api("PATCH", `${ENDPOINT}${doc.file_id}/visibility`, { visibility: next });
           const fresh = fileRow(Object.assign({}, doc, { visibility: answer.visibility, jobs: tr.jobs }));
+          const at = focusInList();
           tr.replaceWith(fresh);
+          refocus(at);
           keepPreview();
         } catch (err) {
           if (!refused(err)) say(describe(err));
@@ -183,10 +203,9 @@
         b.className = "process";
         buttons.append(b);
       }
-      const focused = td.contains(document.activeElement) ? document.activeElement.className : null;
+      const at = focusInList();
       td.replaceChildren(items, buttons);
-      const again = focused && buttons.querySelector(`.${focused}`);
-      if (again) again.focus(); // a redraw keeps the keyboard where it was
+      refocus(at); // a redraw keeps the keyboard where it was
       if (current.some((j) => RANK[j.status] < 2)) startJobPoll();
     }
 
